@@ -1,0 +1,5 @@
+import sys
+
+from txcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,21 @@
+"""The one place that chooses a pricing backend.
+
+Every backend is an engine with ``price_batch(batch) -> (priced, rejects)``
+over the same rule book, registry and :class:`~txcore.state.State`, and must
+give identical output.  ``python`` is the reference engine (the spec in code).
+"""
+from __future__ import annotations
+
+from txcore.pricing import ReferenceEngine
+
+BACKENDS = {"python": ReferenceEngine}
+DEFAULT_BACKEND = "python"
+
+
+def make_engine(name: str, book, cards, state):
+    try:
+        cls = BACKENDS[name]
+    except KeyError:
+        from txcore.errors import UsageError
+        raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})") from None
+    return cls(book, cards, state)

@@ -1,0 +1,135 @@
+"""The ``txcore`` command line (SPEC §8).  Thin: parses arguments, calls the API.
+
+Exit codes: 0 success (rejects are not failures), 2 usage or invalid rules /
+reference data, 3 input refused.  Error messages never show a card number.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from txcore import __version__, cardno
+from txcore.backends import BACKENDS, DEFAULT_BACKEND
+from txcore.errors import TxcoreError
+from txcore.reader import DEFAULT_BATCH_SIZE
+from txcore.state import DEFAULT_RETENTION_DAYS
+from txcore.writer import OUTPUT_FORMATS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit 2, as argparse does, with our prefix
+        self.print_usage(sys.stderr)
+        self.exit(2, f"txcore: error: {message}\n")
+
+
+def _common_pricing_args(p):
+    p.add_argument("--rules", required=True, metavar="DIR", help="rules folder (TOML versions)")
+    p.add_argument("--cards", required=True, metavar="FILE", help="card registry (CSV or Parquet)")
+    p.add_argument("--merchants", metavar="FILE",
+                   help="partner merchants (CSV or Parquet); replaces each version's own table")
+    p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--format", default="parquet", choices=OUTPUT_FORMATS,
+                   help="output format (default parquet)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help=f"rows per record batch (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
+                   help=f"pricing backend (default {DEFAULT_BACKEND}; python is the reference)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="input files (.parquet .csv .avro .arrow .feather .arrows, - = stdin)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="txcore", description="Price union member service card transactions.")
+    parser.add_argument("--version", action="version", version=f"txcore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="price input files with durable state",
+                       description="Price input files in order; counters carry over in --state.")
+    _common_pricing_args(p)
+    p.add_argument("--state", required=True, metavar="DIR", help="state folder (created if absent)")
+    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N",
+                   help=f"days the reversal index remembers (default {DEFAULT_RETENTION_DAYS})")
+
+    p = sub.add_parser("rules", help="rules tools")
+    rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
+    c = rsub.add_parser("check", help="validate a rules folder and list what it holds",
+                        description="Validate a rules folder; list versions and rules, or every "
+                                    "problem with file, rule and key (exit 2).")
+    c.add_argument("dir", metavar="DIR")
+    c.add_argument("--merchants", metavar="FILE", help="partner merchants to check with the rules")
+
+    p = sub.add_parser("fixtures", help="write a synthetic data set (SPEC §9)",
+                       description="Write cards.csv, merchants.csv and one transaction file per "
+                                   "day, shaped by the Licheng 2013 notice.")
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--members", type=int, default=120_000, metavar="N")
+    p.add_argument("--days", type=int, default=3, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--start", type=dt.date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                   help="first day (default 2015-10-29)")
+    p.add_argument("--rate", type=float, default=2.8, metavar="R",
+                   help="transactions per card per day (default 2.8)")
+    p.add_argument("--format", default="parquet", choices=("parquet", "csv"))
+
+    p = sub.add_parser("demo", help="price the bundled fixtures and print the summary",
+                       description="Price the bundled fixture days with the default rules from "
+                                   "an empty state and print the summary.")
+    p.add_argument("-o", "--out", metavar="OUTDIR", help="output folder (default: a new temp dir)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS))
+    p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except TxcoreError as exc:
+        print(f"txcore: {cardno.redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("txcore: interrupted; nothing of this run was committed", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    import txcore
+    from txcore import summary
+
+    if args.command == "run":
+        result = txcore.run(args.files, rules=args.rules, cards=args.cards,
+                            merchants=args.merchants, out_dir=args.out, state_dir=args.state,
+                            fmt=args.format, batch_size=args.batch_size,
+                            retention_days=args.retention_days, backend=args.backend,
+                            progress=False if args.no_progress else None)
+        print(summary.render(result))
+        return 0
+    if args.command == "rules":
+        from txcore.rules import describe
+        merchants = txcore.load_merchants(args.merchants) if args.merchants else None
+        print(describe(txcore.load_book(args.dir, merchants)))
+        print("rules OK")
+        return 0
+    if args.command == "fixtures":
+        kw = {"start": args.start} if args.start else {}
+        files = txcore.make_fixtures(args.out, members=args.members, days=args.days,
+                                     seed=args.seed, rate=args.rate, fmt=args.format, **kw)
+        for f in files:
+            print(f)
+        return 0
+    if args.command == "demo":
+        result = txcore.demo(args.out, backend=args.backend)
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            print(summary.render(result))
+            print(f"\noutputs and summary.json in {result['out_dir']}")
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

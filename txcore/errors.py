@@ -1,0 +1,41 @@
+"""Errors that stop a command, each with the exit code of SPEC §8.
+
+A bad *row* is never an error: it is a reject.  These are for whole inputs.
+"""
+
+
+class TxcoreError(Exception):
+    exit_code = 2
+
+
+class UsageError(TxcoreError):
+    """Bad command line (exit 2)."""
+
+
+class RulesError(TxcoreError):
+    """A rules folder that fails to parse or validate (exit 2).
+
+    ``problems`` lists every problem found, each naming file, rule and key.
+    """
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("invalid rules:\n  " + "\n  ".join(self.problems))
+
+
+class RefDataError(TxcoreError):
+    """Invalid card registry or merchants table (exit 2)."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("invalid reference data:\n  " + "\n  ".join(self.problems))
+
+
+class InputRefused(TxcoreError):
+    """An input file that cannot be read as a whole (exit 3); nothing of it is committed."""
+
+    exit_code = 3
+
+
+class StateError(TxcoreError):
+    """The state directory cannot be used (exit 2)."""

@@ -1,0 +1,175 @@
+"""The reference pricing engine: SPEC §4-§6 in plain Python, one row at a time.
+
+This module is the specification in code.  Fast backends (``txcore._fast``)
+must give the same output, to the fen, on every column; the tests check them
+against :class:`ReferenceEngine` on generated streams.
+
+Per accepted row (after the stateless checks of :mod:`txcore.validate`):
+choose the rule-set version in force on the local date, run the stateful
+checks (no_ruleset, unknown_card, duplicate_txn_id, disbursement_to_non_member,
+reversal_mismatch, already_reversed), then price: standard fee, member waiver
+(with monthly free slots), discount.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from txcore import money
+from txcore.assemble import build_outputs
+from txcore.refdata import Cards
+from txcore.rules import Facts, RuleBook, RuleSet
+from txcore.state import Effect, Entry, State
+from txcore.validate import Reject, Txn, detail, validate_batch
+from txcore.vocab import KINDS_WITH_COUNTERPARTY
+
+
+@dataclass(slots=True)
+class Priced:
+    """The output columns of one priced row (SPEC §5)."""
+
+    ts: dt.datetime  # the instant, aware
+    amount: int | None
+    member: bool
+    cross_bank: bool
+    same_city: bool
+    fee_rule: str | None
+    fee_standard: int
+    fee_waived: int
+    fee_charged: int
+    waiver_rule: str | None
+    free_slot: int
+    discount: int
+    discount_rule: str | None
+    ruleset: str
+
+
+def discount_of(amount: int, bp: int, cap: int, min_spend: int) -> int:
+    """``pct(amount, bp)``, capped at ``cap`` when ``cap > 0``, 0 below ``min_spend``."""
+    if amount < min_spend:
+        return 0
+    d = money.pct(amount, bp)
+    return min(d, cap) if cap > 0 else d
+
+
+class ReferenceEngine:
+    """Prices record batches in posting order, carrying state from row to row."""
+
+    name = "python"
+
+    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None):
+        self.book, self.cards = book, cards
+        self.state = state if state is not None else State()
+        self.zero_effect_reversals = 0
+
+    def price_batch(self, batch: pa.RecordBatch):
+        """``(priced, rejects)`` record batches for one input batch, in input order."""
+        outcomes = [r if isinstance(r, Reject) else self.price(r) for r in validate_batch(batch)]
+        return build_outputs(batch, outcomes)
+
+    # -- one row ----------------------------------------------------------------------
+    def price(self, txn: Txn) -> Priced | Reject:
+        if txn.ts.tzinfo is None:  # local wall time in the zone of the version chosen
+            found = self.book.for_naive(txn.ts)
+            if found is None:
+                return Reject("no_ruleset", detail("ts", txn.ts.isoformat()))
+            version, instant = found
+            local_date = txn.ts.date()
+        else:
+            found = self.book.for_instant(txn.ts)
+            if found is None:
+                return Reject("no_ruleset", detail("ts", txn.ts.isoformat()))
+            version, local_date = found
+            instant = txn.ts
+        card = self.cards.get(txn.card_no)
+        if card is None:
+            return Reject("unknown_card", detail("card_no", txn.card_no))
+        state = self.state
+        now = state.now(local_date)
+        if state.lookup(txn.txn_id, now) is not None:
+            return Reject("duplicate_txn_id", detail("txn_id", txn.txn_id))
+        member = card.is_member(local_date)
+        if txn.kind == "disbursement" and not member:
+            return Reject("disbursement_to_non_member", detail("card_no", txn.card_no))
+        if txn.kind == "reversal":
+            return self._reverse(txn, version, instant, local_date, member, now)
+
+        cross_bank = txn.kind in KINDS_WITH_COUNTERPARTY and txn.acq_bank != card.issuer
+        same_city = txn.kind in KINDS_WITH_COUNTERPARTY and txn.city == card.home_city
+        out = Priced(instant, txn.amount, member, cross_bank, same_city, None, 0, 0, 0, None, 0,
+                     0, None, version.id)
+        effect = Effect(0, 0, 0, 0, None, None, None, version.id)
+        if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
+            facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross_bank,
+                          same_city, txn.amount)
+            self._fee(txn, version, facts, member, local_date, now, out, effect)
+            if txn.kind == "purchase" and member:
+                self._discount(txn, version, facts, local_date, out)
+        effect.fee_standard, effect.fee_waived = out.fee_standard, out.fee_waived
+        effect.fee_charged, effect.discount = out.fee_charged, out.discount
+        effect.fee_rule, effect.waiver_rule = out.fee_rule, out.waiver_rule
+        effect.discount_rule = out.discount_rule
+        state.take(txn.txn_id, Entry(txn.card_no, local_date, effect), now)
+        return out
+
+    def _fee(self, txn, version: RuleSet, facts, member, local_date, now, out, effect):
+        rule = version.first_fee(facts)
+        if rule is not None:
+            out.fee_rule, out.fee_standard = rule.id, rule.fee(txn.amount)
+        if member:
+            waiver = version.first_waiver(facts)
+            if waiver is not None:
+                out.waiver_rule = waiver.id  # recorded even when it waives nothing
+                if waiver.free_per_month is None:
+                    out.fee_waived = out.fee_standard
+                else:
+                    month = (local_date.year, local_date.month)
+                    used = self.state.used(txn.card_no, waiver.id, month, now)
+                    if used < waiver.free_per_month:
+                        used += 1
+                        self.state.set_used(txn.card_no, waiver.id, month, used)
+                        out.fee_waived, out.free_slot = out.fee_standard, used
+                        effect.slot_waiver, effect.slot_month = waiver.id, month
+        out.fee_charged = out.fee_standard - out.fee_waived
+
+    def _discount(self, txn, version: RuleSet, facts, local_date, out):
+        partner = version.merchants.valid_on(txn.merchant_id, local_date) \
+            if version.merchants is not None else None
+        if partner is not None:  # a partner merchant decides, even below min_spend
+            out.discount_rule = f"merchant:{partner.merchant_id}"
+            out.discount = discount_of(txn.amount, partner.discount_bp, partner.cap,
+                                       partner.min_spend)
+            return
+        rule = version.first_discount(facts)
+        if rule is not None:
+            out.discount_rule = rule.id
+            out.discount = discount_of(txn.amount, rule.discount_bp, rule.cap, rule.min_spend)
+
+    def _reverse(self, txn, version, instant, local_date, member, now) -> Priced | Reject:
+        state = self.state
+        orig = state.lookup(txn.orig_txn_id, now)
+        if orig is not None and orig.effect is None:
+            orig = None  # a reversal of a reversal is zero-effect
+        if orig is not None and orig.card_no != txn.card_no:
+            return Reject("reversal_mismatch", detail("card_no", txn.card_no))
+        if orig is not None and orig.reversed:
+            return Reject("already_reversed", detail("orig_txn_id", txn.orig_txn_id))
+        out = Priced(instant, txn.amount, member, False, False, None, 0, 0, 0, None, 0, 0, None,
+                     version.id)
+        if orig is None:
+            self.zero_effect_reversals += 1
+        else:
+            e = orig.effect
+            out.fee_standard, out.fee_waived = -e.fee_standard, -e.fee_waived
+            out.fee_charged, out.discount = -e.fee_charged, -e.discount
+            out.fee_rule, out.waiver_rule, out.discount_rule = e.fee_rule, e.waiver_rule, \
+                e.discount_rule
+            out.ruleset = e.ruleset
+            if e.slot_waiver is not None:  # give the free slot back to its card-month
+                used = state.used(txn.card_no, e.slot_waiver, e.slot_month, now)
+                state.set_used(txn.card_no, e.slot_waiver, e.slot_month, max(used - 1, 0))
+            orig.reversed = True
+        state.take(txn.txn_id, Entry(txn.card_no, local_date, None), now)
+        return out

@@ -1,0 +1,150 @@
+"""Orchestration of ``txcore run``: reader -> validate -> price -> write, with rules and state.
+
+All reference data and rules are loaded and validated before anything is
+written.  Outputs go to temporary names and are renamed into place, and the
+state saved, only when every input has been read whole; an input that cannot
+be read stops the run (exit 3) and nothing of the run is committed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+import txcore
+from txcore import cardno, summary as summary_mod
+from txcore.assemble import priced_schema, rejects_schema
+from txcore.backends import DEFAULT_BACKEND, make_engine
+from txcore.errors import UsageError
+from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
+from txcore.refdata import load_cards, load_merchants
+from txcore.rules import load_book
+from txcore.state import DEFAULT_RETENTION_DAYS, State
+from txcore.writer import OUTPUT_FORMATS, BatchWriter
+
+
+def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
+        batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
+        backend=DEFAULT_BACKEND, progress=None, command="run") -> dict:
+    """Price ``files`` in order; return the run summary (also written as summary.json).
+
+    ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
+    None shows a progress bar only when stderr is a terminal.
+    """
+    started = time.perf_counter()
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if not files:
+        raise UsageError("no input files given")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    # 1. rules and reference data, all validated before anything is written
+    merchants_table = load_merchants(merchants) if merchants else None
+    book = load_book(rules, merchants_table)
+    registry = load_cards(cards)
+    # 2. inputs and output names
+    sources = [InputSource(str(f), batch_size) for f in files]
+    stems = [s.stem for s in sources]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise UsageError(f"two inputs would write the same outputs: {', '.join(dupes)}")
+    if [str(f) for f in files].count("-") > 1:
+        raise UsageError("stdin (-) can be given once")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = State.load(state_dir, retention_days) if state_dir else State(retention_days)
+    engine = make_engine(backend, book, registry, state)
+
+    totals = summary_mod.Totals()
+    inputs, writers = [], []
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=None, unit="rows", unit_scale=True, disable=not show, file=sys.stderr,
+               desc=command)
+    try:
+        for source in sources:
+            priced_w = rejects_w = None
+            file_priced = file_rejected = 0
+            for batch in source.batches():
+                if bar.total is None and source.total_rows is not None and len(sources) == 1:
+                    bar.total = source.total_rows
+                priced, rejects = engine.price_batch(batch)
+                if priced_w is None:
+                    priced_w = BatchWriter(out_dir / f"{source.stem}.priced.{fmt}",
+                                           priced.schema, fmt)
+                    rejects_w = BatchWriter(out_dir / f"{source.stem}.rejects.{fmt}",
+                                            rejects.schema, fmt)
+                    writers += [priced_w, rejects_w]
+                priced_w.write(priced)
+                rejects_w.write(rejects)
+                totals.add(priced, rejects)
+                file_priced += priced.num_rows
+                file_rejected += rejects.num_rows
+                bar.update(batch.num_rows)
+            if priced_w is None:  # no rows at all: still write the (empty) outputs
+                priced_w = BatchWriter(out_dir / f"{source.stem}.priced.{fmt}",
+                                       priced_schema(source.schema), fmt)
+                rejects_w = BatchWriter(out_dir / f"{source.stem}.rejects.{fmt}",
+                                        rejects_schema(source.schema), fmt)
+                writers += [priced_w, rejects_w]
+            assert source.rows == file_priced + file_rejected, "a row was lost"
+            inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
+                           "priced": file_priced, "rejected": file_rejected,
+                           "priced_output": priced_w.path.name,
+                           "rejects_output": rejects_w.path.name})
+        bar.close()
+        for w in writers:
+            w.close()
+        elapsed = time.perf_counter() - started
+        n_in = sum(i["rows"] for i in inputs)
+        result = {
+            "command": command,
+            "txcore_version": txcore.__version__,
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "backend": engine.name,
+            "card_check": cardno.IMPLEMENTATION,
+            "inputs": inputs,
+            "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
+            **totals.as_dict(),
+            "zero_effect_reversals": engine.zero_effect_reversals,
+            "elapsed_seconds": round(elapsed, 3),
+            "rows_per_second": round(n_in / elapsed, 1) if elapsed > 0 else 0.0,
+        }
+        assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
+        summary_tmp = out_dir / "summary.json.tmp"
+        summary_mod.write_json(summary_tmp, result)
+        for w in writers:
+            w.commit()
+        summary_tmp.replace(out_dir / "summary.json")
+        if state_dir:
+            state.save(state_dir)
+        return result
+    except BaseException:
+        bar.close()
+        for w in writers:
+            w.discard()
+        (out_dir / "summary.json.tmp").unlink(missing_ok=True)
+        raise
+
+
+def bundled_data() -> tuple[Path, Path]:
+    """``(rules_dir, fixtures_dir)`` shipped with txcore (wheel) or beside it (checkout)."""
+    package = Path(txcore.__file__).parent
+    for base in (package / "_bundled", package.parent):
+        if (base / "rules").is_dir() and (base / "fixtures" / "cards.csv").is_file():
+            return base / "rules", base / "fixtures"
+    raise UsageError("the bundled rules and fixtures are not installed with this txcore")
+
+
+def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None) -> dict:
+    """Price the bundled fixture days with the default rules, from an empty state."""
+    rules_dir, fixtures_dir = bundled_data()
+    out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="txcore-demo-"))
+    with tempfile.TemporaryDirectory(prefix="txcore-demo-state-") as state_dir:
+        return run(sorted(fixtures_dir.glob("txns-*.parquet")), rules=rules_dir,
+                   cards=fixtures_dir / "cards.csv", merchants=fixtures_dir / "merchants.csv",
+                   out_dir=out_dir, state_dir=state_dir, backend=backend, progress=progress,
+                   command="demo") | {"out_dir": str(out_dir)}

@@ -1,0 +1,93 @@
+"""Run summary (SPEC §5): control totals from the output batches, ``summary.json``, a table.
+
+Totals are taken from the priced and reject batches themselves (Arrow
+compute), so they hold for every backend.  Nothing here holds a card number.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from txcore.vocab import KINDS
+
+MONEY = ("amount", "fee_standard", "fee_waived", "fee_charged", "discount")
+
+
+class Totals:
+    """Counts and control totals, per kind, of priced rows; rejects by reason."""
+
+    def __init__(self):
+        self.by_kind = {k: dict.fromkeys(("count", *MONEY), 0) for k in KINDS}
+        self.rejected_by_reason: Counter = Counter()
+        self.rulesets: Counter = Counter()
+        self.priced = self.rejected = 0
+
+    def add(self, priced: pa.RecordBatch, rejects: pa.RecordBatch):
+        self.priced += priced.num_rows
+        self.rejected += rejects.num_rows
+        if rejects.num_rows:
+            for row in pa.Table.from_batches([rejects]).group_by("reject_reason").aggregate(
+                    [([], "count_all")]).to_pylist():
+                self.rejected_by_reason[row["reject_reason"]] += row["count_all"]
+        if priced.num_rows:
+            table = pa.Table.from_batches([priced])
+            aggs = [([], "count_all")] + [(m, "sum") for m in MONEY]
+            for row in table.group_by("kind").aggregate(aggs).to_pylist():
+                t = self.by_kind[row["kind"]]
+                t["count"] += row["count_all"]
+                for m in MONEY:
+                    t[m] += row[f"{m}_sum"] or 0
+            for row in table.group_by("ruleset").aggregate([([], "count_all")]).to_pylist():
+                self.rulesets[row["ruleset"]] += row["count_all"]
+
+    def grand(self) -> dict:
+        return {key: sum(t[key] for t in self.by_kind.values()) for key in ("count", *MONEY)}
+
+    def as_dict(self) -> dict:
+        return {
+            "by_kind": {k: v for k, v in self.by_kind.items() if v["count"]},
+            "totals": self.grand(),
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "rulesets": dict(sorted(self.rulesets.items())),
+        }
+
+
+def write_json(path: Path, summary: dict):
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
+def render(summary: dict) -> str:
+    """The short terminal table."""
+    rows = summary["rows"]
+    lines = [f"txcore {summary['command']}: {rows['input']:,} rows in, {rows['priced']:,} priced, "
+             f"{rows['rejected']:,} rejected  ({summary['elapsed_seconds']:.2f} s, "
+             f"{summary['rows_per_second']:,.0f} rows/s, backend {summary['backend']})"]
+    for f in summary["inputs"]:
+        lines.append(f"  {f['file']}: {f['rows']:,} rows, {f['priced']:,} priced, "
+                     f"{f['rejected']:,} rejected  sha256 {f['sha256'][:12]}...")
+    header = f"  {'kind':<13}{'count':>10}{'amount':>18}{'fee std':>13}{'waived':>13}" \
+             f"{'charged':>13}{'discount':>13}"
+    lines += ["", "  control totals (CNY)", header]
+    body = list(summary["by_kind"].items()) + [("total", summary["totals"])]
+    for kind, t in body:
+        lines.append(f"  {kind:<13}{t['count']:>10,}{_yuan(t['amount']):>18}"
+                     f"{_yuan(t['fee_standard']):>13}{_yuan(t['fee_waived']):>13}"
+                     f"{_yuan(t['fee_charged']):>13}{_yuan(t['discount']):>13}")
+    if summary["rejected_by_reason"]:
+        lines += ["", "  rejected by reason: " + ", ".join(
+            f"{k} {v:,}" for k, v in summary["rejected_by_reason"].items())]
+    if summary.get("zero_effect_reversals"):
+        lines.append(f"  zero-effect reversals: {summary['zero_effect_reversals']:,}")
+    lines.append("  rule sets: " + ", ".join(f"{k} ({v:,} rows)"
+                                            for k, v in summary["rulesets"].items()))
+    return "\n".join(lines)

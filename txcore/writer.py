@@ -1,0 +1,95 @@
+"""Output writers (SPEC §5, §8): one batch at a time, to a temporary name.
+
+A writer is opened on its final path but writes ``<path>.tmp``; ``close``
+flushes and fsyncs; the runner renames every output into place only once the
+whole run has succeeded (``commit``), or deletes them all (``discard``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import fastavro
+import fastavro.write
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+OUTPUT_FORMATS = ("parquet", "csv", "avro", "arrow")
+
+
+class BatchWriter:
+    def __init__(self, path: Path, schema: pa.Schema, fmt: str):
+        self.path, self.schema, self.format = Path(path), schema, fmt
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.rows = 0
+        self._fh = open(self.tmp, "wb")
+        if fmt == "parquet":
+            self._w = pq.ParquetWriter(self._fh, schema, compression="zstd")
+        elif fmt == "csv":
+            self._w = pacsv.CSVWriter(self._fh, schema)
+        elif fmt == "arrow":
+            self._w = ipc.new_file(self._fh, schema)
+        elif fmt == "avro":
+            self._w = fastavro.write.Writer(self._fh, arrow_to_avro_schema(schema))
+        else:
+            raise ValueError(f"unknown output format {fmt!r}")
+
+    def write(self, batch: pa.RecordBatch):
+        if batch.num_rows == 0:
+            return
+        self.rows += batch.num_rows
+        if self.format == "avro":
+            for record in batch.to_pylist():
+                self._w.write(record)
+        else:
+            self._w.write_batch(batch)
+
+    def close(self):
+        if self.format == "avro":
+            self._w.flush()
+        else:
+            self._w.close()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def commit(self):
+        os.replace(self.tmp, self.path)
+
+    def discard(self):
+        try:
+            if not self._fh.closed:
+                self._fh.close()
+            self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _avro_field_type(t: pa.DataType):
+    if pa.types.is_boolean(t):
+        base = "boolean"
+    elif pa.types.is_int64(t) or pa.types.is_uint32(t):
+        base = "long"
+    elif pa.types.is_integer(t):
+        base = "int"
+    elif pa.types.is_floating(t):
+        base = "double"
+    elif pa.types.is_timestamp(t):
+        base = {"type": "long",
+                "logicalType": "timestamp-micros" if t.tz else "local-timestamp-micros"}
+    elif pa.types.is_date(t):
+        base = {"type": "int", "logicalType": "date"}
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        base = "bytes"
+    else:
+        base = "string"
+    return ["null", base]
+
+
+def arrow_to_avro_schema(schema: pa.Schema) -> dict:
+    return fastavro.parse_schema({
+        "type": "record", "name": "Row",
+        "fields": [{"name": f.name, "type": _avro_field_type(f.type), "default": None}
+                   for f in schema]})
