@@ -104,7 +104,7 @@ class ReferenceEngine:
         if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
             facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross_bank,
                           same_city, txn.amount)
-            self._fee(txn, version, facts, member, local_date, now, out, effect)
+            self._fee(txn, version, facts, member, local_date, out, effect)
             if txn.kind == "purchase" and member:
                 self._discount(txn, version, facts, local_date, out)
         effect.fee_standard, effect.fee_waived = out.fee_standard, out.fee_waived
@@ -114,7 +114,7 @@ class ReferenceEngine:
         state.take(txn.txn_id, Entry(txn.card_no, local_date, effect), now)
         return out
 
-    def _fee(self, txn, version: RuleSet, facts, member, local_date, now, out, effect):
+    def _fee(self, txn, version: RuleSet, facts, member, local_date, out, effect):
         rule = version.first_fee(facts)
         if rule is not None:
             out.fee_rule, out.fee_standard = rule.id, rule.fee(txn.amount)
@@ -126,7 +126,7 @@ class ReferenceEngine:
                     out.fee_waived = out.fee_standard
                 else:
                     month = (local_date.year, local_date.month)
-                    used = self.state.used(txn.card_no, waiver.id, month, now)
+                    used = self.state.used(txn.card_no, waiver.id, month)
                     if used < waiver.free_per_month:
                         used += 1
                         self.state.set_used(txn.card_no, waiver.id, month, used)
@@ -168,7 +168,7 @@ class ReferenceEngine:
                 e.discount_rule
             out.ruleset = e.ruleset
             if e.slot_waiver is not None:  # give the free slot back to its card-month
-                used = state.used(txn.card_no, e.slot_waiver, e.slot_month, now)
+                used = state.used(txn.card_no, e.slot_waiver, e.slot_month)
                 state.set_used(txn.card_no, e.slot_waiver, e.slot_month, max(used - 1, 0))
             orig.reversed = True
         state.take(txn.txn_id, Entry(txn.card_no, local_date, None), now)

@@ -8,13 +8,15 @@ rows as ``run A`` then ``run B``:
   non-reversals) its effect, kept for reversals and duplicate detection;
 * ``latest``: the latest local date priced so far.
 
-Retention is *logical*: an entry older than ``retention_days`` before
+Retention is *logical*: an index entry older than ``retention_days`` before
 ``latest`` is invisible whether or not it has been pruned yet, so results do
 not depend on where runs are split.  ``save`` prunes what is invisible.
+Counters are never forgotten: a late row for an old month must not find its
+card-month's free slots fresh again (that would give a slot twice).  They grow
+by one entry per card, quota waiver and month of use.
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import os
@@ -55,10 +57,6 @@ class Entry:
     reversed: bool = False
 
 
-def month_end(month: Month) -> dt.date:
-    return dt.date(month[0], month[1], calendar.monthrange(*month)[1])
-
-
 class State:
     def __init__(self, retention_days: int = DEFAULT_RETENTION_DAYS):
         self.retention_days = retention_days
@@ -86,9 +84,7 @@ class State:
         self.latest = now
 
     # -- free-slot counters -----------------------------------------------------------
-    def used(self, card_no: str, waiver_id: str, month: Month, now: dt.date) -> int:
-        if not self._visible(month_end(month), now):
-            return 0
+    def used(self, card_no: str, waiver_id: str, month: Month) -> int:
         return self.counters.get((card_no, waiver_id, month), 0)
 
     def set_used(self, card_no: str, waiver_id: str, month: Month, used: int):
@@ -100,8 +96,6 @@ class State:
             return
         now = self.latest
         self.index = {k: e for k, e in self.index.items() if self._visible(e.local_date, now)}
-        self.counters = {k: u for k, u in self.counters.items()
-                         if self._visible(month_end(k[2]), now)}
 
     @classmethod
     def load(cls, folder: str | Path, retention_days: int = DEFAULT_RETENTION_DAYS) -> "State":
