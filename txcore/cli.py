@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     except TxcoreError as exc:
         print(f"txcore: {cardno.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `txcore rules check DIR | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("txcore: interrupted; nothing of this run was committed", file=sys.stderr)
         return 130

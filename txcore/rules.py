@@ -327,6 +327,7 @@ def _fee_bands(chk: _Checker, where: str, table: dict) -> tuple[Band, ...]:
         return (Band(None, **chk.formula(where, table)),)
     if any(k in table for k in FORMULA_KEYS):
         chk.problem(where, "tiers", "a rule has tiers or a top-level formula, not both")
+        chk.formula(where, table)  # report its own problems too
     tiers = table["tiers"]
     if not isinstance(tiers, list) or not tiers or not all(isinstance(t, dict) for t in tiers):
         chk.problem(where, "tiers", "must be a non-empty list of {upto, fixed, pct_bp, min, max}")
