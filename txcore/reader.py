@@ -106,7 +106,7 @@ class InputSource:
         yield from pf.iter_batches(batch_size=self.batch_size)
 
     def _read_csv(self):
-        with open(self.path, encoding="utf-8", newline="") as fh:
+        with open(self.path, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), None)
         if not header:
             raise InputRefused(f"{self.name}: empty CSV file (no header row)")

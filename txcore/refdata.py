@@ -6,6 +6,7 @@ problem naming the file, the row (1-based, header not counted) and the column.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ def read_table(path: Path) -> pa.Table:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
         if path.suffix.lower() == ".csv":
-            with open(path, encoding="utf-8") as fh:
-                header = fh.readline().rstrip("\r\n").split(",")
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                header = next(csv.reader(fh), [])
             return pacsv.read_csv(
                 path, convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header}))
