@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True, metavar="DIR", help="state folder (created if absent)")
     p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N",
                    help=f"days the reversal index remembers (default {DEFAULT_RETENTION_DAYS})")
+    p.add_argument("--skip-committed", action="store_true",
+                   help="skip inputs already committed to this state instead of refusing (exit 3)")
 
     p = sub.add_parser("rules", help="rules tools")
     rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
@@ -107,7 +109,8 @@ def _dispatch(args) -> int:
                             merchants=args.merchants, out_dir=args.out, state_dir=args.state,
                             fmt=args.format, batch_size=args.batch_size,
                             retention_days=args.retention_days, backend=args.backend,
-                            progress=False if args.no_progress else None)
+                            progress=False if args.no_progress else None,
+                            skip_committed=args.skip_committed)
         print(summary.render(result))
         return 0
     if args.command == "rules":

@@ -180,7 +180,7 @@ def _avro_type(t) -> pa.DataType:
         return _avro_type(t.get("type"))
     if t in _AVRO_PRIMITIVES:
         return _AVRO_PRIMITIVES[t]
-    raise InputRefused(f"unsupported Avro field type {t!r}")
+    raise ValueError(f"unsupported Avro field type {t!r}")
 
 
 def avro_to_arrow_schema(schema: dict) -> pa.Schema:

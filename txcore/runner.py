@@ -19,7 +19,7 @@ import txcore
 from txcore import cardno, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
-from txcore.errors import UsageError
+from txcore.errors import InputRefused, UsageError
 from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import load_book
@@ -29,11 +29,13 @@ from txcore.writer import OUTPUT_FORMATS, BatchWriter
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
-        backend=DEFAULT_BACKEND, progress=None, command="run") -> dict:
+        backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
-    None shows a progress bar only when stderr is a terminal.
+    None shows a progress bar only when stderr is a terminal.  An input whose
+    sha256 the state's ledger holds is refused (exit 3), or with
+    ``skip_committed`` left out of the run and listed under ``skipped``.
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -57,6 +59,15 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = State.load(state_dir, retention_days) if state_dir else State(retention_days)
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    skipped = []
+    for source in list(sources):
+        if source.path is not None and source.sha256 in state.ledger:
+            if not skip_committed:
+                raise _already_committed(source, state)
+            skipped.append({"file": source.name, "sha256": source.sha256,
+                            "committed_by": state.ledger[source.sha256]["run_id"]})
+            sources.remove(source)
     engine = make_engine(backend, book, registry, state)
 
     totals = summary_mod.Totals()
@@ -91,6 +102,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                                         rejects_schema(source.schema), fmt)
                 writers += [priced_w, rejects_w]
             assert source.rows == file_priced + file_rejected, "a row was lost"
+            if source.path is None and source.sha256 in state.ledger:  # stdin: known only now
+                raise _already_committed(source, state)
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
                            "priced": file_priced, "rejected": file_rejected,
                            "priced_output": priced_w.path.name,
@@ -102,11 +115,13 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         n_in = sum(i["rows"] for i in inputs)
         result = {
             "command": command,
+            "run_id": run_id,
             "txcore_version": txcore.__version__,
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": engine.name,
             "card_check": cardno.IMPLEMENTATION,
             "inputs": inputs,
+            "skipped": skipped,
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
             **totals.as_dict(),
             "zero_effect_reversals": engine.zero_effect_reversals,
@@ -120,6 +135,9 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             w.commit()
         summary_tmp.replace(out_dir / "summary.json")
         if state_dir:
+            for i in inputs:
+                state.ledger[i["sha256"]] = {"file": i["file"], "rows": i["rows"],
+                                             "run_id": run_id}
             state.save(state_dir)
         return result
     except BaseException:
@@ -128,6 +146,13 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             w.discard()
         (out_dir / "summary.json.tmp").unlink(missing_ok=True)
         raise
+
+
+def _already_committed(source, state) -> InputRefused:
+    seen = state.ledger[source.sha256]
+    return InputRefused(f"{source.name}: already committed (sha256 {source.sha256[:16]}..., as "
+                        f"{seen['file']!r}) by run {seen['run_id']}; it is never priced twice "
+                        f"(--skip-committed skips it)")
 
 
 def bundled_data() -> tuple[Path, Path]:

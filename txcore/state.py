@@ -6,7 +6,9 @@ rows as ``run A`` then ``run B``:
 * ``counters``: ``(card_no, waiver_id, month) -> used`` free slots;
 * ``index``: every priced row's txn_id with its card, local date and (for
   non-reversals) its effect, kept for reversals and duplicate detection;
-* ``latest``: the latest local date priced so far.
+* ``latest``: the latest local date priced so far;
+* ``ledger``: the sha256 of every committed input file, with the run that
+  committed it, so a file is never priced twice.
 
 Retention is *logical*: an index entry older than ``retention_days`` before
 ``latest`` is invisible whether or not it has been pruned yet, so results do
@@ -63,6 +65,7 @@ class State:
         self.counters: dict[tuple[str, str, Month], int] = {}
         self.index: dict[str, Entry] = {}
         self.latest: dt.date | None = None
+        self.ledger: dict[str, dict] = {}
 
     # -- the window -----------------------------------------------------------------
     def now(self, day: dt.date) -> dt.date:
@@ -110,6 +113,7 @@ class State:
                 raise StateError(f"{folder}: state format {meta.get('format')!r} is not "
                                  f"{FORMAT_VERSION}")
             state.latest = dt.date.fromisoformat(meta["latest"]) if meta["latest"] else None
+            state.ledger = json.loads((folder / "ledger.json").read_text())
             c = pq.read_table(folder / "counters.parquet").to_pydict()
             for card, waiver, month, used in zip(c["card_no"], c["waiver_id"], c["month"],
                                                  c["used"]):
@@ -168,6 +172,8 @@ class State:
                                     else f.slot_month[0] * 100 + f.slot_month[1]
                                     for f in effects], pa.int32()),
         })
+        _write_atomic(folder / "ledger.json",
+                      lambda p: Path(p).write_text(json.dumps(self.ledger, indent=1) + "\n"))
         _write_atomic(folder / "counters.parquet", lambda p: pq.write_table(counters, p))
         _write_atomic(folder / "index.parquet", lambda p: pq.write_table(index, p))
         meta = {"format": FORMAT_VERSION,

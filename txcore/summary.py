@@ -75,6 +75,8 @@ def render(summary: dict) -> str:
     for f in summary["inputs"]:
         lines.append(f"  {f['file']}: {f['rows']:,} rows, {f['priced']:,} priced, "
                      f"{f['rejected']:,} rejected  sha256 {f['sha256'][:12]}...")
+    for f in summary.get("skipped", []):
+        lines.append(f"  {f['file']}: skipped, already committed by run {f['committed_by']}")
     header = f"  {'kind':<13}{'count':>10}{'amount':>18}{'fee std':>13}{'waived':>13}" \
              f"{'charged':>13}{'discount':>13}"
     lines += ["", "  control totals (CNY)", header]

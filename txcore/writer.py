@@ -59,12 +59,15 @@ class BatchWriter:
         os.replace(self.tmp, self.path)
 
     def discard(self):
-        try:
-            if not self._fh.closed:
-                self._fh.close()
-            self.tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        """Abandon the output: close quietly (the run is already failing) and delete it."""
+        if not self._fh.closed:
+            try:
+                if self.format != "avro":
+                    self._w.close()
+            except Exception:  # noqa: BLE001 - a half-written file is deleted below anyway
+                pass
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def _avro_field_type(t: pa.DataType):
