@@ -100,21 +100,21 @@ class ReferenceEngine:
         same_city = txn.kind in KINDS_WITH_COUNTERPARTY and txn.city == card.home_city
         out = Priced(instant, txn.amount, member, cross_bank, same_city, None, 0, 0, 0, None, 0,
                      0, None, version.id)
-        effect = Effect(0, 0, 0, 0, None, None, None, version.id)
+        slot = (None, None)  # (waiver id, month) of the free slot used, if any
         if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
             facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross_bank,
                           same_city, txn.amount)
-            self._fee(txn, version, facts, member, local_date, out, effect)
+            slot = self._fee(txn, version, facts, member, local_date, out)
             if txn.kind == "purchase" and member:
                 self._discount(txn, version, facts, local_date, out)
-        effect.fee_standard, effect.fee_waived = out.fee_standard, out.fee_waived
-        effect.fee_charged, effect.discount = out.fee_charged, out.discount
-        effect.fee_rule, effect.waiver_rule = out.fee_rule, out.waiver_rule
-        effect.discount_rule = out.discount_rule
+        effect = Effect(out.fee_standard, out.fee_waived, out.fee_charged, out.discount,
+                        out.fee_rule, out.waiver_rule, out.discount_rule, out.ruleset, *slot)
         state.take(txn.txn_id, Entry(txn.card_no, local_date, effect), now)
         return out
 
-    def _fee(self, txn, version: RuleSet, facts, member, local_date, out, effect):
+    def _fee(self, txn, version: RuleSet, facts, member, local_date, out):
+        """Standard fee and member waiver into ``out``; returns the free slot used, if any."""
+        slot = (None, None)
         rule = version.first_fee(facts)
         if rule is not None:
             out.fee_rule, out.fee_standard = rule.id, rule.fee(txn.amount)
@@ -131,8 +131,9 @@ class ReferenceEngine:
                         used += 1
                         self.state.set_used(txn.card_no, waiver.id, month, used)
                         out.fee_waived, out.free_slot = out.fee_standard, used
-                        effect.slot_waiver, effect.slot_month = waiver.id, month
+                        slot = (waiver.id, month)
         out.fee_charged = out.fee_standard - out.fee_waived
+        return slot
 
     def _discount(self, txn, version: RuleSet, facts, local_date, out):
         partner = version.merchants.valid_on(txn.merchant_id, local_date) \
