@@ -191,11 +191,15 @@ def outputs_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if OUTPUT_NAMES.fullmatch(p.name))
 
 
+NOT_STATE = {"LOCK", "card.key"}  # the run lock and the card key are not committed state
+
+
 def snapshot(folder: Path) -> dict[str, bytes] | None:
+    """The committed files of a folder (for a state folder: without its lock and key)."""
     if not folder.exists():
         return None
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and p.name not in NOT_STATE}
 
 
 def priced_table(path: Path) -> pa.Table:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import CIB_CARD, CMB_CARD, CMB_CARD2, CMB_CARD3, RULES, STRANGER, merchants, price
 from txcore.refdata import Merchant
 from txcore.rules import load_book
-from txcore.state import State
+from txcore.store import StateStore
 from conftest import D, registry
 
 BOOK = load_book(RULES, merchants(Merchant("QZ1", "店", 800, 500, 3000, D(2013, 10, 1), None),
@@ -141,9 +141,10 @@ def test_any_split_into_consecutive_runs_gives_the_same_rows(backend, rows, cuts
         for start, stop in zip(bounds, bounds[1:]):
             if start == stop:
                 continue
-            state = State.load(folder)
+            store = StateStore(folder)
+            state = store.load()
             p, r = price(rows[start:stop], BOOK, state=state, backend=backend)
-            state.save(folder)
+            store.commit(state, run_id=f"run{start}")
             priced += p
             rejects += r
     assert (priced, rejects) == whole

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True, metavar="DIR", help="state folder (created if absent)")
     p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N",
                    help=f"days the reversal index remembers (default {DEFAULT_RETENTION_DAYS})")
+    p.add_argument("--card-key", metavar="FILE",
+                   help="card key file (default <state>/card.key, created 0600 on first use; "
+                        "or set TXCORE_CARD_KEY_FILE)")
     p.add_argument("--skip-committed", action="store_true",
                    help="skip inputs already committed to this state instead of refusing (exit 3)")
 
@@ -110,7 +113,7 @@ def _dispatch(args) -> int:
                             fmt=args.format, batch_size=args.batch_size,
                             retention_days=args.retention_days, backend=args.backend,
                             progress=False if args.no_progress else None,
-                            skip_committed=args.skip_committed)
+                            skip_committed=args.skip_committed, key_file=args.card_key)
         print(summary.render(result))
         return 0
     if args.command == "rules":

@@ -88,13 +88,15 @@ class ReferenceEngine:
             return Reject("unknown_card", detail("card_no", txn.card_no))
         state = self.state
         now = state.now(local_date)
-        if state.lookup(txn.txn_id, now) is not None:
+        txn_key, card_key = state.txn_key(txn.txn_id), state.card_key(txn.card_no)
+        if state.lookup(txn_key, now) is not None:
             return Reject("duplicate_txn_id", detail("txn_id", txn.txn_id))
         member = card.is_member(local_date)
         if txn.kind == "disbursement" and not member:
             return Reject("disbursement_to_non_member", detail("card_no", txn.card_no))
         if txn.kind == "reversal":
-            return self._reverse(txn, version, instant, local_date, member, now)
+            return self._reverse(txn, txn_key, card_key, version, instant, local_date, member,
+                                 now)
 
         cross_bank = txn.kind in KINDS_WITH_COUNTERPARTY and txn.acq_bank != card.issuer
         same_city = txn.kind in KINDS_WITH_COUNTERPARTY and txn.city == card.home_city
@@ -104,15 +106,15 @@ class ReferenceEngine:
         if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
             facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross_bank,
                           same_city, txn.amount)
-            slot = self._fee(txn, version, facts, member, local_date, out)
+            slot = self._fee(txn, card_key, version, facts, member, local_date, out)
             if txn.kind == "purchase" and member:
                 self._discount(txn, version, facts, local_date, out)
         effect = Effect(out.fee_standard, out.fee_waived, out.fee_charged, out.discount,
                         out.fee_rule, out.waiver_rule, out.discount_rule, out.ruleset, *slot)
-        state.take(txn.txn_id, Entry(txn.card_no, local_date, effect), now)
+        state.take(txn_key, Entry(card_key, local_date, effect), now)
         return out
 
-    def _fee(self, txn, version: RuleSet, facts, member, local_date, out):
+    def _fee(self, txn, card_key, version: RuleSet, facts, member, local_date, out):
         """Standard fee and member waiver into ``out``; returns the free slot used, if any."""
         slot = (None, None)
         rule = version.first_fee(facts)
@@ -126,10 +128,10 @@ class ReferenceEngine:
                     out.fee_waived = out.fee_standard
                 else:
                     month = (local_date.year, local_date.month)
-                    used = self.state.used(txn.card_no, waiver.id, month)
+                    used = self.state.used(card_key, waiver.id, month)
                     if used < waiver.free_per_month:
                         used += 1
-                        self.state.set_used(txn.card_no, waiver.id, month, used)
+                        self.state.set_used(card_key, waiver.id, month, used)
                         out.fee_waived, out.free_slot = out.fee_standard, used
                         slot = (waiver.id, month)
         out.fee_charged = out.fee_standard - out.fee_waived
@@ -148,12 +150,13 @@ class ReferenceEngine:
             out.discount_rule = rule.id
             out.discount = discount_of(txn.amount, rule.discount_bp, rule.cap, rule.min_spend)
 
-    def _reverse(self, txn, version, instant, local_date, member, now) -> Priced | Reject:
+    def _reverse(self, txn, txn_key, card_key, version, instant, local_date, member,
+                 now) -> Priced | Reject:
         state = self.state
-        orig = state.lookup(txn.orig_txn_id, now)
+        orig = state.lookup(state.txn_key(txn.orig_txn_id), now)
         if orig is not None and orig.effect is None:
             orig = None  # a reversal of a reversal is zero-effect
-        if orig is not None and orig.card_no != txn.card_no:
+        if orig is not None and orig.card != card_key:
             return Reject("reversal_mismatch", detail("card_no", txn.card_no))
         if orig is not None and orig.reversed:
             return Reject("already_reversed", detail("orig_txn_id", txn.orig_txn_id))
@@ -169,8 +172,8 @@ class ReferenceEngine:
                 e.discount_rule
             out.ruleset = e.ruleset
             if e.slot_waiver is not None:  # give the free slot back to its card-month
-                used = state.used(txn.card_no, e.slot_waiver, e.slot_month)
-                state.set_used(txn.card_no, e.slot_waiver, e.slot_month, max(used - 1, 0))
+                used = state.used(card_key, e.slot_waiver, e.slot_month)
+                state.set_used(card_key, e.slot_waiver, e.slot_month, max(used - 1, 0))
             orig.reversed = True
-        state.take(txn.txn_id, Entry(txn.card_no, local_date, None), now)
+        state.take(txn_key, Entry(card_key, local_date, None), now)
         return out

@@ -1,16 +1,19 @@
 """Orchestration of ``txcore run``: reader -> validate -> price -> write, with rules and state.
 
 All reference data and rules are loaded and validated before anything is
-written.  Outputs go to temporary names and are renamed into place, and the
-state saved, only when every input has been read whole; an input that cannot
-be read stops the run (exit 3) and nothing of the run is committed.
+written.  Outputs are written into a staging folder and the run commits —
+state and outputs together — only when every input has been read whole
+(:mod:`txcore.store`); an input that cannot be read stops the run (exit 3)
+and nothing of the run is committed.
 """
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,23 +22,26 @@ import txcore
 from txcore import cardno, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
-from txcore.errors import InputRefused, UsageError
+from txcore.errors import InputRefused, StateError, UsageError
 from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import load_book
 from txcore.state import DEFAULT_RETENTION_DAYS, State
+from txcore.store import Staging, StateStore
 from txcore.writer import OUTPUT_FORMATS, BatchWriter
 
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
-        backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False) -> dict:
+        backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
+        key_file=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
     None shows a progress bar only when stderr is a terminal.  An input whose
     sha256 the state's ledger holds is refused (exit 3), or with
     ``skip_committed`` left out of the run and listed under ``skipped``.
+    ``key_file``: the card key (:mod:`txcore.keys`), default ``<state>/card.key``.
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -58,18 +64,51 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         raise UsageError("stdin (-) can be given once")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = State.load(state_dir, retention_days) if state_dir else State(retention_days)
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    skipped = []
-    for source in list(sources):
-        if source.path is not None and source.sha256 in state.ledger:
-            if not skip_committed:
-                raise _already_committed(source, state)
-            skipped.append({"file": source.name, "sha256": source.sha256,
-                            "committed_by": state.ledger[source.sha256]["run_id"]})
-            sources.remove(source)
-    engine = make_engine(backend, book, registry, state)
+    with ExitStack() as stack:
+        # 3. the state: locked, verified, a crashed run's publication rolled forward
+        store = None
+        if state_dir:
+            stack.enter_context(lock(state_dir))
+            store = StateStore(state_dir, key_file)
+            state = store.load(retention_days)
+        else:
+            state = State(retention_days)
+        Staging.clean_stale(out_dir)
+        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        skipped = []
+        for source in list(sources):
+            if source.path is not None and source.sha256 in state.ledger:
+                if not skip_committed:
+                    raise _already_committed(source, state)
+                skipped.append({"file": source.name, "sha256": source.sha256,
+                                "committed_by": state.ledger[source.sha256]["run_id"]})
+                sources.remove(source)
+        engine = make_engine(backend, book, registry, state)
+        staging = Staging(out_dir, run_id)
+        try:
+            result = _price_all(sources, engine, staging, fmt, progress, command)
+            result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
+                          skipped=skipped)
+            result["elapsed_seconds"] = elapsed = round(time.perf_counter() - started, 3)
+            result["rows_per_second"] = round(result["rows"]["input"] / elapsed, 1) \
+                if elapsed > 0 else 0.0
+            summary_mod.write_json(staging.path("summary.json"), result)
+            # 4. commit: state and outputs together, or (without state) publish
+            if store is not None:
+                for i in result["inputs"]:
+                    state.ledger[i["sha256"]] = {"file": i["file"], "rows": i["rows"],
+                                                 "run_id": run_id}
+                store.commit(state, run_id, staging)
+            else:
+                staging.publish()
+            return result
+        except BaseException:
+            staging.discard()
+            raise
 
+
+def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
+    """Read, price and write every source into ``staging``; the summary's body."""
     totals = summary_mod.Totals()
     inputs, writers = [], []
     show = sys.stderr.isatty() if progress is None else progress
@@ -77,75 +116,65 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                desc=command)
     try:
         for source in sources:
+            if len(sources) == 1:
+                bar.total = source.total_rows
             priced_w = rejects_w = None
-            file_priced = file_rejected = 0
             for batch in source.batches():
-                if bar.total is None and source.total_rows is not None and len(sources) == 1:
-                    bar.total = source.total_rows
                 priced, rejects = engine.price_batch(batch)
                 if priced_w is None:
-                    priced_w = BatchWriter(out_dir / f"{source.stem}.priced.{fmt}",
-                                           priced.schema, fmt)
-                    rejects_w = BatchWriter(out_dir / f"{source.stem}.rejects.{fmt}",
-                                            rejects.schema, fmt)
+                    priced_w, rejects_w = _writers(staging, source, priced.schema,
+                                                   rejects.schema, fmt)
                     writers += [priced_w, rejects_w]
                 priced_w.write(priced)
                 rejects_w.write(rejects)
                 totals.add(priced, rejects)
-                file_priced += priced.num_rows
-                file_rejected += rejects.num_rows
                 bar.update(batch.num_rows)
             if priced_w is None:  # no rows at all: still write the (empty) outputs
-                priced_w = BatchWriter(out_dir / f"{source.stem}.priced.{fmt}",
-                                       priced_schema(source.schema), fmt)
-                rejects_w = BatchWriter(out_dir / f"{source.stem}.rejects.{fmt}",
-                                        rejects_schema(source.schema), fmt)
+                priced_w, rejects_w = _writers(staging, source, priced_schema(source.schema),
+                                               rejects_schema(source.schema), fmt)
                 writers += [priced_w, rejects_w]
-            assert source.rows == file_priced + file_rejected, "a row was lost"
-            if source.path is None and source.sha256 in state.ledger:  # stdin: known only now
-                raise _already_committed(source, state)
+            if source.path is None and source.sha256 in engine.state.ledger:
+                raise _already_committed(source, engine.state)  # stdin: its hash known only now
+            assert source.rows == priced_w.rows + rejects_w.rows, "a row was lost"
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
-                           "priced": file_priced, "rejected": file_rejected,
+                           "priced": priced_w.rows, "rejected": rejects_w.rows,
                            "priced_output": priced_w.path.name,
                            "rejects_output": rejects_w.path.name})
-        bar.close()
         for w in writers:
             w.close()
-        elapsed = time.perf_counter() - started
-        n_in = sum(i["rows"] for i in inputs)
-        result = {
-            "command": command,
-            "run_id": run_id,
-            "txcore_version": txcore.__version__,
-            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "backend": engine.name,
-            "card_check": cardno.IMPLEMENTATION,
-            "inputs": inputs,
-            "skipped": skipped,
-            "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
-            **totals.as_dict(),
-            "zero_effect_reversals": engine.zero_effect_reversals,
-            "elapsed_seconds": round(elapsed, 3),
-            "rows_per_second": round(n_in / elapsed, 1) if elapsed > 0 else 0.0,
-        }
-        assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
-        summary_tmp = out_dir / "summary.json.tmp"
-        summary_mod.write_json(summary_tmp, result)
-        for w in writers:
-            w.commit()
-        summary_tmp.replace(out_dir / "summary.json")
-        if state_dir:
-            for i in inputs:
-                state.ledger[i["sha256"]] = {"file": i["file"], "rows": i["rows"],
-                                             "run_id": run_id}
-            state.save(state_dir)
-        return result
     except BaseException:
-        bar.close()
         for w in writers:
             w.discard()
-        (out_dir / "summary.json.tmp").unlink(missing_ok=True)
         raise
+    finally:
+        bar.close()
+    n_in = sum(i["rows"] for i in inputs)
+    assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
+    return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "backend": engine.name, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
+            "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
+            **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
+
+
+def _writers(staging, source, priced_schema_, rejects_schema_, fmt):
+    return (BatchWriter(staging.path(f"{source.stem}.priced.{fmt}"), priced_schema_, fmt),
+            BatchWriter(staging.path(f"{source.stem}.rejects.{fmt}"), rejects_schema_, fmt))
+
+
+@contextmanager
+def lock(state_dir):
+    """One run at a time per state folder (an advisory lock on ``<state>/LOCK``)."""
+    path = Path(state_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / "LOCK", "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateError(f"{path}: another txcore run is using this state") from None
+        yield
+    finally:
+        fh.close()
 
 
 def _already_committed(source, state) -> InputRefused:

@@ -1,8 +1,8 @@
-"""Output writers (SPEC §5, §8): one batch at a time, to a temporary name.
+"""Output writers (SPEC §5, §8): one batch at a time.
 
-A writer is opened on its final path but writes ``<path>.tmp``; ``close``
-flushes and fsyncs; the runner renames every output into place only once the
-whole run has succeeded (``commit``), or deletes them all (``discard``).
+Writers write into the run's staging folder (:class:`txcore.store.Staging`);
+``close`` flushes and fsyncs.  Nothing is visible in OUTDIR until the run
+commits and the staging folder is published.
 """
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from txcore import durable
+
 OUTPUT_FORMATS = ("parquet", "csv", "avro", "arrow")
 
 
 class BatchWriter:
     def __init__(self, path: Path, schema: pa.Schema, fmt: str):
         self.path, self.schema, self.format = Path(path), schema, fmt
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.rows = 0
-        self._fh = open(self.tmp, "wb")
+        self._fh = open(self.path, "wb")
         if fmt == "parquet":
             self._w = pq.ParquetWriter(self._fh, schema, compression="zstd")
         elif fmt == "csv":
@@ -54,12 +55,10 @@ class BatchWriter:
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
-
-    def commit(self):
-        os.replace(self.tmp, self.path)
+        durable.step(f"output:{self.path.name}")
 
     def discard(self):
-        """Abandon the output: close quietly (the run is already failing) and delete it."""
+        """Abandon the output: close quietly (the run is already failing)."""
         if not self._fh.closed:
             try:
                 if self.format != "avro":
@@ -67,7 +66,6 @@ class BatchWriter:
             except Exception:  # noqa: BLE001 - a half-written file is deleted below anyway
                 pass
             self._fh.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def _avro_field_type(t: pa.DataType):

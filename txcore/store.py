@@ -1,0 +1,264 @@
+"""The state folder on disk, and the atomic commit of a run (SPEC §6).
+
+Layout of ``--state DIR``::
+
+    CURRENT                    the manifest of the committed generation (JSON, checksummed)
+    counters.000012.parquet    free-slot counters      } files of generation 12, each
+    index.000012.parquet       reversal / txn_id index } with its sha256 in CURRENT
+    ledger.000012.json         committed input files   }
+    card.key                   the card key, unless kept elsewhere (txcore.keys)
+
+A run's outputs are written under ``OUTDIR/.txcore-staging-<run_id>/`` and its
+new state as generation N+1 files, each fsynced.  The **commit point** is the
+rename of ``CURRENT.tmp`` over ``CURRENT`` (then the folder is fsynced): before
+it, the last committed state is untouched and no output of the run is visible;
+after it, the run is committed and its outputs are published by renaming them
+out of the staging folder.  That publication is rolled forward by whichever
+txcore process opens the state next, so a crash between the two loses nothing.
+Files of other generations and stale staging folders are removed.
+
+A manifest or state file whose checksum does not match is reported
+(:class:`StateError`) and never used.  Why a manifest swapped by rename rather
+than SQLite: the state files are columnar tables written whole per run, and
+one rename is the simplest commit point that also covers files in OUTDIR.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from txcore import durable, keys
+from txcore.errors import StateError
+from txcore.state import DEFAULT_RETENTION_DAYS, Effect, Entry, State
+
+FORMAT = 2
+MANIFEST = "CURRENT"
+STAGING_PREFIX = ".txcore-staging-"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _checksum(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return _sha256(json.dumps(body, sort_keys=True).encode())
+
+
+class Staging:
+    """Where one run's outputs wait, unseen, until the run commits."""
+
+    def __init__(self, out_dir: Path, run_id: str):
+        self.out_dir = Path(out_dir).resolve()
+        self.dir = self.out_dir / f"{STAGING_PREFIX}{run_id}"
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.names: list[str] = []
+
+    def path(self, name: str) -> Path:
+        self.names.append(name)
+        return self.dir / name
+
+    def publish(self):
+        publish(self.out_dir, self.dir, self.names)
+
+    def discard(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def clean_stale(out_dir: Path):
+        """Remove staging folders of runs that never committed."""
+        for stale in Path(out_dir).glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish(out_dir: Path, staging_dir: Path, names: list[str]):
+    """Rename staged outputs into ``out_dir`` (idempotent: a rerun finishes the job)."""
+    if not staging_dir.exists():
+        return
+    for name in names:
+        src = staging_dir / name
+        if src.exists():
+            durable.replace(src, out_dir / name, f"publish:{name}")
+    durable.fsync_dir(out_dir)
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    durable.step("staging-removed")
+
+
+class StateStore:
+    """A state folder: open (verify, roll forward), load, commit."""
+
+    def __init__(self, folder, key_file=None):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keyer = keys.Keyer(keys.load_or_create(keys.key_path(self.folder, key_file)))
+        self.manifest = self._read_manifest()
+        if self.manifest and self.manifest["key_fingerprint"] != self.keyer.fingerprint:
+            raise StateError(f"{self.folder}: the card key is not the one this state was "
+                             f"written with; use the original key file")
+        self.recover()
+
+    # -- reading --------------------------------------------------------------------
+    def _read_manifest(self) -> dict | None:
+        path = self.folder / MANIFEST
+        if not path.exists():
+            if any(self.folder.glob("counters.*.parquet")):
+                raise StateError(f"{self.folder}: state files without a manifest ({MANIFEST}); "
+                                 f"the state is incomplete and is not used")
+            return None
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{path}: torn or corrupt manifest: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("checksum") != _checksum(manifest):
+            raise StateError(f"{path}: manifest checksum mismatch; the state is corrupt and "
+                             f"is not used")
+        if manifest.get("format") != FORMAT:
+            raise StateError(f"{path}: state format {manifest.get('format')!r}, "
+                             f"this txcore reads {FORMAT}")
+        return manifest
+
+    def _read_file(self, kind: str) -> bytes:
+        entry = self.manifest["files"][kind]
+        path = self.folder / entry["name"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StateError(f"{path}: committed state file cannot be read: {exc}") from exc
+        if _sha256(data) != entry["sha256"]:
+            raise StateError(f"{path}: checksum mismatch; the state is corrupt and is not used")
+        return data
+
+    def recover(self):
+        """Finish a committed run's publication; drop what no commit refers to."""
+        current = set()
+        if self.manifest:
+            current = {f["name"] for f in self.manifest["files"].values()}
+            out = self.manifest.get("outputs")
+            if out:
+                publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
+        for path in self.folder.iterdir():
+            stale_gen = (path.name.startswith(("counters.", "index.", "ledger."))
+                         and path.name not in current)
+            if stale_gen or path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+
+    def load(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> State:
+        state = State(retention_days, self.keyer)
+        if not self.manifest:
+            return state
+        try:
+            _tables_to_state(state, pq.read_table(io.BytesIO(self._read_file("counters"))),
+                             pq.read_table(io.BytesIO(self._read_file("index"))))
+            state.ledger = json.loads(self._read_file("ledger"))
+        except (KeyError, ValueError, pa.ArrowException) as exc:
+            raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+        latest = self.manifest.get("latest")
+        state.latest = None if latest is None else _date(latest)
+        return state
+
+    # -- the commit -------------------------------------------------------------------
+    def commit(self, state: State, run_id: str, staging: Staging | None = None):
+        """Write generation N+1 and swap the manifest; then publish ``staging``."""
+        gen = (self.manifest["generation"] if self.manifest else 0) + 1
+        state.prune()
+        counters, index = _state_to_tables(state)
+        files = {}
+        for kind, name, data in (
+                ("counters", f"counters.{gen:06d}.parquet", _parquet_bytes(counters)),
+                ("index", f"index.{gen:06d}.parquet", _parquet_bytes(index)),
+                ("ledger", f"ledger.{gen:06d}.json",
+                 (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode())):
+            durable.write_bytes(self.folder / name, data, f"state:{kind}")
+            files[kind] = {"name": name, "sha256": _sha256(data)}
+        manifest = {
+            "format": FORMAT, "generation": gen, "run_id": run_id,
+            "latest": state.latest.isoformat() if state.latest else None,
+            "retention_days": state.retention_days, "key_fingerprint": self.keyer.fingerprint,
+            "files": files, "counts": {"counters": counters.num_rows, "index": index.num_rows,
+                                       "ledger": len(state.ledger)},
+            "outputs": None if staging is None else {
+                "dir": str(staging.out_dir), "staging": staging.dir.name, "names": staging.names},
+        }
+        manifest["checksum"] = _checksum(manifest)
+        durable.fsync_dir(self.folder)
+        durable.step("state-dir-synced")
+        tmp = self.folder / (MANIFEST + ".tmp")
+        durable.write_bytes(tmp, (json.dumps(manifest, indent=1) + "\n").encode(), "manifest")
+        durable.replace(tmp, self.folder / MANIFEST, "commit")  # <- the commit point
+        durable.fsync_dir(self.folder)
+        durable.step("committed")
+        self.manifest = manifest
+        self.recover()  # publish the outputs, drop the previous generation
+
+
+def _date(text):
+    import datetime as dt
+    return dt.date.fromisoformat(text)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+KEY = pa.binary(keys.DIGEST_BYTES)
+
+
+def _state_to_tables(state: State) -> tuple[pa.Table, pa.Table]:
+    ck = list(state.counters)
+    counters = pa.table({
+        "card": pa.array([k[0] for k in ck], KEY),
+        "waiver_id": pa.array([k[1] for k in ck], pa.string()),
+        "month": pa.array([k[2][0] * 100 + k[2][1] for k in ck], pa.int32()),
+        "used": pa.array([state.counters[k] for k in ck], pa.int32()),
+    })
+    ids = list(state.index)
+    entries = [state.index[t] for t in ids]
+    effects = [e.effect for e in entries]
+
+    def eff(name, typ):
+        return pa.array([None if f is None else getattr(f, name) for f in effects], typ)
+
+    index = pa.table({
+        "txn": pa.array(ids, KEY),
+        "card": pa.array([e.card for e in entries], KEY),
+        "local_date": pa.array([e.local_date for e in entries], pa.date32()),
+        "is_reversal": pa.array([f is None for f in effects], pa.bool_()),
+        "reversed": pa.array([e.reversed for e in entries], pa.bool_()),
+        "fee_standard": eff("fee_standard", pa.int64()),
+        "fee_waived": eff("fee_waived", pa.int64()),
+        "fee_charged": eff("fee_charged", pa.int64()),
+        "discount": eff("discount", pa.int64()),
+        "fee_rule": eff("fee_rule", pa.string()),
+        "waiver_rule": eff("waiver_rule", pa.string()),
+        "discount_rule": eff("discount_rule", pa.string()),
+        "ruleset": eff("ruleset", pa.string()),
+        "slot_waiver": eff("slot_waiver", pa.string()),
+        "slot_month": pa.array([None if f is None or f.slot_month is None
+                                else f.slot_month[0] * 100 + f.slot_month[1]
+                                for f in effects], pa.int32()),
+    })
+    return counters, index
+
+
+def _tables_to_state(state: State, counters: pa.Table, index: pa.Table):
+    c = counters.to_pydict()
+    for card, waiver, month, used in zip(c["card"], c["waiver_id"], c["month"], c["used"]):
+        state.counters[(card, waiver, (month // 100, month % 100))] = used
+    x = index.to_pydict()
+    for i, txn in enumerate(x["txn"]):
+        effect = None
+        if not x["is_reversal"][i]:
+            sm = x["slot_month"][i]
+            effect = Effect(x["fee_standard"][i], x["fee_waived"][i], x["fee_charged"][i],
+                            x["discount"][i], x["fee_rule"][i], x["waiver_rule"][i],
+                            x["discount_rule"][i], x["ruleset"][i], x["slot_waiver"][i],
+                            None if sm is None else (sm // 100, sm % 100))
+        state.index[txn] = Entry(x["card"][i], x["local_date"][i], effect, x["reversed"][i])
