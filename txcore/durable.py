@@ -5,9 +5,12 @@ fsynced) goes through :func:`step`.  With ``TXCORE_CRASH_AT=k`` (a number: the
 k-th step of the process; or a step name) the process dies right there with
 ``os._exit(CRASH_EXIT)`` — no cleanup, as after kill -9 — so the crash tests
 can stop a run at every durable step and check what a rerun makes of it.
+``TXCORE_FAIL_AT=k:ENOSPC`` (or ``:EIO``) instead raises that ``OSError`` at
+step k, as a full or failing disk would.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -22,6 +25,12 @@ def step(name: str):
     target = os.environ.get("TXCORE_CRASH_AT")
     if target and (target == name or target == str(_steps)):
         os._exit(CRASH_EXIT)
+    fail = os.environ.get("TXCORE_FAIL_AT")
+    if fail:
+        at, _, code = fail.partition(":")
+        if at == name or at == str(_steps):
+            number = getattr(errno, code or "EIO")
+            raise OSError(number, os.strerror(number), name)
 
 
 def steps_taken() -> int:

@@ -39,3 +39,12 @@ class InputRefused(TxcoreError):
 
 class StateError(TxcoreError):
     """The state directory cannot be used (exit 2)."""
+
+
+class WriteError(TxcoreError):
+    """Outputs or state could not be written (disk full, I/O error) (exit 4).
+
+    Nothing of the run is committed; the last committed state is intact.
+    """
+
+    exit_code = 4

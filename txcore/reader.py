@@ -29,11 +29,20 @@ FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arr
 DEFAULT_BATCH_SIZE = 65536
 
 
+#: A Parquet file declaring more than this many times its size in uncompressed data,
+#: and more than MAX_UNCOMPRESSED bytes, is refused as a decompression bomb.
+MAX_EXPANSION = 100
+MAX_UNCOMPRESSED = 256 << 20
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise InputRefused(f"{path.name}: cannot be read: {exc.strerror or exc}") from exc
     return h.hexdigest()
 
 
@@ -103,6 +112,13 @@ class InputSource:
     def _read_parquet(self):
         pf = pq.ParquetFile(self.path)
         self.total_rows, self.schema = pf.metadata.num_rows, pf.schema_arrow
+        md = pf.metadata
+        expanded = sum(md.row_group(i).column(j).total_uncompressed_size
+                       for i in range(md.num_row_groups) for j in range(md.num_columns))
+        size = self.path.stat().st_size
+        if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
+            raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} bytes "
+                               f"declare {expanded:,} bytes of data")
         yield from pf.iter_batches(batch_size=self.batch_size)
 
     def _read_csv(self):

@@ -22,7 +22,7 @@ import txcore
 from txcore import cardno, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
-from txcore.errors import InputRefused, StateError, UsageError
+from txcore.errors import InputRefused, StateError, UsageError, WriteError
 from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import load_book
@@ -102,6 +102,14 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             else:
                 staging.publish()
             return result
+        except OSError as exc:
+            if store is not None and store.manifest and store.manifest["run_id"] == run_id:
+                raise WriteError(f"the run is committed but publishing its outputs failed: "
+                                 f"{exc}; the next txcore run on this state publishes them") \
+                    from exc
+            staging.discard()
+            raise WriteError(f"cannot write the run's outputs or state: {exc}; nothing of this "
+                             f"run was committed, the last committed state is intact") from exc
         except BaseException:
             staging.discard()
             raise
