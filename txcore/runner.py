@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import txcore
-from txcore import cardno, summary as summary_mod
+from txcore import cardno, durable, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
 from txcore.errors import InputRefused, StateError, UsageError, WriteError
@@ -92,7 +92,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             result["elapsed_seconds"] = elapsed = round(time.perf_counter() - started, 3)
             result["rows_per_second"] = round(result["rows"]["input"] / elapsed, 1) \
                 if elapsed > 0 else 0.0
-            summary_mod.write_json(staging.path("summary.json"), result)
+            durable.write_bytes(staging.path("summary.json"), summary_mod.to_json(result),
+                                "output:summary.json")
             # 4. commit: state and outputs together, or (without state) publish
             if store is not None:
                 for i in result["inputs"]:

@@ -98,7 +98,10 @@ class StateStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keyer = keys.Keyer(keys.load_or_create(keys.key_path(self.folder, key_file)))
         self.manifest = self._read_manifest()
-        if self.manifest and self.manifest["key_fingerprint"] != self.keyer.fingerprint:
+        self.fresh = self.manifest is None
+        if self.fresh:  # a new state: generation 0, written at the first commit
+            self.manifest = self._manifest(0, "init", None, self.keyer.fingerprint, {}, {}, None)
+        if self.manifest["key_fingerprint"] != self.keyer.fingerprint:
             raise StateError(f"{self.folder}: the card key is not the one this state was "
                              f"written with; use the original key file")
         self.recover()
@@ -107,7 +110,7 @@ class StateStore:
     def _read_manifest(self) -> dict | None:
         path = self.folder / MANIFEST
         if not path.exists():
-            if any(self.folder.glob("counters.*.parquet")):
+            if any(self.folder.glob("*.00*")):
                 raise StateError(f"{self.folder}: state files without a manifest ({MANIFEST}); "
                                  f"the state is incomplete and is not used")
             return None
@@ -136,12 +139,10 @@ class StateStore:
 
     def recover(self):
         """Finish a committed run's publication; drop what no commit refers to."""
-        current = set()
-        if self.manifest:
-            current = {f["name"] for f in self.manifest["files"].values()}
-            out = self.manifest.get("outputs")
-            if out:
-                publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
+        current = {f["name"] for f in self.manifest["files"].values()}
+        out = self.manifest.get("outputs")
+        if out:
+            publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
         for path in self.folder.iterdir():
             stale_gen = (path.name.startswith(("counters.", "index.", "ledger."))
                          and path.name not in current)
@@ -150,7 +151,7 @@ class StateStore:
 
     def load(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> State:
         state = State(retention_days, self.keyer)
-        if not self.manifest:
+        if self.manifest["generation"] == 0:
             return state
         try:
             _tables_to_state(state, pq.read_table(io.BytesIO(self._read_file("counters"))),
@@ -165,7 +166,10 @@ class StateStore:
     # -- the commit -------------------------------------------------------------------
     def commit(self, state: State, run_id: str, staging: Staging | None = None):
         """Write generation N+1 and swap the manifest; then publish ``staging``."""
-        gen = (self.manifest["generation"] if self.manifest else 0) + 1
+        if self.fresh:  # first write CURRENT for generation 0, so a CURRENT lost later is
+            self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
+            self.fresh = False
+        gen = self.manifest["generation"] + 1
         state.prune()
         counters, index = _state_to_tables(state)
         files = {}
@@ -176,25 +180,35 @@ class StateStore:
                  (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode())):
             durable.write_bytes(self.folder / name, data, f"state:{kind}")
             files[kind] = {"name": name, "sha256": _sha256(data)}
-        manifest = {
-            "format": FORMAT, "generation": gen, "run_id": run_id,
-            "latest": state.latest.isoformat() if state.latest else None,
-            "retention_days": state.retention_days, "key_fingerprint": self.keyer.fingerprint,
-            "files": files, "counts": {"counters": counters.num_rows, "index": index.num_rows,
-                                       "ledger": len(state.ledger)},
-            "outputs": None if staging is None else {
-                "dir": str(staging.out_dir), "staging": staging.dir.name, "names": staging.names},
-        }
-        manifest["checksum"] = _checksum(manifest)
+        manifest = self._manifest(
+            gen, run_id, state.latest.isoformat() if state.latest else None,
+            self.keyer.fingerprint, files,
+            {"counters": counters.num_rows, "index": index.num_rows, "ledger": len(state.ledger)},
+            None if staging is None else {"dir": str(staging.out_dir),
+                                          "staging": staging.dir.name, "names": staging.names},
+            retention_days=state.retention_days)
         durable.fsync_dir(self.folder)
         durable.step("state-dir-synced")
-        tmp = self.folder / (MANIFEST + ".tmp")
-        durable.write_bytes(tmp, (json.dumps(manifest, indent=1) + "\n").encode(), "manifest")
-        durable.replace(tmp, self.folder / MANIFEST, "commit")  # <- the commit point
-        durable.fsync_dir(self.folder)
-        durable.step("committed")
-        self.manifest = manifest
+        self._swap_manifest(manifest, "commit")  # <- the commit point
         self.recover()  # publish the outputs, drop the previous generation
+
+    @staticmethod
+    def _manifest(gen, run_id, latest, fingerprint, files, counts, outputs, **extra) -> dict:
+        manifest = {"format": FORMAT, "generation": gen, "run_id": run_id, "latest": latest,
+                    "key_fingerprint": fingerprint, "files": files, "counts": counts,
+                    "outputs": outputs, **extra}
+        manifest["checksum"] = _checksum(manifest)
+        return manifest
+
+    def _swap_manifest(self, manifest: dict, name: str):
+        """Write ``CURRENT.tmp``, rename it over ``CURRENT``, fsync the folder."""
+        tmp = self.folder / (MANIFEST + ".tmp")
+        durable.write_bytes(tmp, (json.dumps(manifest, indent=1) + "\n").encode(),
+                            f"{name}:manifest")
+        durable.replace(tmp, self.folder / MANIFEST, name)
+        durable.fsync_dir(self.folder)
+        durable.step(f"{name}:synced")
+        self.manifest = manifest
 
 
 def _date(text):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,11 +34,12 @@ class Totals:
                 self.rejected_by_reason[row["reject_reason"]] += row["count_all"]
         if priced.num_rows:
             table = pa.Table.from_batches([priced])
-            aggs = [([], "count_all")] + [(m, "sum") for m in MONEY]
+            money = [m for m in MONEY if m in table.column_names]  # an input may lack amount
+            aggs = [([], "count_all")] + [(m, "sum") for m in money]
             for row in table.group_by("kind").aggregate(aggs).to_pylist():
                 t = self.by_kind[row["kind"]]
                 t["count"] += row["count_all"]
-                for m in MONEY:
+                for m in money:
                     t[m] += row[f"{m}_sum"] or 0
             for row in table.group_by("ruleset").aggregate([([], "count_all")]).to_pylist():
                 self.rulesets[row["ruleset"]] += row["count_all"]
@@ -56,8 +56,8 @@ class Totals:
         }
 
 
-def write_json(path: Path, summary: dict):
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def to_json(summary: dict) -> bytes:
+    return (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _yuan(fen: int) -> str:
