@@ -73,7 +73,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             state = store.load(retention_days)
         else:
             state = State(retention_days)
-        Staging.clean_stale(out_dir)
+        owner = str(Path(state_dir).resolve()) if state_dir else ""
+        Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         skipped = []
         for source in list(sources):
@@ -84,7 +85,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                                 "committed_by": state.ledger[source.sha256]["run_id"]})
                 sources.remove(source)
         engine = make_engine(backend, book, registry, state)
-        staging = Staging(out_dir, run_id)
+        staging = Staging(out_dir, run_id, owner)
         try:
             result = _price_all(sources, engine, staging, fmt, progress, command)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,

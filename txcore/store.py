@@ -52,12 +52,20 @@ def _checksum(manifest: dict) -> str:
 
 
 class Staging:
-    """Where one run's outputs wait, unseen, until the run commits."""
+    """Where one run's outputs wait, unseen, until the run commits.
 
-    def __init__(self, out_dir: Path, run_id: str):
+    ``owner`` names the state folder the run commits to ("" without state); it is
+    kept in the staging folder so that only that state's leftovers are cleaned
+    up — another state's committed-but-unpublished outputs are never touched.
+    """
+
+    OWNER_FILE = ".owner"
+
+    def __init__(self, out_dir: Path, run_id: str, owner: str = ""):
         self.out_dir = Path(out_dir).resolve()
         self.dir = self.out_dir / f"{STAGING_PREFIX}{run_id}"
         self.dir.mkdir(parents=True, exist_ok=False)
+        (self.dir / self.OWNER_FILE).write_text(owner)
         self.names: list[str] = []
 
     def path(self, name: str) -> Path:
@@ -70,11 +78,21 @@ class Staging:
     def discard(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    @staticmethod
-    def clean_stale(out_dir: Path):
-        """Remove staging folders of runs that never committed."""
+    @classmethod
+    def clean_stale(cls, out_dir: Path, owner: str = ""):
+        """Remove ``owner``'s staging folders of runs that never committed.
+
+        Call it after the owner's state was opened (which publishes a committed
+        run's outputs): what is left of that owner then never committed.
+        """
         for stale in Path(out_dir).glob(f"{STAGING_PREFIX}*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            marker = stale / cls.OWNER_FILE
+            try:
+                theirs = marker.read_text()
+            except OSError:
+                theirs = None  # died before writing its marker: it never committed
+            if theirs is None or theirs == owner:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def publish(out_dir: Path, staging_dir: Path, names: list[str]):
