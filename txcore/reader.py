@@ -21,6 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from fastavro._read_common import SchemaResolutionError
+from fastavro._schema_common import SchemaParseException
+
 from txcore.cardno import redact
 from txcore.errors import InputRefused
 
@@ -98,28 +101,58 @@ class InputSource:
         return InputRefused(f"{self.name}: cannot be read as {self.format}: {redact(str(exc))}")
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """Stream the record batches; counts rows; raises :class:`InputRefused`."""
+        """Stream the record batches, checked; counts rows; raises :class:`InputRefused`."""
         try:
             for batch in getattr(self, f"_read_{self.format}")():
+                batch = self._checked(batch)
                 self.rows += batch.num_rows
                 yield batch
         except InputRefused:
             raise
         except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, EOFError,
-                StopIteration, TypeError, KeyError, IndexError, AssertionError) as exc:
+                StopIteration, TypeError, KeyError, IndexError, AssertionError, OverflowError,
+                MemoryError, SchemaParseException, SchemaResolutionError) as exc:
             raise self.refuse(exc) from exc
+
+    def _checked(self, batch):
+        """Refuse what would crash or mislead later: corrupt buffers (Arrow data is not
+        validated on read), undecodable names or zones, repeated column names; view
+        types are cast to plain strings, which every kernel takes."""
+        if self.format in ("parquet", "arrow", "arrows"):
+            batch.validate(full=True)
+        names = batch.schema.names  # raises UnicodeDecodeError on a non-UTF-8 name
+        for f in batch.schema:
+            if pa.types.is_timestamp(f.type):
+                _ = f.type.tz  # likewise for a zone name
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputRefused(f"{self.name}: duplicate column names {dupes}")
+        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+        if any(f.type in views for f in batch.schema):
+            batch = batch.cast(pa.schema([f.with_type(views.get(f.type, f.type))
+                                          for f in batch.schema]))
+        return batch
 
     def _read_parquet(self):
         pf = pq.ParquetFile(self.path)
         self.total_rows, self.schema = pf.metadata.num_rows, pf.schema_arrow
         md = pf.metadata
-        expanded = sum(md.row_group(i).column(j).total_uncompressed_size
-                       for i in range(md.num_row_groups) for j in range(md.num_columns))
+        expanded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         size = self.path.stat().st_size
         if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
             raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} bytes "
                                f"declare {expanded:,} bytes of data")
-        yield from pf.iter_batches(batch_size=self.batch_size)
+        declared = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
+        if declared != md.num_rows:
+            raise InputRefused(f"{self.name}: corrupt footer: row groups hold {declared} rows, "
+                               f"the file declares {md.num_rows}")
+        read = 0
+        for b in pf.iter_batches(batch_size=self.batch_size):
+            read += b.num_rows
+            yield b
+        if read != md.num_rows:  # a corrupt page can end a column early without an error
+            raise InputRefused(f"{self.name}: corrupt file: {read} rows read of the "
+                               f"{md.num_rows} it declares")
 
     def _read_csv(self):
         with open(self.path, encoding="utf-8-sig", newline="") as fh:

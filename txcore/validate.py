@@ -113,13 +113,36 @@ def column_values(batch: pa.RecordBatch, name: str) -> list:
     col = batch.column(name)
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
-    if pa.types.is_timestamp(col.type) and col.type.unit == "ns":
-        col = pc.cast(col, pa.timestamp("us", col.type.tz), safe=False)
+    if pa.types.is_timestamp(col.type):
+        return _timestamps(col)
     if name == "amount" and not (pa.types.is_integer(col.type) or pa.types.is_string(col.type)
                                  or pa.types.is_large_string(col.type)):
         # money is integer fen: any other type is unreadable as an amount
         return [None if v is None else _Unreadable(v) for v in col.to_pylist()]
     return col.to_pylist()
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_PER_SECOND = {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}
+
+
+def _timestamps(col) -> list:
+    """Timestamps as datetimes; one outside Python's range (year 0, 10000) stays
+    unreadable, so its row is rejected as bad_ts instead of stopping the run.  An
+    Arrow timestamp with a zone holds a UTC instant whatever the zone's name."""
+    aware = col.type.tz is not None
+    per = _PER_SECOND[col.type.unit]
+    out = []
+    for v in col.cast(pa.int64()).to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            t = _EPOCH + dt.timedelta(microseconds=v * 10**6 // per)
+            out.append(t.replace(tzinfo=dt.timezone.utc) if aware else t)
+        except OverflowError:
+            out.append(_Unreadable(v))
+    return out
 
 
 class _Unreadable:
