@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-committed", action="store_true",
                    help="skip inputs already committed to this state instead of refusing (exit 3)")
 
+    p = sub.add_parser("replay", help="re-price historical files; compare with recorded fees",
+                       description="Price files from an empty state (or --snapshot, read only) "
+                                   "with the rule versions in force at each date, touching no "
+                                   "live state; --compare lists every differing priced cell "
+                                   "and exits 1 when any differ.")
+    _common_pricing_args(p)
+    p.add_argument("--compare", metavar="PATH",
+                   help="recorded priced rows: a file, or a folder of *.priced.* files")
+    p.add_argument("--snapshot", metavar="DIR", help="start from this committed state (read only)")
+    p.add_argument("--card-key", metavar="FILE", help="the snapshot's card key file")
+    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N")
+
     p = sub.add_parser("rules", help="rules tools")
     rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
     c = rsub.add_parser("check", help="validate a rules folder and list what it holds",
@@ -116,6 +128,26 @@ def _dispatch(args) -> int:
                             skip_committed=args.skip_committed, key_file=args.card_key)
         print(summary.render(result))
         return 0
+    if args.command == "replay":
+        from txcore.replay import replay
+        result = replay(args.files, rules=args.rules, cards=args.cards, merchants=args.merchants,
+                        out_dir=args.out, compare=args.compare, snapshot=args.snapshot,
+                        key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
+                        retention_days=args.retention_days, backend=args.backend,
+                        progress=False if args.no_progress else None)
+        print(summary.render(result))
+        print(f"  digest {result['digest']}")
+        cmp = result.get("compare")
+        if cmp is None:
+            return 0
+        if not cmp["cells"]:
+            print(f"  compare: no differences with {cmp['recorded']}")
+            return 0
+        print(f"  compare: {cmp['rows']:,} rows differ in {cmp['cells']:,} cells "
+              f"(listed in {cmp['diff_file']})")
+        print("    by column:   " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_column"].items()))
+        print("    by fee rule: " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_fee_rule"].items()))
+        return 1
     if args.command == "rules":
         from txcore.rules import describe
         merchants = txcore.load_merchants(args.merchants) if args.merchants else None

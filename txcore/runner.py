@@ -22,6 +22,7 @@ import txcore
 from txcore import cardno, durable, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
+from txcore.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, StateError, UsageError, WriteError
 from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
 from txcore.refdata import load_cards, load_merchants
@@ -34,7 +35,7 @@ from txcore.writer import OUTPUT_FORMATS, BatchWriter
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
-        key_file=None) -> dict:
+        key_file=None, snapshot=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -42,6 +43,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     sha256 the state's ledger holds is refused (exit 3), or with
     ``skip_committed`` left out of the run and listed under ``skipped``.
     ``key_file``: the card key (:mod:`txcore.keys`), default ``<state>/card.key``.
+    ``snapshot`` (without ``state_dir``): start from that committed state, read only,
+    ledger ignored — for replay.
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -71,6 +74,9 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             stack.enter_context(lock(state_dir))
             store = StateStore(state_dir, key_file)
             state = store.load(retention_days)
+        elif snapshot:
+            state = StateStore(snapshot, key_file, readonly=True).load(retention_days)
+            state.ledger = {}  # a replay re-prices files the snapshot may have committed
         else:
             state = State(retention_days)
         owner = str(Path(state_dir).resolve()) if state_dir else ""
@@ -129,8 +135,10 @@ def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
             if len(sources) == 1:
                 bar.total = source.total_rows
             priced_w = rejects_w = None
+            digest = FileDigest()
             for batch in source.batches():
                 priced, rejects = engine.price_batch(batch)
+                digest.add(priced)
                 if priced_w is None:
                     priced_w, rejects_w = _writers(staging, source, priced.schema,
                                                    rejects.schema, fmt)
@@ -148,6 +156,7 @@ def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
             assert source.rows == priced_w.rows + rejects_w.rows, "a row was lost"
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
                            "priced": priced_w.rows, "rejected": rejects_w.rows,
+                           "digest": digest.hexdigest(),
                            "priced_output": priced_w.path.name,
                            "rejects_output": rejects_w.path.name})
         for w in writers:
@@ -163,6 +172,7 @@ def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
     return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": engine.name, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
+            "digest": run_digest([i["digest"] for i in inputs]),
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
 
 

@@ -111,10 +111,18 @@ def publish(out_dir: Path, staging_dir: Path, names: list[str]):
 class StateStore:
     """A state folder: open (verify, roll forward), load, commit."""
 
-    def __init__(self, folder, key_file=None):
+    def __init__(self, folder, key_file=None, readonly=False):
+        """Open a state folder.  ``readonly`` (a snapshot for replay): it must exist and
+        is only read — no key is created, no publication rolled forward, nothing deleted."""
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.keyer = keys.Keyer(keys.load_or_create(keys.key_path(self.folder, key_file)))
+        path = keys.key_path(self.folder, key_file)
+        if readonly:
+            if not (self.folder / MANIFEST).is_file() or not path.is_file():
+                raise StateError(f"{self.folder}: not a committed state (with its card key)")
+            self.keyer = keys.Keyer(keys.load_or_create(path))
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.keyer = keys.Keyer(keys.load_or_create(path))
         self.manifest = self._read_manifest()
         self.fresh = self.manifest is None
         if self.fresh:  # a new state: generation 0, written at the first commit
@@ -122,7 +130,8 @@ class StateStore:
         if self.manifest["key_fingerprint"] != self.keyer.fingerprint:
             raise StateError(f"{self.folder}: the card key is not the one this state was "
                              f"written with; use the original key file")
-        self.recover()
+        if not readonly:
+            self.recover()
 
     # -- reading --------------------------------------------------------------------
     def _read_manifest(self) -> dict | None:
