@@ -81,7 +81,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             state = State(retention_days)
         owner = str(Path(state_dir).resolve()) if state_dir else ""
         Staging.clean_stale(out_dir, owner)
-        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         skipped = []
         for source in list(sources):
             if source.path is not None and source.sha256 in state.ledger:
@@ -111,11 +111,16 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 staging.publish()
             return result
         except OSError as exc:
-            if store is not None and store.manifest and store.manifest["run_id"] == run_id:
+            if store is not None and store.committed_run_id() == run_id:
                 raise WriteError(f"the run is committed but publishing its outputs failed: "
                                  f"{exc}; the next txcore run on this state publishes them") \
                     from exc
             staging.discard()
+            if store is not None:
+                try:
+                    store.remove_uncommitted()
+                except OSError:
+                    pass  # the next run removes them
             raise WriteError(f"cannot write the run's outputs or state: {exc}; nothing of this "
                              f"run was committed, the last committed state is intact") from exc
         except BaseException:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -170,11 +171,24 @@ class StateStore:
         out = self.manifest.get("outputs")
         if out:
             publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
+        self.remove_uncommitted(current)
+
+    def remove_uncommitted(self, current=None):
+        """Delete state files no commit refers to (a failed or crashed run's)."""
+        if current is None:
+            current = {f["name"] for f in self.manifest["files"].values()}
         for path in self.folder.iterdir():
             stale_gen = (path.name.startswith(("counters.", "index.", "ledger."))
                          and path.name not in current)
             if stale_gen or path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
+
+    def committed_run_id(self) -> str | None:
+        """The run id in CURRENT on disk (after a failure, whether it got there)."""
+        try:
+            return self._read_manifest()["run_id"]
+        except (StateError, TypeError, KeyError):
+            return None
 
     def load(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> State:
         state = State(retention_days, self.keyer)
@@ -232,10 +246,11 @@ class StateStore:
         tmp = self.folder / (MANIFEST + ".tmp")
         durable.write_bytes(tmp, (json.dumps(manifest, indent=1) + "\n").encode(),
                             f"{name}:manifest")
-        durable.replace(tmp, self.folder / MANIFEST, name)
+        os.replace(tmp, self.folder / MANIFEST)
+        self.manifest = manifest  # committed from here on, whatever fails next
+        durable.step(name)
         durable.fsync_dir(self.folder)
         durable.step(f"{name}:synced")
-        self.manifest = manifest
 
 
 def _date(text):
