@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card-key", metavar="FILE", help="the snapshot's card key file")
     p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N")
 
+    p = sub.add_parser("explain", help="why a transaction was priced as it was, in words",
+                       description="Re-price the inputs up to TXN_ID with the reference engine "
+                                   "and explain its fee rule (and why earlier rules did not "
+                                   "apply), its waiver and free-slot count, and its discount.")
+    p.add_argument("txn_id", metavar="TXN_ID")
+    p.add_argument("--rules", required=True, metavar="DIR")
+    p.add_argument("--cards", required=True, metavar="FILE")
+    p.add_argument("--merchants", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="the input files up to and including the transaction's, in order")
+
     p = sub.add_parser("rules", help="rules tools")
     rsub = p.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
     c = rsub.add_parser("check", help="validate a rules folder and list what it holds",
@@ -148,6 +159,11 @@ def _dispatch(args) -> int:
         print("    by column:   " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_column"].items()))
         print("    by fee rule: " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_fee_rule"].items()))
         return 1
+    if args.command == "explain":
+        from txcore.explain import explain
+        print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
+                      merchants=args.merchants))
+        return 0
     if args.command == "rules":
         from txcore.rules import describe
         merchants = txcore.load_merchants(args.merchants) if args.merchants else None

@@ -57,6 +57,23 @@ class Conditions:
     same_city: bool | None = None
     amount_below: int | None = None
 
+    def mismatches(self, f: Facts) -> list[str]:
+        """Why these conditions do not match, in words (empty when they match)."""
+        out = []
+        for name in ("kind", "channel", "fee_item", "issuer", "mcc"):
+            want, have = getattr(self, name), getattr(f, name)
+            if want is not None and have not in want:
+                out.append(f"{name} is {have or 'none'}, the rule wants {' or '.join(sorted(want))}")
+        for name, yes, no in (("cross_bank", "another bank's terminal or payee",
+                               "the card's own bank"),
+                              ("same_city", "the home city", "another city")):
+            want = getattr(self, name)
+            if want is not None and getattr(f, name) != want:
+                out.append(f"the rule is for {yes if want else no}")
+        if self.amount_below is not None and not f.amount < self.amount_below:
+            out.append(f"amount {f.amount} is not below {self.amount_below}")
+        return out
+
     def matches(self, f: Facts) -> bool:
         return ((self.kind is None or f.kind in self.kind)
                 and (self.channel is None or f.channel in self.channel)
