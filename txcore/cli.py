@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 from txcore import __version__, cardno
 from txcore.backends import BACKENDS, DEFAULT_BACKEND
@@ -69,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", metavar="DIR", help="start from this committed state (read only)")
     p.add_argument("--card-key", metavar="FILE", help="the snapshot's card key file")
     p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.csv and report.html (benefit by month and unit)")
+
+    p = sub.add_parser("report", help="benefit to members by month and union unit (CSV, HTML)",
+                       description="Summarise priced files per local month and union unit: "
+                                   "standard fees, waived, charged, discounts; writes "
+                                   "report.csv (fen) and report.html (with charts).")
+    p.add_argument("--cards", required=True, metavar="FILE")
+    p.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    p.add_argument("--timezone", default="Asia/Shanghai", help="zone of the months")
+    p.add_argument("files", nargs="+", metavar="PRICED", help="priced files (*.priced.*)")
 
     p = sub.add_parser("explain", help="why a transaction was priced as it was, in words",
                        description="Re-price the inputs up to TXN_ID with the reference engine "
@@ -148,6 +160,9 @@ def _dispatch(args) -> int:
                         progress=False if args.no_progress else None)
         print(summary.render(result))
         print(f"  digest {result['digest']}")
+        if args.report:
+            _report([Path(args.out) / i["priced_output"] for i in result["inputs"]],
+                    args.cards, args.out)
         cmp = result.get("compare")
         if cmp is None:
             return 0
@@ -159,6 +174,9 @@ def _dispatch(args) -> int:
         print("    by column:   " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_column"].items()))
         print("    by fee rule: " + ", ".join(f"{k} {v:,}" for k, v in cmp["by_fee_rule"].items()))
         return 1
+    if args.command == "report":
+        _report(args.files, args.cards, args.out, args.timezone)
+        return 0
     if args.command == "explain":
         from txcore.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
@@ -186,6 +204,12 @@ def _dispatch(args) -> int:
             print(f"\noutputs and summary.json in {result['out_dir']}")
         return 0
     raise AssertionError(args.command)
+
+
+def _report(files, cards, out, timezone="Asia/Shanghai"):
+    from txcore.report import summarise, write_report
+    csv_path, html_path = write_report(summarise(files, cards, timezone), out)
+    print(f"  report: {csv_path} and {html_path}")
 
 
 if __name__ == "__main__":
