@@ -92,15 +92,21 @@ def test_replay_from_a_snapshot_touches_no_live_state(tmp_path):
     assert s["inputs"][0]["digest"] == live["inputs"][0]["digest"]  # the snapshot's history
 
 
-def test_replay_across_a_rule_change(tmp_path):
-    rules = tmp_path / "rules"
-    shutil.copytree(RULES, rules)
+def two_versions(folder, version_id: str, effective: str):
+    """The default rules plus a later version charging 3 yuan for atm-xbank-local."""
+    shutil.copytree(RULES, folder)
     text = (RULES / "licheng-2013.toml").read_text()
-    (rules / "licheng-2015-11.toml").write_text(
-        text.replace('id = "licheng-2013"', 'id = "licheng-2015-11"')
-            .replace("effective_from = 2013-09-01", "effective_from = 2015-11-01")
-            .replace("fixed = 200\n\n[[fee]]\nid = \"atm-own-remote\"",
-                     "fixed = 300\n\n[[fee]]\nid = \"atm-own-remote\""))
+    changed = (text.replace('id = "licheng-2013"', f'id = "{version_id}"')
+               .replace("effective_from = 2013-09-01", f"effective_from = {effective}")
+               .replace('fixed = 200\n\n[[fee]]\nid = "atm-own-remote"',
+                        'fixed = 300\n\n[[fee]]\nid = "atm-own-remote"'))
+    assert changed.count("fixed = 300") == 1
+    (folder / f"{version_id}.toml").write_text(changed)
+    return folder
+
+
+def test_replay_across_a_rule_change(tmp_path):
+    rules = two_versions(tmp_path / "rules", "licheng-2015-11", "2015-11-01")
     s = replay(DAYS, out_dir=tmp_path / "o", **{**REF, "rules": rules})
     assert set(s["rulesets"]) == {"licheng-2013", "licheng-2015-11"}
     rows = pa.concat_tables([pq.read_table(tmp_path / "o" / f"{d.stem}.priced.parquet")
@@ -108,3 +114,27 @@ def test_replay_across_a_rule_change(tmp_path):
     xbank = [r for r in rows if r["fee_rule"] == "atm-xbank-local" and r["kind"] == "withdrawal"]
     assert {r["fee_standard"] for r in xbank if r["ruleset"] == "licheng-2013"} == {200}
     assert {r["fee_standard"] for r in xbank if r["ruleset"] == "licheng-2015-11"} == {300}
+
+
+def test_two_years_of_history_replayed_equal_the_daily_runs(tmp_path):
+    """731 daily runs with state from the programme's start == one replay of them all."""
+    import datetime as dt
+
+    from txcore.fixtures import make_fixtures
+
+    files = make_fixtures(tmp_path / "fx", members=120, days=731, seed=3,
+                          start=dt.date(2013, 9, 1), rate=0.6)
+    cards, merchants, days = files[0], files[1], files[2:]
+    rules = two_versions(tmp_path / "rules", "licheng-2014-09", "2014-09-01")
+    ref = dict(rules=rules, cards=cards, merchants=merchants, progress=False)
+    daily = [txcore.run([d], out_dir=tmp_path / "daily", state_dir=tmp_path / "state", **ref)
+             for d in days]
+    whole = replay(days, out_dir=tmp_path / "replay", **ref)
+    assert [s["inputs"][0]["digest"] for s in daily] == [i["digest"] for i in whole["inputs"]]
+    assert whole["digest"] == run_digest([s["inputs"][0]["digest"] for s in daily])
+    assert whole["rows"]["priced"] == sum(s["rows"]["priced"] for s in daily) > 20000
+    for d in days[::30]:
+        name = f"{d.stem}.priced.parquet"
+        assert pq.read_table(tmp_path / "daily" / name).equals(
+            pq.read_table(tmp_path / "replay" / name))
+    assert {r for s in daily for r in s["rulesets"]} == {"licheng-2013", "licheng-2014-09"}

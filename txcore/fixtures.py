@@ -115,7 +115,7 @@ def make_cards(members: int, rng: np.random.Generator) -> pa.Table:
     cards = card_numbers(issuers, np.arange(members))
     return pa.table({
         "card_no": pa.array(cards, pa.string()),
-        "member_id": pa.array(np.char.add("M", np.char.zfill(np.arange(1, members + 1).astype(str), 7)),
+        "member_id": pa.array(_numbered("M", np.arange(1, members + 1), 7),
                               pa.string()),
         "unit": pa.array(np.array([u[0] for u in UNITS])[unit_idx], pa.string()),
         "issuer": pa.array(issuers, pa.string()),
@@ -127,10 +127,9 @@ def make_cards(members: int, rng: np.random.Generator) -> pa.Table:
 
 def make_merchants(members: int, rng: np.random.Generator) -> pa.Table:
     n = int(min(400, max(40, members // 100)))
-    ids = np.char.add("QZ", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    ids = _numbered("QZ", np.arange(1, n + 1), 6).astype(str)
     kinds = np.array(MERCHANT_KINDS)[rng.integers(0, len(MERCHANT_KINDS), n)]
-    names = np.char.add(np.char.add("泉州", np.char.zfill(np.arange(1, n + 1).astype(str), 3)),
-                        kinds)
+    names = np.char.add(_numbered("泉州", np.arange(1, n + 1), 3).astype(str), kinds)
     valid_from = np.datetime64("2013-09-01") + rng.integers(0, 700, n)
     ends = valid_from + rng.integers(60, 900, n)
     open_ended = rng.random(n) < 0.8
@@ -146,8 +145,11 @@ def make_merchants(members: int, rng: np.random.Generator) -> pa.Table:
     })
 
 
-def _strings(values, n=None) -> pa.Array:
-    return pa.array(values, pa.string()) if n is None else pa.array(np.full(n, values), pa.string())
+def _numbered(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """``prefix`` + zero-padded numbers, as an object array (empty in, empty out)."""
+    if len(numbers) == 0:
+        return np.empty(0, dtype=object)
+    return np.char.add(prefix, np.char.zfill(numbers.astype(str), width)).astype(object)
 
 
 def _pick(rng, options, p, n) -> np.ndarray:
@@ -194,8 +196,7 @@ def make_day(day: dt.date, day_no: int, cards: pa.Table, issue: np.ndarray, unit
     channel[p] = "pos"
     partner = rng.random(n) < 0.35
     merchant[p & partner] = merchant_ids[rng.integers(0, len(merchant_ids), (p & partner).sum())]
-    merchant[p & ~partner] = np.char.add("NP", np.char.zfill(
-        rng.integers(1, 50000, (p & ~partner).sum()).astype(str), 6))
+    merchant[p & ~partner] = _numbered("NP", rng.integers(1, 50000, (p & ~partner).sum()), 6)
     mcc[p] = _pick(rng, MCCS, None, p.sum())
     amount[p] = np.clip(rng.lognormal(np.log(8000), 1.1, p.sum()), 100, 5_000_000).astype(np.int64)
     db = kind == "disbursement"
@@ -226,7 +227,7 @@ def make_day(day: dt.date, day_no: int, cards: pa.Table, issue: np.ndarray, unit
     order = np.argsort(cols["ts_local"], kind="stable")
     cols = {k: v[order] for k, v in cols.items()}
     prefix = day.strftime("%Y%m%d")
-    txn_id = np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), 7)).astype(object)
+    txn_id = _numbered(prefix, np.arange(1, n + 1), 7)
     cno = card_no[cols["who"]]
     orig = np.full(n, None, dtype=object)
 
@@ -336,6 +337,8 @@ def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
         kept = table.filter(pc.and_(priced_like, pc.is_valid(table.column("card_no"))))
         prev = (kept.column("txn_id").to_numpy(zero_copy_only=False),
                 kept.column("card_no").to_numpy(zero_copy_only=False))
+        # the day in the file's metadata: two quiet days are still two different files
+        table = table.replace_schema_metadata({"txcore.fixtures.day": day.isoformat()})
         path = out / f"txns-{day.isoformat()}.{fmt}"
         if fmt == "csv":
             pacsv.write_csv(_to_csv_day(table, np.random.default_rng([seed, day.toordinal()])),
