@@ -69,3 +69,18 @@ def test_explains_a_bundled_partner_discount():
     text = explain(purchase["txn_id"], [day], rules=RULES, cards=FIXTURES / "cards.csv",
                    merchants=FIXTURES / "merchants.csv")
     assert "Discount:" in text
+
+
+def test_explain_checks_the_recorded_priced_row(history, tmp_path):
+    import txcore
+    ref, day = history
+    txcore.run([day], out_dir=tmp_path / "out", progress=False, **ref)
+    priced = tmp_path / "out" / "day.priced.parquet"
+    assert "agrees on every priced column" in explain("W4", [day], priced=priced, **ref)
+    t = pq.read_table(priced)
+    charged = t["fee_charged"].to_pylist()
+    charged[3] += 1  # W4: recorded one fen too much
+    pq.write_table(t.set_column(t.schema.get_field_index("fee_charged"), "fee_charged",
+                                pa.array(charged, pa.int64())), priced)
+    text = explain("W4", [day], priced=priced, **ref)
+    assert "Recorded: DIFFERS - fee_charged recorded 201, re-priced 200." in text

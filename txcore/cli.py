@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", required=True, metavar="DIR")
     p.add_argument("--cards", required=True, metavar="FILE")
     p.add_argument("--merchants", metavar="FILE")
+    p.add_argument("--priced", metavar="PATH",
+                   help="recorded priced output (file or folder): show whether it agrees")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="the input files up to and including the transaction's, in order")
 
@@ -180,7 +182,7 @@ def _dispatch(args) -> int:
     if args.command == "explain":
         from txcore.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
-                      merchants=args.merchants))
+                      merchants=args.merchants, priced=args.priced))
         return 0
     if args.command == "rules":
         from txcore.rules import describe

@@ -23,7 +23,9 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d} CNY"
 
 
-def explain(txn_id: str, files, *, rules, cards, merchants=None) -> str:
+def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None) -> str:
+    """The explanation of ``txn_id``; with ``priced`` (a priced file or folder of them,
+    as recorded), also the recorded values and whether the re-pricing agrees."""
     book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
     engine = ReferenceEngine(book, registry, State())
@@ -34,19 +36,41 @@ def explain(txn_id: str, files, *, rules, cards, merchants=None) -> str:
                 if isinstance(outcome, Reject):
                     continue  # a rejected row has its reason in the reject file
                 if outcome.txn_id == txn_id:
-                    return _explain_row(engine, outcome, source.name)
+                    lines, result = _explain_row(engine, outcome, source.name)
+                    if priced is not None:
+                        lines.append(_recorded(txn_id, result, priced))
+                    return "\n".join(lines)
                 engine.price(outcome)
     raise UsageError(f"transaction {txn_id!r} is not among the priced rows of the inputs")
 
 
-def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> str:
+def _recorded(txn_id, result, priced) -> str:
+    """Whether the recorded priced row agrees with this re-pricing."""
+    import pyarrow.compute as pc
+
+    from txcore.replay import COMPARED, read_recorded
+    recorded = read_recorded(priced)
+    rows = recorded.filter(pc.equal(pc.cast(recorded["txn_id"], "string"), txn_id)).to_pylist()
+    if not rows:
+        return f"  Recorded: {txn_id} is not in {priced}."
+    if isinstance(result, Reject):
+        return f"  Recorded: priced, but re-pricing rejects it ({result.reason})."
+    diffs = [f"{c} recorded {rows[0][c]!r}, re-priced {getattr(result, c)!r}" for c in COMPARED
+             if c in rows[0] and str(rows[0][c]) != str(getattr(result, c))]
+    if not diffs:
+        return "  Recorded: the priced output agrees on every priced column."
+    return "  Recorded: DIFFERS - " + "; ".join(diffs) + "."
+
+
+def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> tuple[list[str], object]:
+    """The explanation's lines, and the row's outcome (Priced or Reject)."""
     book, state = engine.book, engine.state
     card = engine.cards.get(txn.card_no)
     found = book.for_naive(txn.ts) if txn.ts.tzinfo is None else book.for_instant(txn.ts)
     lines = [f"Transaction {txn.txn_id} ({file_name})"]
     if found is None or card is None:
         result = engine.price(txn)
-        return "\n".join(lines + [f"  rejected: {result.reason} ({result.detail})"])
+        return lines + [f"  Rejected: {result.reason} ({result.detail})."], result
     version = found[0]
     local_date = txn.ts.date() if txn.ts.tzinfo is None else found[1]
     instant = found[1] if txn.ts.tzinfo is None else txn.ts
@@ -82,16 +106,16 @@ def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> str:
                     for w in version.waivers if w.free_per_month}
     result = engine.price(txn)
     if isinstance(result, Reject):
-        return "\n".join(lines + [f"  Rejected: {result.reason} ({result.detail})."])
+        return lines + [f"  Rejected: {result.reason} ({result.detail})."], result
     if txn.kind == "reversal":
         lines.append(f"  A reversal of {txn.orig_txn_id}: it carries the original's amounts "
                      f"negated (fee {yuan(result.fee_standard)}, waived {yuan(result.fee_waived)}"
                      f", charged {yuan(result.fee_charged)}, discount {yuan(result.discount)})"
                      + (", and gives its free slot back." if result.waiver_rule else "."))
-        return "\n".join(lines)
+        return lines, result
     if txn.kind == "disbursement":
         lines.append("  A benefit paid onto the card: never charged, no fee rule applies.")
-        return "\n".join(lines)
+        return lines, result
     lines.append("  Standard fee (the first rule that applies decides):")
     for rule in version.fees:
         why = rule.when.mismatches(facts)
@@ -152,4 +176,4 @@ def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> str:
             else:
                 text = f"category discount {result.discount_rule}"
             lines.append(f"  Discount: {text} = {yuan(result.discount)}.")
-    return "\n".join(lines)
+    return lines, result
