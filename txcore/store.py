@@ -24,6 +24,7 @@ one rename is the simplest commit point that also covers files in OUTDIR.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -117,13 +118,10 @@ class StateStore:
         is only read — no key is created, no publication rolled forward, nothing deleted."""
         self.folder = Path(folder)
         path = keys.key_path(self.folder, key_file)
-        if readonly:
-            if not (self.folder / MANIFEST).is_file() or not path.is_file():
-                raise StateError(f"{self.folder}: not a committed state (with its card key)")
-            self.keyer = keys.Keyer(keys.load_or_create(path))
-        else:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.keyer = keys.Keyer(keys.load_or_create(path))
+        if readonly and not ((self.folder / MANIFEST).is_file() and path.is_file()):
+            raise StateError(f"{self.folder}: not a committed state (with its card key)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keyer = keys.Keyer(keys.load_or_create(path))
         self.manifest = self._read_manifest()
         self.fresh = self.manifest is None
         if self.fresh:  # a new state: generation 0, written at the first commit
@@ -138,7 +136,7 @@ class StateStore:
     def _read_manifest(self) -> dict | None:
         path = self.folder / MANIFEST
         if not path.exists():
-            if any(self.folder.glob("*.00*")):
+            if any(_generation_file(p.name) for p in self.folder.iterdir()):
                 raise StateError(f"{self.folder}: state files without a manifest ({MANIFEST}); "
                                  f"the state is incomplete and is not used")
             return None
@@ -167,20 +165,17 @@ class StateStore:
 
     def recover(self):
         """Finish a committed run's publication; drop what no commit refers to."""
-        current = {f["name"] for f in self.manifest["files"].values()}
         out = self.manifest.get("outputs")
         if out:
             publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
-        self.remove_uncommitted(current)
+        self.remove_uncommitted()
 
-    def remove_uncommitted(self, current=None):
+    def remove_uncommitted(self):
         """Delete state files no commit refers to (a failed or crashed run's)."""
-        if current is None:
-            current = {f["name"] for f in self.manifest["files"].values()}
+        current = {f["name"] for f in self.manifest["files"].values()}
         for path in self.folder.iterdir():
-            stale_gen = (path.name.startswith(("counters.", "index.", "ledger."))
-                         and path.name not in current)
-            if stale_gen or path.name.endswith(".tmp"):
+            if (_generation_file(path.name) and path.name not in current) \
+                    or path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
 
     def committed_run_id(self) -> str | None:
@@ -201,7 +196,7 @@ class StateStore:
         except (KeyError, ValueError, pa.ArrowException) as exc:
             raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
         latest = self.manifest.get("latest")
-        state.latest = None if latest is None else _date(latest)
+        state.latest = None if latest is None else dt.date.fromisoformat(latest)
         return state
 
     # -- the commit -------------------------------------------------------------------
@@ -253,9 +248,8 @@ class StateStore:
         durable.step(f"{name}:synced")
 
 
-def _date(text):
-    import datetime as dt
-    return dt.date.fromisoformat(text)
+def _generation_file(name: str) -> bool:
+    return name.startswith(("counters.", "index.", "ledger."))
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
