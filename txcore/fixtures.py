@@ -235,9 +235,9 @@ def make_day(day: dt.date, day_no: int, cards: pa.Table, issue: np.ndarray, unit
     rev = np.flatnonzero(cols["kind"] == "reversal")
     targets = np.flatnonzero(np.isin(cols["kind"], ["withdrawal", "transfer", "purchase"]))
     for r in rev:  # few rows (0.5 %): a plain loop is clearest
-        earlier = targets[targets < r]
-        if len(earlier) and (prev_ids is None or rng.random() < 0.9):
-            j = earlier[rng.integers(0, len(earlier))]
+        n_earlier = np.searchsorted(targets, r)  # targets is sorted: those before row r
+        if n_earlier and (prev_ids is None or rng.random() < 0.9):
+            j = targets[rng.integers(0, n_earlier)]
             orig[r], cno[r] = txn_id[j], cno[j]
         elif prev_ids is not None and len(prev_ids[0]):
             j = rng.integers(0, len(prev_ids[0]))
