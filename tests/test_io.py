@@ -373,7 +373,6 @@ def test_every_output_format_is_written_and_reads_back(small_inputs, fmt, tmp_pa
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["summary.json"] + [f"{f.stem}.{k}.{fmt}" for f in files for k in ("priced", "rejects")])
-    base = pq.read_table(folder / "small.parquet")
     for entry, src in zip(summary["inputs"], files):
         names_p, priced = read_output(out / f"{src.stem}.priced.{fmt}")
         names_r, rejects = read_output(out / f"{src.stem}.rejects.{fmt}")

@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import txcore
 from conftest import RULES
 from txcore import durable
-from txcore.errors import InputRefused, WriteError
+from txcore.errors import InputRefused
 from txcore.fixtures import make_fixtures
 from txcore.pricing import ReferenceEngine
 from txcore.refdata import load_cards, load_merchants

@@ -9,7 +9,6 @@ import json
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from txcore.vocab import KINDS
 

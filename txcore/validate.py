@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from txcore import cardno
 from txcore.vocab import (BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, FEE_ITEMS, INPUT_COLUMNS,
