@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import txcore
-from peers import run_duckdb
+from peers import run_duckdb, run_polars
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -28,9 +28,10 @@ def reference(tmp_path_factory):
     return priced, rejects
 
 
-def test_duckdb_peer_agrees_with_the_reference(reference, tmp_path):
-    out = tmp_path / "duck.parquet"
-    run_duckdb(DAYS, FIXTURES / "cards.csv", FIXTURES / "merchants.csv", out)
+@pytest.mark.parametrize("peer", [run_duckdb, run_polars], ids=["duckdb", "polars"])
+def test_peer_agrees_with_the_reference(reference, tmp_path, peer):
+    out = tmp_path / "peer.parquet"
+    peer(DAYS, FIXTURES / "cards.csv", FIXTURES / "merchants.csv", out)
     duck = pq.read_table(out)
     reference, rejects = reference
     # compare on rows the hand-written query prices the same way: no reversals, no card
@@ -50,6 +51,15 @@ def test_duckdb_peer_agrees_with_the_reference(reference, tmp_path):
     duck = duck.sort_by("txn_id").select(COMPARED).cast(ref.schema)
     assert ref.num_rows > 60000
     assert duck.to_pylist() == ref.to_pylist()
+
+
+def test_polars_peer_timing(benchmark, tmp_path):
+    """Polars' own thread pool (POLARS_MAX_THREADS, fixed at import) -- see README."""
+    n = sum(pq.read_metadata(d).num_rows for d in DAYS)
+    benchmark.pedantic(run_polars, args=(DAYS, FIXTURES / "cards.csv",
+                                         FIXTURES / "merchants.csv", tmp_path / "o.parquet"),
+                       rounds=3, iterations=1)
+    benchmark.extra_info["rows_per_s"] = round(n / benchmark.stats.stats.median)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
