@@ -7,7 +7,7 @@ apply, then the waiver and the slot count before and after, then the discount.
 """
 from __future__ import annotations
 
-from txcore import cardno
+from txcore import cardno, money
 from txcore.errors import UsageError
 from txcore.pricing import ReferenceEngine
 from txcore.reader import InputSource
@@ -19,8 +19,7 @@ from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 
 def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d} CNY"
+    return f"{money.yuan(fen)} CNY"
 
 
 def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None) -> str:

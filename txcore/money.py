@@ -17,3 +17,9 @@ def clamp(fee: int, lo: int, hi: int) -> int:
 def formula(amount: int, fixed: int, pct_bp: int, lo: int, hi: int) -> int:
     """The fee formula of a rule or band: ``clamp(fixed + pct(amount, pct_bp), min, max)``."""
     return clamp(fixed + pct(amount, pct_bp), lo, hi)
+
+
+def yuan(fen: int) -> str:
+    """Fen as yuan text for people: ``-1234567`` -> ``-12,345.67`` (exact, no float)."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"

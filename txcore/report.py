@@ -16,14 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from txcore.money import yuan
 from txcore.reader import InputSource
 from txcore.refdata import load_cards
 
 MONEY = ("fee_standard", "fee_waived", "fee_charged", "discount")
-
-
-def _yuan(fen: int) -> str:
-    return f"{'-' if fen < 0 else ''}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
 def summarise(priced_files, cards, timezone="Asia/Shanghai") -> pa.Table:
@@ -111,7 +108,7 @@ def write_report(table: pa.Table, out_dir, title="txcore audit report") -> tuple
     total = {f: sum(r[f] for r in rows) for f in ("rows", *MONEY, "benefit")}
     cells = "".join(
         f"<tr><td>{r['month']}</td><td>{code[r['unit']]} {html.escape(r['unit'])}</td>"
-        f"<td>{r['rows']:,}</td>" + "".join(f"<td>{_yuan(r[f])}</td>"
+        f"<td>{r['rows']:,}</td>" + "".join(f"<td>{yuan(r[f])}</td>"
                                            for f in (*MONEY, "benefit")) + "</tr>"
         for r in rows)
     legend = "".join(f"<li>{code[u]}: {html.escape(u)}</li>" for u in units)
@@ -122,10 +119,10 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 td:nth-child(2),th:nth-child(2){{text-align:left}}ul{{columns:3}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Period {months[0] if months else '-'} to {months[-1] if months else '-'}:
-{total['rows']:,} priced rows; standard fees {_yuan(total['fee_standard'])} CNY, of which
-<b>{_yuan(total['fee_waived'])} CNY waived</b> for members and {_yuan(total['fee_charged'])}
-CNY charged; <b>{_yuan(total['discount'])} CNY</b> of discounts. Benefit to members:
-<b>{_yuan(total['benefit'])} CNY</b>.</p>
+{total['rows']:,} priced rows; standard fees {yuan(total['fee_standard'])} CNY, of which
+<b>{yuan(total['fee_waived'])} CNY waived</b> for members and {yuan(total['fee_charged'])}
+CNY charged; <b>{yuan(total['discount'])} CNY</b> of discounts. Benefit to members:
+<b>{yuan(total['benefit'])} CNY</b>.</p>
 <img alt="fees by month" src="data:image/png;base64,{_chart(monthly)}">
 <img alt="benefit by union unit" src="data:image/png;base64,{_chart(per_unit)}">
 <h2>Union units</h2><ul>{legend}</ul>

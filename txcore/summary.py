@@ -10,6 +10,7 @@ from collections import Counter
 
 import pyarrow as pa
 
+from txcore.money import yuan
 from txcore.vocab import KINDS
 
 MONEY = ("amount", "fee_standard", "fee_waived", "fee_charged", "discount")
@@ -59,12 +60,6 @@ def to_json(summary: dict) -> bytes:
     return (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
-
-
 def render(summary: dict) -> str:
     """The short terminal table."""
     rows = summary["rows"]
@@ -81,9 +76,9 @@ def render(summary: dict) -> str:
     lines += ["", "  control totals (CNY)", header]
     body = list(summary["by_kind"].items()) + [("total", summary["totals"])]
     for kind, t in body:
-        lines.append(f"  {kind:<13}{t['count']:>10,}{_yuan(t['amount']):>18}"
-                     f"{_yuan(t['fee_standard']):>13}{_yuan(t['fee_waived']):>13}"
-                     f"{_yuan(t['fee_charged']):>13}{_yuan(t['discount']):>13}")
+        lines.append(f"  {kind:<13}{t['count']:>10,}{yuan(t['amount']):>18}"
+                     f"{yuan(t['fee_standard']):>13}{yuan(t['fee_waived']):>13}"
+                     f"{yuan(t['fee_charged']):>13}{yuan(t['discount']):>13}")
     if summary["rejected_by_reason"]:
         lines += ["", "  rejected by reason: " + ", ".join(
             f"{k} {v:,}" for k, v in summary["rejected_by_reason"].items())]
