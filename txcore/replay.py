@@ -61,13 +61,22 @@ def read_recorded(path) -> pa.Table:
     if not files:
         raise InputRefused(f"{path}: no recorded priced files (*.priced.*)")
     tables = []
-    for f in files:
+    for f in files:  # keep only the columns compared, batch by batch
         source = InputSource(str(f))
-        tables.append(pa.Table.from_batches(list(source.batches()), schema=source.schema))
-    table = pa.concat_tables(tables, promote_options="permissive")
-    if "txn_id" not in table.column_names:
-        raise InputRefused(f"{path}: recorded rows have no txn_id column")
-    return table
+        kept = []
+        for batch in source.batches():
+            kept.append(batch.select(_recorded_columns(source)))
+        keep = _recorded_columns(source)
+        tables.append(pa.Table.from_batches(kept, schema=pa.schema(
+            [source.schema.field(c) for c in keep])))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _recorded_columns(source) -> list[str]:
+    names = source.schema.names
+    if "txn_id" not in names:
+        raise InputRefused(f"{source.name}: recorded rows have no txn_id column")
+    return ["txn_id", *(c for c in COMPARED if c in names)]
 
 
 def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -24,27 +24,30 @@ MONEY = ("fee_standard", "fee_waived", "fee_charged", "discount")
 
 
 def summarise(priced_files, cards, timezone="Asia/Shanghai") -> pa.Table:
-    """month, unit, rows, fee_standard, fee_waived, fee_charged, discount, benefit (fen)."""
+    """month, unit, rows, fee_standard, fee_waived, fee_charged, discount, benefit (fen).
+
+    Aggregated batch by batch, so a long replayed period is never held in memory.
+    """
     registry = load_cards(cards)
-    numbers = list(registry)
-    units = pa.array([registry[c].unit or "(none)" for c in numbers], pa.string())
-    tables = []
+    numbers = pa.array(list(registry), pa.string())
+    units = pa.array([registry[c].unit or "(none)" for c in registry], pa.string())
+    partials = []
     for f in priced_files:
-        source = InputSource(str(f))
-        tables.append(pa.Table.from_batches(list(source.batches()), schema=source.schema)
-                      .select(["card_no", "ts", *MONEY]))
-    table = pa.concat_tables(tables)
-    where = pc.index_in(pc.cast(table["card_no"], pa.string()), value_set=pa.array(numbers))
-    local = pc.cast(table["ts"], pa.timestamp("us", timezone))
-    grouped = pa.table({
-        "month": pc.strftime(local, format="%Y-%m"),
-        "unit": pc.fill_null(pc.take(units, where), "(not in registry)"),
-        **{m: table[m] for m in MONEY},
-    }).group_by(["month", "unit"]).aggregate([([], "count_all")] + [(m, "sum") for m in MONEY])
+        for batch in InputSource(str(f)).batches():
+            where = pc.index_in(pc.cast(batch["card_no"], pa.string()), value_set=numbers)
+            local = pc.cast(batch["ts"], pa.timestamp("us", timezone))
+            partials.append(pa.table({
+                "month": pc.strftime(local, format="%Y-%m"),
+                "unit": pc.fill_null(pc.take(units, where), "(not in registry)"),
+                "rows": pa.array([1] * batch.num_rows, pa.int64()),
+                **{m: batch[m] for m in MONEY},
+            }).group_by(["month", "unit"]).aggregate([(c, "sum") for c in ("rows", *MONEY)]))
+    grouped = pa.concat_tables(partials).group_by(["month", "unit"]).aggregate(
+        [(f"{c}_sum", "sum") for c in ("rows", *MONEY)])
     out = pa.table({
-        "month": grouped["month"], "unit": grouped["unit"], "rows": grouped["count_all"],
-        **{m: grouped[f"{m}_sum"] for m in MONEY},
-        "benefit": pc.add(grouped["fee_waived_sum"], grouped["discount_sum"]),
+        "month": grouped["month"], "unit": grouped["unit"], "rows": grouped["rows_sum_sum"],
+        **{m: grouped[f"{m}_sum_sum"] for m in MONEY},
+        "benefit": pc.add(grouped["fee_waived_sum_sum"], grouped["discount_sum_sum"]),
     })
     return out.sort_by([("month", "ascending"), ("unit", "ascending")])
 
