@@ -22,6 +22,7 @@ DIRECTIVES = {
     "cdivision": True,
     "initializedcheck": DEBUG,
     "embedsignature": True,
+    "cpow": True,
 }
 
 
@@ -44,6 +45,8 @@ class BuildPyWithData(build_py):
 
 extensions = [
     Extension("txcore._fast.cardcheck", ["txcore/_fast/cardcheck.pyx"]),
+    Extension("txcore._fast.encode", ["txcore/_fast/encode.pyx"]),
+    Extension("txcore._fast.kernel", ["txcore/_fast/kernel.pyx"]),
 ]
 
 setup(

@@ -2,14 +2,17 @@
 
 Every backend is an engine with ``price_batch(batch) -> (priced, rejects)``
 over the same rule book, registry and :class:`~txcore.state.State`, and must
-give identical output.  ``python`` is the reference engine (the spec in code).
+give identical output.  ``python`` is the reference engine (the spec in code);
+``cython`` (the default) and ``numba`` run the compiled kernel of
+:mod:`txcore.engine`.
 """
 from __future__ import annotations
 
+from txcore.engine import CythonEngine, NumbaEngine
 from txcore.pricing import ReferenceEngine
 
-BACKENDS = {"python": ReferenceEngine}
-DEFAULT_BACKEND = "python"
+BACKENDS = {"cython": CythonEngine, "numba": NumbaEngine, "python": ReferenceEngine}
+DEFAULT_BACKEND = "cython"
 
 
 def make_engine(name: str, book, cards, state):

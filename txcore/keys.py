@@ -1,6 +1,8 @@
 """The card key: identifiers at rest are keyed hashes, never the numbers themselves.
 
-The state keeps cards (and txn_ids) as 16-byte keyed BLAKE2b digests.  The key
+The state keeps cards (and txn_ids) as 16-byte keyed digests: SipHash-2-4-128
+(``txcore/_fast/encode.pyx``, which hashes whole Arrow columns in one call) under
+a 128-bit key derived from the card key.  The key
 is 32 random bytes, base64 in a file the operator controls:
 
 * ``--card-key FILE`` or ``TXCORE_CARD_KEY_FILE``: a key file kept elsewhere
@@ -16,6 +18,7 @@ import base64
 import hashlib
 import os
 import secrets
+import struct
 from pathlib import Path
 
 from txcore.errors import StateError
@@ -52,13 +55,22 @@ def load_or_create(path: Path) -> bytes:
 
 
 class Keyer:
-    """``keyer(text) -> 16 bytes``: keyed BLAKE2b of an identifier."""
+    """``keyer(text) -> 16 bytes``: the keyed digest of an identifier.
+
+    ``k0, k1`` are the SipHash key words, for the column-at-a-time hashing of
+    :mod:`txcore.encoder`; the digest is ``hi, lo`` as two big-endian words.
+    """
 
     def __init__(self, key: bytes | None = None):
         self.key = key if key is not None else secrets.token_bytes(KEY_BYTES)
         self.fingerprint = hashlib.blake2b(b"txcore key fingerprint", key=self.key,
                                            digest_size=8).hexdigest()
+        words = hashlib.blake2b(b"txcore siphash key", key=self.key, digest_size=16).digest()
+        self.k0, self.k1 = struct.unpack("<QQ", words)
+
+    def words(self, text: str) -> tuple[int, int]:
+        from txcore.extensions import encode
+        return encode.siphash128(text.encode("utf-8", "surrogatepass"), self.k0, self.k1)
 
     def __call__(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=self.key,
-                               digest_size=DIGEST_BYTES).digest()
+        return struct.pack(">QQ", *self.words(text))

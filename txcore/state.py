@@ -57,14 +57,82 @@ class Entry:
 
 
 class State:
+    """The state in Python dicts, for the reference engine.
+
+    Its tables (:meth:`tables`, :meth:`set_tables`) are the state folder's format.
+    A compiled engine takes the counters and index over in compact form
+    (:mod:`txcore.compact`, ``state.compact``); the dicts are rebuilt from it only if
+    Python code asks for them again, so a state passes between backends intact.
+    """
+
     def __init__(self, retention_days: int = DEFAULT_RETENTION_DAYS, keyer: Keyer | None = None):
         self.retention_days = retention_days
         self.keyer = keyer if keyer is not None else Keyer()
-        self.counters: dict[tuple[bytes, str, Month], int] = {}
-        self.index: dict[bytes, Entry] = {}
-        self.latest: dt.date | None = None
+        self._counters: dict[tuple[bytes, str, Month], int] = {}
+        self._index: dict[bytes, Entry] = {}
+        self._latest: dt.date | None = None
+        self._tables = None   # (counters, index) tables not read into the dicts yet
+        self.compact = None   # a txcore.compact.CompactState that holds them now
         self.ledger: dict[str, dict] = {}
         self._cards: dict[str, bytes] = {}
+
+    # -- who holds the counters and the index ---------------------------------------
+    def _own(self):
+        """Make the dicts current (from loaded tables or a compact state)."""
+        if self.compact is not None:
+            counters, index = self.compact.to_tables()
+            self._latest = self.compact.latest
+            self.compact = None
+            self._tables = (counters, index)
+        if self._tables is not None:
+            counters, index = self._tables
+            self._tables = None
+            self._counters, self._index = {}, {}
+            _tables_to_dicts(self, counters, index)
+
+    @property
+    def counters(self) -> dict:
+        self._own()
+        return self._counters
+
+    @property
+    def index(self) -> dict:
+        self._own()
+        return self._index
+
+    @index.setter
+    def index(self, value: dict):
+        self._own()
+        self._index = value
+
+    @property
+    def latest(self) -> dt.date | None:
+        return self.compact.latest if self.compact is not None else self._latest
+
+    @latest.setter
+    def latest(self, day: dt.date | None):
+        self._own()
+        self._latest = day
+
+    def set_tables(self, counters, index, latest: dt.date | None):
+        """Load the state folder's tables (read into dicts only when asked)."""
+        self.compact = None
+        self._tables, self._latest = (counters, index), latest
+        self._counters, self._index = {}, {}
+
+    def tables(self):
+        """``(counters, index)`` as the state folder stores them, pruned to the window."""
+        if self.compact is not None:
+            return self.compact.to_tables()
+        if self._tables is not None:
+            counters, index = self._tables
+            if self._latest is not None:
+                import pyarrow.compute as pc
+                oldest = self._latest - dt.timedelta(days=self.retention_days)
+                index = index.filter(pc.greater_equal(index.column("local_date"), oldest))
+            return counters, index
+        self.prune()
+        return _dicts_to_tables(self)
 
     # -- identifiers ------------------------------------------------------------------
     def card_key(self, card_no: str) -> bytes:
@@ -79,7 +147,8 @@ class State:
     # -- the window -----------------------------------------------------------------
     def now(self, day: dt.date) -> dt.date:
         """The latest local date once a row dated ``day`` is priced."""
-        return day if self.latest is None or day > self.latest else self.latest
+        latest = self.latest
+        return day if latest is None or day > latest else latest
 
     def _visible(self, day: dt.date, now: dt.date) -> bool:
         return (now - day).days <= self.retention_days
@@ -93,7 +162,7 @@ class State:
 
     def take(self, txn: bytes, entry: Entry, now: dt.date):
         self.index[txn] = entry
-        self.latest = now
+        self._latest = now
 
     # -- free-slot counters -----------------------------------------------------------
     def used(self, card: bytes, waiver_id: str, month: Month) -> int:
@@ -104,7 +173,65 @@ class State:
 
     def prune(self):
         """Drop index entries outside the window (they are invisible already)."""
-        if self.latest is not None:
-            now = self.latest
-            self.index = {k: e for k, e in self.index.items()
-                          if self._visible(e.local_date, now)}
+        if self.compact is not None or self._tables is not None:
+            return  # pruned when turned into tables
+        if self._latest is not None:
+            now = self._latest
+            self._index = {k: e for k, e in self._index.items()
+                           if self._visible(e.local_date, now)}
+
+
+# -- the state folder's tables <-> dicts ---------------------------------------------
+def _dicts_to_tables(state: State):
+    import pyarrow as pa
+    key = pa.binary(16)
+    ck = list(state._counters)
+    counters = pa.table({
+        "card": pa.array([k[0] for k in ck], key),
+        "waiver_id": pa.array([k[1] for k in ck], pa.string()),
+        "month": pa.array([k[2][0] * 100 + k[2][1] for k in ck], pa.int32()),
+        "used": pa.array([state._counters[k] for k in ck], pa.int32()),
+    })
+    ids = list(state._index)
+    entries = [state._index[t] for t in ids]
+    effects = [e.effect for e in entries]
+
+    def eff(name, typ):
+        return pa.array([None if f is None else getattr(f, name) for f in effects], typ)
+
+    index = pa.table({
+        "txn": pa.array(ids, key),
+        "card": pa.array([e.card for e in entries], key),
+        "local_date": pa.array([e.local_date for e in entries], pa.date32()),
+        "is_reversal": pa.array([f is None for f in effects], pa.bool_()),
+        "reversed": pa.array([e.reversed for e in entries], pa.bool_()),
+        "fee_standard": eff("fee_standard", pa.int64()),
+        "fee_waived": eff("fee_waived", pa.int64()),
+        "fee_charged": eff("fee_charged", pa.int64()),
+        "discount": eff("discount", pa.int64()),
+        "fee_rule": eff("fee_rule", pa.string()),
+        "waiver_rule": eff("waiver_rule", pa.string()),
+        "discount_rule": eff("discount_rule", pa.string()),
+        "ruleset": eff("ruleset", pa.string()),
+        "slot_waiver": eff("slot_waiver", pa.string()),
+        "slot_month": pa.array([None if f is None or f.slot_month is None
+                                else f.slot_month[0] * 100 + f.slot_month[1]
+                                for f in effects], pa.int32()),
+    })
+    return counters, index
+
+
+def _tables_to_dicts(state: State, counters, index):
+    c = counters.to_pydict()
+    for card, waiver, month, used in zip(c["card"], c["waiver_id"], c["month"], c["used"]):
+        state._counters[(card, waiver, (month // 100, month % 100))] = used
+    x = index.to_pydict()
+    for i, txn in enumerate(x["txn"]):
+        effect = None
+        if not x["is_reversal"][i]:
+            sm = x["slot_month"][i]
+            effect = Effect(x["fee_standard"][i], x["fee_waived"][i], x["fee_charged"][i],
+                            x["discount"][i], x["fee_rule"][i], x["waiver_rule"][i],
+                            x["discount_rule"][i], x["ruleset"][i], x["slot_waiver"][i],
+                            None if sm is None else (sm // 100, sm % 100))
+        state._index[txn] = Entry(x["card"][i], x["local_date"][i], effect, x["reversed"][i])

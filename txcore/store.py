@@ -37,9 +37,9 @@ import pyarrow.parquet as pq
 
 from txcore import durable, keys
 from txcore.errors import StateError
-from txcore.state import DEFAULT_RETENTION_DAYS, Effect, Entry, State
+from txcore.state import DEFAULT_RETENTION_DAYS, State
 
-FORMAT = 2
+FORMAT = 3  # 3: SipHash-128 digests (2 had BLAKE2b)
 MANIFEST = "CURRENT"
 STAGING_PREFIX = ".txcore-staging-"
 
@@ -190,13 +190,15 @@ class StateStore:
         if self.manifest["generation"] == 0:
             return state
         try:
-            _tables_to_state(state, pq.read_table(io.BytesIO(self._read_file("counters"))),
-                             pq.read_table(io.BytesIO(self._read_file("index"))))
+            latest = self.manifest.get("latest")
+            # tables over Arrow buffers, not a Python file object: a table that still
+            # reads through one when the process exits aborts it
+            state.set_tables(pq.read_table(pa.BufferReader(self._read_file("counters"))),
+                             pq.read_table(pa.BufferReader(self._read_file("index"))),
+                             None if latest is None else dt.date.fromisoformat(latest))
             state.ledger = json.loads(self._read_file("ledger"))
         except (KeyError, ValueError, pa.ArrowException) as exc:
             raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
-        latest = self.manifest.get("latest")
-        state.latest = None if latest is None else dt.date.fromisoformat(latest)
         return state
 
     # -- the commit -------------------------------------------------------------------
@@ -206,8 +208,7 @@ class StateStore:
             self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
             self.fresh = False
         gen = self.manifest["generation"] + 1
-        state.prune()
-        counters, index = _state_to_tables(state)
+        counters, index = state.tables()
         files = {}
         for kind, name, data in (
                 ("counters", f"counters.{gen:06d}.parquet", _parquet_bytes(counters)),
@@ -256,59 +257,3 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
-
-
-KEY = pa.binary(keys.DIGEST_BYTES)
-
-
-def _state_to_tables(state: State) -> tuple[pa.Table, pa.Table]:
-    ck = list(state.counters)
-    counters = pa.table({
-        "card": pa.array([k[0] for k in ck], KEY),
-        "waiver_id": pa.array([k[1] for k in ck], pa.string()),
-        "month": pa.array([k[2][0] * 100 + k[2][1] for k in ck], pa.int32()),
-        "used": pa.array([state.counters[k] for k in ck], pa.int32()),
-    })
-    ids = list(state.index)
-    entries = [state.index[t] for t in ids]
-    effects = [e.effect for e in entries]
-
-    def eff(name, typ):
-        return pa.array([None if f is None else getattr(f, name) for f in effects], typ)
-
-    index = pa.table({
-        "txn": pa.array(ids, KEY),
-        "card": pa.array([e.card for e in entries], KEY),
-        "local_date": pa.array([e.local_date for e in entries], pa.date32()),
-        "is_reversal": pa.array([f is None for f in effects], pa.bool_()),
-        "reversed": pa.array([e.reversed for e in entries], pa.bool_()),
-        "fee_standard": eff("fee_standard", pa.int64()),
-        "fee_waived": eff("fee_waived", pa.int64()),
-        "fee_charged": eff("fee_charged", pa.int64()),
-        "discount": eff("discount", pa.int64()),
-        "fee_rule": eff("fee_rule", pa.string()),
-        "waiver_rule": eff("waiver_rule", pa.string()),
-        "discount_rule": eff("discount_rule", pa.string()),
-        "ruleset": eff("ruleset", pa.string()),
-        "slot_waiver": eff("slot_waiver", pa.string()),
-        "slot_month": pa.array([None if f is None or f.slot_month is None
-                                else f.slot_month[0] * 100 + f.slot_month[1]
-                                for f in effects], pa.int32()),
-    })
-    return counters, index
-
-
-def _tables_to_state(state: State, counters: pa.Table, index: pa.Table):
-    c = counters.to_pydict()
-    for card, waiver, month, used in zip(c["card"], c["waiver_id"], c["month"], c["used"]):
-        state.counters[(card, waiver, (month // 100, month % 100))] = used
-    x = index.to_pydict()
-    for i, txn in enumerate(x["txn"]):
-        effect = None
-        if not x["is_reversal"][i]:
-            sm = x["slot_month"][i]
-            effect = Effect(x["fee_standard"][i], x["fee_waived"][i], x["fee_charged"][i],
-                            x["discount"][i], x["fee_rule"][i], x["waiver_rule"][i],
-                            x["discount_rule"][i], x["ruleset"][i], x["slot_waiver"][i],
-                            None if sm is None else (sm // 100, sm % 100))
-        state.index[txn] = Entry(x["card"][i], x["local_date"][i], effect, x["reversed"][i])

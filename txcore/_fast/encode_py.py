@@ -1,0 +1,127 @@
+"""Pure-Python twin of ``encode.pyx``: the same functions over the same buffers.
+
+It is the readable statement of the digests and text parsers, and the fallback
+when the extension is not built; ``tests/test_encode.py`` holds the two equal.
+"""
+import datetime as dt
+
+CYTHON_MODULE = 0
+_M = (1 << 64) - 1
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & _M
+
+
+def _rounds(v, n):
+    for _ in range(n):
+        v[0] = (v[0] + v[1]) & _M; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & _M; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
+        v[0] = (v[0] + v[3]) & _M; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
+        v[2] = (v[2] + v[1]) & _M; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
+
+
+def siphash128(data, k0, k1):
+    """SipHash-2-4 with 128-bit output: ``(hi, lo)``."""
+    data = bytes(data)
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d ^ 0xee,
+         k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+    n = len(data)
+    end = n - n % 8
+    for i in range(0, end, 8):
+        m = int.from_bytes(data[i:i + 8], "little")
+        v[3] ^= m
+        _rounds(v, 2)
+        v[0] ^= m
+    m = ((n & 0xff) << 56) | int.from_bytes(data[end:], "little")
+    v[3] ^= m
+    _rounds(v, 2)
+    v[0] ^= m
+    v[2] ^= 0xee
+    _rounds(v, 4)
+    hi = v[0] ^ v[1] ^ v[2] ^ v[3]
+    v[1] ^= 0xdd
+    _rounds(v, 4)
+    return hi, v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def _values(offsets, data, validity, offset, n):
+    data = bytes(data)
+    for i in range(n):
+        j = i + offset
+        if len(validity) and not (validity[j >> 3] >> (j & 7)) & 1:
+            yield i, None
+        else:
+            yield i, data[offsets[j]:offsets[j + 1]]
+
+
+def hash_strings(offsets, data, validity, offset, k0, k1, hi, lo, length):
+    for i, raw in _values(offsets, data, validity, offset, len(hi)):
+        if raw is None:
+            hi[i], lo[i], length[i] = 0, 0, -1
+        else:
+            (hi[i], lo[i]), length[i] = siphash128(raw, k0, k1), len(raw)
+
+
+def _ascii_int(raw: bytes):
+    return int(raw) if raw and all(48 <= b <= 57 for b in raw) else None
+
+
+def parse_ts(raw: bytes):
+    """``(status, wall_us, offset_s)``: status 1 naive, 2 with offset, 0 not parsed."""
+    if len(raw) < 16 or raw[4:5] != b"-" or raw[7:8] != b"-" or raw[13:14] != b":" \
+            or raw[10:11] not in (b"T", b" "):
+        return 0, 0, 0
+    parts = [_ascii_int(raw[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16))]
+    if None in parts:
+        return 0, 0, 0
+    y, mo, d, hh, mi = parts
+    ss, micro, p = 0, 0, 16
+    if raw[p:p + 1] == b":":
+        ss = _ascii_int(raw[p + 1:p + 3]) if len(raw) - p >= 3 else None
+        if ss is None or ss > 59:
+            return 0, 0, 0
+        p += 3
+        if raw[p:p + 1] in (b".", b","):
+            p += 1
+            k = 0
+            while p < len(raw) and k < 9 and 48 <= raw[p] <= 57:
+                k += 1
+                p += 1
+            if k == 0:
+                return 0, 0, 0
+            micro = int(raw[p - k:p][:6].ljust(6, b"0"))
+    status, off = 1, 0
+    rest = raw[p:]
+    if rest == b"Z":
+        status = 2
+    elif len(rest) == 6 and rest[:1] in (b"+", b"-") and rest[3:4] == b":":
+        oh, om = _ascii_int(rest[1:3]), _ascii_int(rest[4:6])
+        if oh is None or om is None or oh > 23 or om > 59:
+            return 0, 0, 0
+        off, status = (oh * 3600 + om * 60) * (-1 if rest[:1] == b"-" else 1), 2
+    elif rest:
+        return 0, 0, 0
+    try:
+        day = (dt.date(y, mo, d) - _EPOCH).days
+        dt.time(hh, mi, ss)
+    except ValueError:
+        return 0, 0, 0
+    return status, ((day * 86400 + hh * 3600 + mi * 60 + ss) * 1_000_000 + micro), off
+
+
+def parse_timestamps(offsets, data, validity, offset, wall, off, status):
+    for i, raw in _values(offsets, data, validity, offset, len(wall)):
+        status[i], wall[i], off[i] = (0, 0, 0) if raw is None else parse_ts(raw)
+
+
+def parse_integers(offsets, data, validity, offset, value, status):
+    for i, raw in _values(offsets, data, validity, offset, len(value)):
+        value[i], status[i] = 0, 0
+        if raw is None:
+            continue
+        sign, body = (-1, raw[1:]) if raw[:1] == b"-" else (1, raw[1:] if raw[:1] == b"+" else raw)
+        v = _ascii_int(body) if 1 <= len(body) <= 18 else None
+        if v is not None:
+            value[i], status[i] = sign * v, 1

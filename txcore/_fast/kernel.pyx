@@ -1,0 +1,423 @@
+"""The pricing kernel: SPEC §4-§6 for a whole encoded batch in one ``nogil`` loop.
+
+Same semantics as the reference engine (``txcore/pricing.py``), row for row;
+``tests/test_differential.py`` checks it against the reference with Hypothesis.
+Numba twin: ``kernel_numba.py`` (same function, same arrays).
+
+Layers:
+1. ``cdef inline ... noexcept nogil`` helpers on scalars: money, dates, hashing;
+2. open-addressing hash tables (linear probing, capacity a power of two, at most
+   half full — the caller grows them before each batch) over three state arrays:
+   cards (digest -> registry row), the index (txn digest -> entry), the free-slot
+   counters (card, waiver, month -> used);
+3. ``price_rows``: the loop over one batch, in posting order.
+The Python layer (``txcore.engine``) encodes batches, compiles the rules into
+flat arrays, sizes the tables and builds the output Arrow arrays.
+"""
+from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t,
+                          uint64_t)
+from txcore._fast.kernel cimport BAND, CARD, COUNTER, ENTRY, MERCH, REG, RULE, VERSION
+
+CYTHON_MODULE = 1
+
+# keep in step with txcore/layout.py
+cdef enum:
+    F_REVERSAL = 1
+    F_REVERSED = 2
+    F_WAIVED = 4
+    F_SLOT = 8
+    R_NO_RULESET = 1
+    R_UNKNOWN_CARD = 2
+    R_DUPLICATE = 3
+    R_DISB_NON_MEMBER = 4
+    R_MISMATCH = 5
+    R_ALREADY = 6
+    K_WITHDRAWAL = 0
+    K_TRANSFER = 1
+    K_PURCHASE = 2
+    K_DISBURSEMENT = 3
+    K_REVERSAL = 5
+    S_N_ENTRIES = 0
+    S_N_COUNTERS = 1
+    S_LATEST = 2
+    S_RETENTION = 3
+    S_ZERO_EFFECT = 4
+cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
+
+
+def sizes():
+    """C struct sizes, checked against the numpy dtypes of ``txcore.layout``."""
+    return {"ENTRY": sizeof(ENTRY), "CARD": sizeof(CARD), "COUNTER": sizeof(COUNTER),
+            "REG": sizeof(REG), "VERSION": sizeof(VERSION), "RULE": sizeof(RULE),
+            "BAND": sizeof(BAND), "MERCH": sizeof(MERCH)}
+
+
+# -- 1. scalars ------------------------------------------------------------------------
+cdef inline int64_t _floordiv(int64_t a, int64_t b) noexcept nogil:
+    cdef int64_t q = a // b        # C truncates toward zero (cdivision)
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef inline int64_t _pct(int64_t amount, int64_t bp) noexcept nogil:
+    """pct(amount, bp) = (amount * bp + 5000) // 10000, half up (SPEC §1)."""
+    return _floordiv(amount * bp + 5000, 10000)
+
+
+cdef inline int64_t _formula(int64_t amount, const BAND* b) noexcept nogil:
+    cdef int64_t fee = b.fixed + _pct(amount, b.pct_bp)
+    if fee < b.min:
+        fee = b.min
+    if b.max > 0 and fee > b.max:
+        fee = b.max
+    return fee
+
+
+cdef inline int64_t _discount(int64_t amount, int64_t bp, int64_t cap,
+                              int64_t min_spend) noexcept nogil:
+    cdef int64_t d
+    if amount < min_spend:
+        return 0
+    d = _pct(amount, bp)
+    if cap > 0 and d > cap:
+        d = cap
+    return d
+
+
+cdef inline int64_t _month_index(int64_t day) noexcept nogil:
+    """year * 12 + month - 1 of a day since 1970-01-01 (H. Hinnant's civil_from_days)."""
+    cdef int64_t z = day + 719468
+    cdef int64_t era = _floordiv(z, 146097)
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t y = yoe + era * 400
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    cdef int64_t m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    return y * 12 + m - 1
+
+
+cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
+    """splitmix64's finaliser: spreads a counter key over the table."""
+    x ^= x >> 30
+    x *= 0xbf58476d1ce4e5b9ULL
+    x ^= x >> 27
+    x *= 0x94d049bb133111ebULL
+    x ^= x >> 31
+    return x
+
+
+# -- 2. hash tables ----------------------------------------------------------------------
+cdef inline int64_t _find_card(const CARD[::1] cards, const int32_t[::1] slots,
+                               uint64_t hi, uint64_t lo) noexcept nogil:
+    cdef uint64_t mask = slots.shape[0] - 1
+    cdef uint64_t pos = lo & mask
+    cdef int32_t s
+    while True:
+        s = slots[pos]
+        if s < 0:
+            return -1
+        if cards[s].key_lo == lo and cards[s].key_hi == hi:
+            return s
+        pos = (pos + 1) & mask
+
+
+cdef inline int64_t _entry_pos(const ENTRY[::1] entries, const int32_t[::1] slots,
+                               uint64_t hi, uint64_t lo) noexcept nogil:
+    """The slot holding ``(hi, lo)``, or the empty slot where it would go."""
+    cdef uint64_t mask = slots.shape[0] - 1
+    cdef uint64_t pos = lo & mask
+    cdef int32_t s
+    while True:
+        s = slots[pos]
+        if s < 0 or (entries[s].key_lo == lo and entries[s].key_hi == hi):
+            return pos
+        pos = (pos + 1) & mask
+
+
+cdef inline int64_t _counter_pos(const COUNTER[::1] counters, const int32_t[::1] slots,
+                                 uint64_t key) noexcept nogil:
+    cdef uint64_t mask = slots.shape[0] - 1
+    cdef uint64_t pos = _mix(key) & mask
+    cdef int32_t s
+    while True:
+        s = slots[pos]
+        if s < 0 or counters[s].key == key:
+            return pos
+        pos = (pos + 1) & mask
+
+
+cdef inline int32_t _used(const COUNTER[::1] counters, const int32_t[::1] slots,
+                          uint64_t key) noexcept nogil:
+    cdef int32_t s = slots[_counter_pos(counters, slots, key)]
+    return 0 if s < 0 else counters[s].used
+
+
+cdef inline void _set_used(COUNTER[::1] counters, int32_t[::1] slots, int64_t[::1] scalars,
+                           uint64_t key, int32_t used) noexcept nogil:
+    cdef int64_t pos = _counter_pos(counters, slots, key)
+    cdef int32_t s = slots[pos]
+    if s < 0:
+        s = <int32_t>scalars[S_N_COUNTERS]
+        scalars[S_N_COUNTERS] += 1
+        counters[s].key = key
+        slots[pos] = s
+    counters[s].used = used
+
+
+cdef inline uint64_t _counter_key(int64_t card, int64_t waiver, int64_t day) noexcept nogil:
+    return (<uint64_t>card << 36) | (<uint64_t>waiver << 20) | <uint64_t>_month_index(day)
+
+
+def rebuild_card_slots(const CARD[::1] cards, Py_ssize_t n, int32_t[::1] slots):
+    """Fill ``slots`` (all -1 on entry) for ``cards[:n]``."""
+    cdef Py_ssize_t i
+    cdef uint64_t mask = slots.shape[0] - 1, pos
+    with nogil:
+        for i in range(n):
+            pos = cards[i].key_lo & mask
+            while slots[pos] >= 0:
+                pos = (pos + 1) & mask
+            slots[pos] = <int32_t>i
+
+
+def rebuild_entry_slots(const ENTRY[::1] entries, Py_ssize_t n, int32_t[::1] slots):
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(n):
+            slots[_entry_pos(entries, slots, entries[i].key_hi, entries[i].key_lo)] = <int32_t>i
+
+
+def rebuild_counter_slots(const COUNTER[::1] counters, Py_ssize_t n, int32_t[::1] slots):
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(n):
+            slots[_counter_pos(counters, slots, counters[i].key)] = <int32_t>i
+
+
+# -- 3. rules ----------------------------------------------------------------------------
+cdef inline bint _matches(const RULE* r, int8_t kind, int8_t channel, int8_t fee_item,
+                          int32_t issuer, int16_t mcc, bint cross, bint same, int64_t amount,
+                          const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok) noexcept nogil:
+    """Conditions.matches (txcore/rules.py): an omitted condition matches anything."""
+    if not (r.kind_mask >> kind) & 1:
+        return False
+    if not (r.channel_mask >> channel) & 1:
+        return False
+    if not (r.fee_item_mask >> fee_item) & 1:
+        return False
+    if r.issuer_off >= 0 and not issuer_ok[r.issuer_off + issuer]:
+        return False
+    if r.mcc_off >= 0 and (mcc < 0 or not mcc_ok[r.mcc_off + mcc]):
+        return False
+    if r.cross >= 0 and r.cross != cross:
+        return False
+    if r.same >= 0 and r.same != same:
+        return False
+    if r.has_below and not amount < r.amount_below:
+        return False
+    return True
+
+
+cdef inline int32_t _first(const RULE[::1] rules, int32_t lo, int32_t hi, int8_t kind,
+                           int8_t channel, int8_t fee_item, int32_t issuer, int16_t mcc,
+                           bint cross, bint same, int64_t amount, const uint8_t[::1] issuer_ok,
+                           const uint8_t[::1] mcc_ok) noexcept nogil:
+    cdef int32_t k
+    for k in range(lo, hi):
+        if _matches(&rules[k], kind, channel, fee_item, issuer, mcc, cross, same, amount,
+                    issuer_ok, mcc_ok):
+            return k
+    return -1
+
+
+# -- 4. the loop -----------------------------------------------------------------------
+def price_rows(
+        # per row, IN
+        const int8_t[::1] pre,            # 0 = price this row; else rejected already, skip
+        const uint64_t[::1] card_hi, const uint64_t[::1] card_lo,
+        const uint64_t[::1] txn_hi, const uint64_t[::1] txn_lo,
+        const uint64_t[::1] orig_hi, const uint64_t[::1] orig_lo,
+        const int32_t[:, ::1] day,        # local day, per zone of the rules  [zone, row]
+        const int64_t[:, ::1] inst,       # the instant (UTC us), per zone   [zone, row]
+        const int8_t[::1] kind, const int8_t[::1] channel, const int8_t[::1] fee_item,
+        const int16_t[::1] mcc, const int32_t[::1] bank, const int32_t[::1] city,
+        const int32_t[::1] merchant, const int64_t[::1] amount,
+        # rules and reference data, IN
+        const VERSION[::1] versions, const RULE[::1] rules, const BAND[::1] bands,
+        const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok,
+        const MERCH[::1] merch,           # [version * n_merch + merchant]
+        const int32_t[::1] merch_rule,    # string code of "merchant:<id>"
+        const REG[::1] reg,
+        # state, IN/OUT
+        const CARD[::1] cards, const int32_t[::1] card_slots,
+        ENTRY[::1] entries, int32_t[::1] entry_slots,
+        COUNTER[::1] counters, int32_t[::1] counter_slots,
+        int64_t[::1] scalars,             # see txcore/layout.py
+        # per row, OUT
+        int8_t[::1] reason, uint8_t[::1] member, uint8_t[::1] cross_bank,
+        uint8_t[::1] same_city, int64_t[::1] ts, int32_t[::1] fee_rule,
+        int64_t[::1] fee_standard, int64_t[::1] fee_waived, int64_t[::1] fee_charged,
+        int32_t[::1] waiver_rule, int16_t[::1] free_slot, int64_t[::1] discount,
+        int32_t[::1] discount_rule, int32_t[::1] ruleset):
+    cdef Py_ssize_t n = pre.shape[0], i
+    cdef Py_ssize_t n_merch = merch_rule.shape[0]
+    cdef int32_t v, z, d, r, k, used
+    cdef int64_t c, now, pos, e, o, std, waived, a, retention = scalars[S_RETENTION]
+    cdef int8_t kd
+    cdef bint mem, cross, same
+    cdef const RULE* rule
+    cdef const MERCH* m
+    cdef uint64_t ckey
+    cdef uint8_t flags
+    with nogil:
+        for i in range(n):
+            reason[i] = 0
+            member[i] = cross_bank[i] = same_city[i] = 0
+            fee_rule[i] = waiver_rule[i] = discount_rule[i] = ruleset[i] = -1
+            fee_standard[i] = fee_waived[i] = fee_charged[i] = discount[i] = 0
+            free_slot[i] = 0
+            ts[i] = 0
+            if pre[i] != 0:
+                reason[i] = -1
+                continue
+            # the version in force: the latest effective_from <= the local date in its zone
+            v = <int32_t>versions.shape[0] - 1
+            while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
+                v -= 1
+            if v < 0:
+                reason[i] = R_NO_RULESET
+                continue
+            z = versions[v].zone
+            d = day[z, i]
+            c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
+            r = cards[c].reg if c >= 0 else -1
+            if r < 0:
+                reason[i] = R_UNKNOWN_CARD
+                continue
+            now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
+                else scalars[S_LATEST]
+            pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
+            e = entry_slots[pos]
+            if e >= 0 and now - entries[e].day <= retention:
+                reason[i] = R_DUPLICATE
+                continue
+            mem = reg[r].member_from <= d and d <= reg[r].member_to
+            kd = kind[i]
+            if kd == K_DISBURSEMENT and not mem:
+                reason[i] = R_DISB_NON_MEMBER
+                continue
+            flags = 0
+            if kd == K_REVERSAL:
+                o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])]
+                if o >= 0 and (now - entries[o].day > retention
+                               or entries[o].flags & F_REVERSAL):
+                    o = -1  # forgotten, or a reversal of a reversal: zero-effect
+                if o >= 0 and entries[o].card != c:
+                    reason[i] = R_MISMATCH
+                    continue
+                if o >= 0 and entries[o].flags & F_REVERSED:
+                    reason[i] = R_ALREADY
+                    continue
+                member[i] = mem
+                ts[i] = inst[z, i]
+                ruleset[i] = versions[v].ruleset
+                if o < 0:
+                    scalars[S_ZERO_EFFECT] += 1
+                else:
+                    std = entries[o].fee_standard
+                    waived = std if entries[o].flags & F_WAIVED else 0
+                    fee_standard[i] = -std
+                    fee_waived[i] = -waived
+                    fee_charged[i] = -(std - waived)
+                    discount[i] = -entries[o].discount
+                    fee_rule[i] = entries[o].fee_rule
+                    waiver_rule[i] = entries[o].waiver_rule
+                    discount_rule[i] = entries[o].discount_rule
+                    ruleset[i] = entries[o].ruleset
+                    if entries[o].flags & F_SLOT:  # the free slot goes back to its card-month
+                        ckey = _counter_key(c, entries[o].waiver_rule, entries[o].day)
+                        used = _used(counters, counter_slots, ckey)
+                        _set_used(counters, counter_slots, scalars, ckey,
+                                  used - 1 if used > 0 else 0)
+                    entries[o].flags |= F_REVERSED
+                flags = F_REVERSAL
+            else:
+                a = amount[i]
+                member[i] = mem
+                ts[i] = inst[z, i]
+                ruleset[i] = versions[v].ruleset
+                cross = (kd == K_WITHDRAWAL or kd == K_TRANSFER) and bank[i] != reg[r].issuer
+                same = (kd == K_WITHDRAWAL or kd == K_TRANSFER) and city[i] == reg[r].city
+                cross_bank[i] = cross
+                same_city[i] = same
+                if kd != K_DISBURSEMENT:  # disbursements are never charged (SPEC §4.5)
+                    k = _first(rules, versions[v].fee_lo, versions[v].fee_hi, kd, channel[i],
+                               fee_item[i], reg[r].issuer, mcc[i], cross, same, a, issuer_ok,
+                               mcc_ok)
+                    if k >= 0:
+                        rule = &rules[k]
+                        fee_rule[i] = rule.code
+                        for e in range(rule.band_lo, rule.band_hi):
+                            if bands[e].upto < 0 or a <= bands[e].upto:
+                                fee_standard[i] = _formula(a, &bands[e])
+                                break
+                    if mem:
+                        k = _first(rules, versions[v].waiver_lo, versions[v].waiver_hi, kd,
+                                   channel[i], fee_item[i], reg[r].issuer, mcc[i], cross,
+                                   same, a, issuer_ok, mcc_ok)
+                        if k >= 0:
+                            rule = &rules[k]
+                            waiver_rule[i] = rule.code  # recorded even when it waives nothing
+                            if rule.free_per_month < 0:
+                                fee_waived[i] = fee_standard[i]
+                            else:
+                                ckey = _counter_key(c, rule.code, d)
+                                used = _used(counters, counter_slots, ckey)
+                                if used < rule.free_per_month:
+                                    used += 1
+                                    _set_used(counters, counter_slots, scalars, ckey, used)
+                                    fee_waived[i] = fee_standard[i]
+                                    free_slot[i] = <int16_t>used
+                                    flags = F_SLOT
+                    fee_charged[i] = fee_standard[i] - fee_waived[i]
+                    if fee_waived[i] != 0:
+                        flags |= F_WAIVED
+                    if kd == K_PURCHASE and mem:
+                        m = NULL
+                        if merchant[i] >= 0:
+                            m = &merch[v * n_merch + merchant[i]]
+                        if m != NULL and m.valid_from <= d and d <= m.valid_to:
+                            # a partner merchant decides, even below min_spend
+                            discount_rule[i] = merch_rule[merchant[i]]
+                            discount[i] = _discount(a, m.bp, m.cap, m.min_spend)
+                        else:
+                            k = _first(rules, versions[v].disc_lo, versions[v].disc_hi, kd,
+                                       channel[i], fee_item[i], reg[r].issuer, mcc[i], cross,
+                                       same, a, issuer_ok, mcc_ok)
+                            if k >= 0:
+                                rule = &rules[k]
+                                discount_rule[i] = rule.code
+                                discount[i] = _discount(a, rule.discount_bp, rule.cap,
+                                                        rule.min_spend)
+            # take the txn id: a new entry, or the forgotten one it replaces
+            e = entry_slots[pos]
+            if e < 0:
+                e = scalars[S_N_ENTRIES]
+                scalars[S_N_ENTRIES] += 1
+                entry_slots[pos] = <int32_t>e
+            entries[e].key_hi = txn_hi[i]
+            entries[e].key_lo = txn_lo[i]
+            entries[e].card = <int32_t>c
+            entries[e].day = d
+            entries[e].flags = flags
+            entries[e].fee_standard = fee_standard[i]
+            entries[e].discount = discount[i]
+            entries[e].fee_rule = <int16_t>fee_rule[i]
+            entries[e].waiver_rule = <int16_t>waiver_rule[i]
+            entries[e].discount_rule = discount_rule[i]
+            entries[e].ruleset = <int16_t>ruleset[i]
+            scalars[S_LATEST] = now

@@ -1,0 +1,235 @@
+"""The state in compact form, for the compiled kernels: arrays and hash tables.
+
+What :class:`txcore.state.State` holds as Python dicts, this holds as numpy
+structured arrays (layouts in :mod:`txcore.layout`) with open-addressing slot
+tables: about 56 bytes per index entry instead of several hundred.  It reads
+and writes the same Arrow tables as ``State`` (the format of the state folder),
+so either form can commit a run and either can continue it.
+
+Cards are numbered by *slot*: the position of the card's digest in ``cards``;
+entries and counters refer to cards by slot.  Rule ids are codes of a
+:class:`~txcore.flatrules.Strings` table owned here, so every engine that
+continues this state decodes them the same way.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from txcore import layout as L
+from txcore.flatrules import Strings, day_number
+
+KEY = pa.binary(16)
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def digest_words(column) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi, lo)`` uint64 words of a ``binary(16)`` digest column."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], KEY)
+    column = column.cast(KEY)
+    n = len(column)
+    if n == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    raw = np.frombuffer(column.buffers()[1], dtype=">u8")[2 * column.offset: 2 * (column.offset + n)]
+    words = raw.reshape(n, 2).astype(np.uint64)
+    return words[:, 0].copy(), words[:, 1].copy()
+
+
+def digest_array(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
+    words = np.empty((len(hi), 2), ">u8")
+    words[:, 0], words[:, 1] = hi, lo
+    return pa.FixedSizeBinaryArray.from_buffers(KEY, len(hi), [None, pa.py_buffer(words.tobytes())])
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(4, int(n - 1).bit_length())
+
+
+def _codes(strings: Strings, column) -> np.ndarray:
+    """String codes of a text column (null -> -1), interning new strings."""
+    encoded = pc.dictionary_encode(column).combine_chunks() if isinstance(column, pa.ChunkedArray) \
+        else pc.dictionary_encode(column)
+    lookup = np.array([strings.code(v) for v in encoded.dictionary.to_pylist()] + [-1], np.int64)
+    idx = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return lookup[idx]
+
+
+def _months(days: np.ndarray) -> np.ndarray:
+    """year * 12 + month - 1 of days since 1970."""
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return months + 1970 * 12
+
+
+class CompactState:
+    def __init__(self, retention_days: int, kernel):
+        self.kernel = kernel
+        self.strings = Strings()
+        self.scalars = np.array([0, 0, L.NO_LATEST, retention_days, 0], np.int64)
+        self.cards = np.zeros(16, L.CARD)
+        self.n_cards = 0
+        self._card_slot: dict[tuple[int, int], int] = {}
+        self.card_slots = np.full(32, -1, np.int32)
+        self.entries = np.zeros(16, L.ENTRY)
+        self.entry_slots = np.full(32, -1, np.int32)
+        self.counters = np.zeros(16, L.COUNTER)
+        self.counter_slots = np.full(32, -1, np.int32)
+
+    # -- the window -------------------------------------------------------------------
+    @property
+    def retention_days(self) -> int:
+        return int(self.scalars[L.RETENTION])
+
+    @property
+    def latest(self) -> dt.date | None:
+        day = self.scalars[L.LATEST]
+        return None if day == L.NO_LATEST else _EPOCH + dt.timedelta(days=int(day))
+
+    # -- cards ------------------------------------------------------------------------
+    def add_cards(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """The slot of each card digest, adding those not seen yet."""
+        out = np.empty(len(hi), np.int64)
+        grew = False
+        for i, key in enumerate(zip(hi.tolist(), lo.tolist())):
+            slot = self._card_slot.get(key)
+            if slot is None:
+                slot = self._card_slot[key] = self.n_cards
+                if slot >= len(self.cards):
+                    self.cards = np.resize(self.cards, 2 * len(self.cards))
+                self.cards[slot] = (key[0], key[1], -1)
+                self.n_cards += 1
+                grew = True
+            out[i] = slot
+        if self.n_cards >= 2**28:
+            raise ValueError("more than 2**28 cards in one state")
+        if grew:
+            self.card_slots = np.full(_pow2_at_least(2 * self.n_cards), -1, np.int32)
+            self.kernel.rebuild_card_slots(self.cards, self.n_cards, self.card_slots)
+        return out
+
+    def attach_registry(self, hi: np.ndarray, lo: np.ndarray):
+        """Registry row ``i`` is the card with digest ``(hi[i], lo[i])``; other cards are
+        unknown to this run."""
+        slots = self.add_cards(hi, lo)
+        self.cards["reg"][: self.n_cards] = -1
+        self.cards["reg"][slots] = np.arange(len(slots), dtype=np.int32)
+
+    # -- room for a batch -------------------------------------------------------------
+    def reserve(self, rows: int):
+        """Room for ``rows`` more entries and counters, tables at most half full."""
+        need = int(self.scalars[L.N_ENTRIES]) + rows
+        if need > len(self.entries):
+            self.entries = np.resize(self.entries, max(need, 2 * len(self.entries)))
+        if 2 * need > len(self.entry_slots):
+            self.entry_slots = np.full(_pow2_at_least(2 * max(need, len(self.entries))), -1,
+                                       np.int32)
+            self.kernel.rebuild_entry_slots(self.entries, int(self.scalars[L.N_ENTRIES]),
+                                            self.entry_slots)
+        need = int(self.scalars[L.N_COUNTERS]) + rows
+        if need > len(self.counters):
+            self.counters = np.resize(self.counters, max(need, 2 * len(self.counters)))
+        if 2 * need > len(self.counter_slots):
+            self.counter_slots = np.full(_pow2_at_least(2 * max(need, len(self.counters))), -1,
+                                         np.int32)
+            self.kernel.rebuild_counter_slots(self.counters, int(self.scalars[L.N_COUNTERS]),
+                                              self.counter_slots)
+
+    # -- the state folder's tables ----------------------------------------------------
+    @classmethod
+    def from_tables(cls, counters: pa.Table, index: pa.Table, latest: dt.date | None,
+                    retention_days: int, kernel) -> CompactState:
+        self = cls(retention_days, kernel)
+        if latest is not None:
+            self.scalars[L.LATEST] = day_number(latest)
+        hi, lo = digest_words(index.column("card"))
+        entry_cards = self.add_cards(hi, lo)
+        hi, lo = digest_words(counters.column("card"))
+        counter_cards = self.add_cards(hi, lo)
+
+        n = index.num_rows
+        self.entries = np.zeros(max(n, 16), L.ENTRY)
+        e = self.entries[:n]
+        e["key_hi"], e["key_lo"] = digest_words(index.column("txn"))
+        e["card"] = entry_cards
+        e["day"] = index.column("local_date").cast(pa.int32()).to_numpy(zero_copy_only=False)
+        reversal = index.column("is_reversal").to_numpy(zero_copy_only=False)
+        std = pc.fill_null(index.column("fee_standard"), 0).to_numpy(zero_copy_only=False)
+        waived = pc.fill_null(index.column("fee_waived"), 0).to_numpy(zero_copy_only=False)
+        slot = index.column("slot_waiver").is_valid().to_numpy(zero_copy_only=False)
+        flags = (np.where(reversal, L.REVERSAL, 0)
+                 | np.where(index.column("reversed").to_numpy(zero_copy_only=False), L.REVERSED, 0)
+                 | np.where(waived != 0, L.WAIVED, 0) | np.where(slot, L.SLOT, 0))
+        e["flags"] = flags
+        e["fee_standard"] = std
+        e["discount"] = pc.fill_null(index.column("discount"), 0).to_numpy(zero_copy_only=False)
+        for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset"):
+            e[name] = _codes(self.strings, index.column(name))
+        self.scalars[L.N_ENTRIES] = n
+
+        m = counters.num_rows
+        self.counters = np.zeros(max(m, 16), L.COUNTER)
+        waiver = _codes(self.strings, counters.column("waiver_id"))
+        if m and waiver.max() >= 2**16:
+            raise ValueError("more than 65535 distinct strings before a waiver id")
+        month = counters.column("month").to_numpy(zero_copy_only=False).astype(np.int64)
+        month_index = (month // 100) * 12 + month % 100 - 1
+        self.counters["key"][:m] = ((counter_cards.astype(np.uint64) << np.uint64(36))
+                                    | (waiver.astype(np.uint64) << np.uint64(20))
+                                    | month_index.astype(np.uint64))
+        self.counters["used"][:m] = counters.column("used").to_numpy(zero_copy_only=False)
+        self.scalars[L.N_COUNTERS] = m
+        self.entry_slots = np.full(0, -1, np.int32)
+        self.counter_slots = np.full(0, -1, np.int32)
+        self.reserve(0)
+        return self
+
+    def to_tables(self) -> tuple[pa.Table, pa.Table]:
+        """``(counters, index)`` as the state folder stores them; entries outside the
+        retention window are left out (they are invisible already)."""
+        e = self.entries[: int(self.scalars[L.N_ENTRIES])]
+        latest = self.scalars[L.LATEST]
+        if latest != L.NO_LATEST:
+            e = e[latest - e["day"].astype(np.int64) <= self.retention_days]
+        cards = self.cards[: self.n_cards]
+        flags = e["flags"]
+        reversal = (flags & L.REVERSAL) != 0
+        slot = ((flags & L.SLOT) != 0) & ~reversal
+        std = e["fee_standard"]
+        waived = np.where((flags & L.WAIVED) != 0, std, 0)
+
+        def money(values):
+            return pa.array(values, pa.int64(), mask=reversal)
+
+        def text(codes):
+            return self.strings.decode(np.where(reversal, -1, codes))
+
+        months = _months(e["day"])
+        index = pa.table({
+            "txn": digest_array(e["key_hi"], e["key_lo"]),
+            "card": digest_array(cards["key_hi"][e["card"]], cards["key_lo"][e["card"]]),
+            "local_date": pa.array(e["day"].astype(np.int32), pa.int32()).cast(pa.date32()),
+            "is_reversal": pa.array(reversal),
+            "reversed": pa.array((flags & L.REVERSED) != 0),
+            "fee_standard": money(std), "fee_waived": money(waived),
+            "fee_charged": money(std - waived), "discount": money(e["discount"]),
+            "fee_rule": text(e["fee_rule"]), "waiver_rule": text(e["waiver_rule"]),
+            "discount_rule": text(e["discount_rule"]), "ruleset": text(e["ruleset"]),
+            "slot_waiver": self.strings.decode(np.where(slot, e["waiver_rule"], -1)),
+            "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
+                                   mask=~slot),
+        })
+        c = self.counters[: int(self.scalars[L.N_COUNTERS])]
+        key = c["key"]
+        card = (key >> np.uint64(36)).astype(np.int64)
+        month_index = (key & np.uint64(0xFFFFF)).astype(np.int64)
+        counters = pa.table({
+            "card": digest_array(cards["key_hi"][card], cards["key_lo"][card]),
+            "waiver_id": self.strings.decode(((key >> np.uint64(20)) & np.uint64(0xFFFF))
+                                             .astype(np.int64)),
+            "month": pa.array((month_index // 12) * 100 + month_index % 12 + 1, pa.int32()),
+            "used": pa.array(c["used"], pa.int32()),
+        })
+        return counters, index

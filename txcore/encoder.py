@@ -1,0 +1,306 @@
+"""Encode a record batch for the pricing kernel: columns to integer arrays, once per batch.
+
+This is the vectorised twin of :func:`txcore.validate.validate_batch`.  Each
+column is handled whole — low-cardinality text by dictionary-encoding and
+mapping the few distinct values to codes, identifiers by keyed hashing and
+timestamps and amounts by parsing over the Arrow buffers
+(``txcore/_fast/encode.pyx``), local days by numpy over zone tables — and a row
+that passes every stateless check of SPEC §10 in its plainest form is *clean*.
+
+A row that is not clean (a missing or bad value, unusual text, a naive time
+next to a daylight-saving change...) is handed to the reference validator, the
+spec in code, which rejects it with the right reason or accepts it; an
+accepted one is encoded value by value.  So the encoder never has to reproduce
+the order of the checks or the wording of a reject; it only has to be sure of
+the rows it calls clean, and ``tests/test_differential.py`` checks that.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from txcore import cardno, layout as L, zones
+from txcore.extensions import encode as _enc
+from txcore.flatrules import FlatBook, Strings, day_number
+from txcore.keys import Keyer
+from txcore.validate import Reject, Txn, validate_batch
+from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT, MCC_RE
+
+_NAIVE, _AWARE = 1, 2
+#: unit -> (mul, div): microseconds = value * mul // div (floor, as the reference)
+_PER_US = {"s": (10**6, 1), "ms": (1000, 1), "us": (1, 1), "ns": (1, 1000)}
+_COUNTERPARTY = np.zeros(6, bool)
+_COUNTERPARTY[[L.WITHDRAWAL, L.TRANSFER]] = True
+#: smallest amount per kind code (reversal: not checked)
+_MIN_AMOUNT = np.array([1, 1, 1, 1, 0, 0], np.int64)
+#: channel allowed for kind code [kind, channel code]; kinds without a list allow anything
+_CHANNEL_OK = np.ones((6, L.OTHER_CHANNEL + 1), bool)
+for _kind, _allowed in CHANNELS_BY_KIND.items():
+    _CHANNEL_OK[L.KIND_CODES[_kind]] = False
+    for _ch in _allowed:
+        _CHANNEL_OK[L.KIND_CODES[_kind], L.CHANNEL_CODES[_ch]] = True
+
+
+@dataclass
+class Encoded:
+    """One batch as the kernel's per-row arrays (see ``kernel.pyx`` ``price_rows``)."""
+
+    n: int
+    pre: np.ndarray            # int8: 0 = to price, 1 = rejected by the stateless checks
+    card_hi: np.ndarray
+    card_lo: np.ndarray
+    txn_hi: np.ndarray
+    txn_lo: np.ndarray
+    orig_hi: np.ndarray
+    orig_lo: np.ndarray
+    day: np.ndarray            # int32 [zone, row]
+    inst: np.ndarray           # int64 [zone, row]
+    kind: np.ndarray
+    channel: np.ndarray
+    fee_item: np.ndarray
+    mcc: np.ndarray
+    bank: np.ndarray
+    city: np.ndarray
+    merchant: np.ndarray
+    amount: np.ndarray
+    amount_ok: np.ndarray      # bool: amount is not null on the priced row
+    rejects: dict = field(default_factory=dict)   # row -> Reject (stateless checks)
+    slow_rows: int = 0         # rows that took the reference validator
+
+
+def _text_column(batch: pa.RecordBatch, name: str):
+    """``(array, plain)``: the column as a string array, or None when absent; ``plain``
+    is False when its type is not text or integer (every row then takes the slow path)."""
+    if name not in batch.schema.names:
+        return None, True
+    col = batch.column(name)
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col, True
+    if pa.types.is_string_view(col.type) or pa.types.is_integer(col.type):
+        return col.cast(pa.string()), True
+    if pa.types.is_null(col.type):
+        return pa.nulls(len(col), pa.string()), True
+    return None, False
+
+
+def _buffers(arr: pa.Array):
+    offset_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    validity_buf, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=offset_dtype) if offsets_buf is not None \
+        else np.zeros(len(arr) + 1, offset_dtype)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None \
+        else np.zeros(0, np.uint8)
+    validity = np.frombuffer(validity_buf, dtype=np.uint8) \
+        if validity_buf is not None and arr.null_count else np.zeros(0, np.uint8)
+    return offsets, data, validity, arr.offset
+
+
+def _map_values(arr, n: int, fn, dtype, none) -> np.ndarray:
+    """``fn(value)`` for every row, computed once per distinct value; null and ""
+    give ``none``."""
+    if arr is None:
+        return np.full(n, none, dtype)
+    encoded = pc.dictionary_encode(arr)
+    lookup = np.array([none if not v else fn(v) for v in encoded.dictionary.to_pylist()]
+                      + [none], dtype)
+    idx = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return lookup[idx]
+
+
+class Encoder:
+    """Encodes batches for one engine: holds the key, the zones and the code tables."""
+
+    def __init__(self, flat: FlatBook, keyer: Keyer, banks: Strings, cities: Strings):
+        self.flat, self.keyer, self.banks, self.cities = flat, keyer, banks, cities
+        self.zones = flat.zones
+
+    # -- codes of one value (shared by the column path and the slow path) ---------------
+    def _bank(self, v):
+        return self.banks.code(v) if BANK_RE.fullmatch(v) else -1
+
+    def _city(self, v):
+        return self.cities.code(v) if CITY_RE.fullmatch(v) else -1
+
+    @staticmethod
+    def _mcc(v):
+        return int(v) if MCC_RE.fullmatch(v) else -2  # -2: present but bad
+
+    def _hash(self, arr, n):
+        hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+        length = np.full(n, -1, np.int32)
+        if arr is not None and n:
+            _enc.hash_strings(*_buffers(arr), self.keyer.k0, self.keyer.k1, hi, lo, length)
+        return hi, lo, length
+
+    # -- the batch ----------------------------------------------------------------------
+    def encode(self, batch: pa.RecordBatch) -> Encoded:
+        n = batch.num_rows
+        slow = np.zeros(n, bool)
+        text = {}
+        for name in ("txn_id", "card_no", "kind", "channel", "currency", "acq_bank", "city",
+                     "merchant_id", "mcc", "fee_item", "benefit", "orig_txn_id"):
+            text[name], plain = _text_column(batch, name)
+            if not plain:
+                slow[:] = True
+
+        kind = _map_values(text["kind"], n, lambda v: L.KIND_CODES.get(v, -1), np.int8, -1)
+        slow |= kind < 0
+        k = np.where(kind < 0, 0, kind)
+        channel = _map_values(text["channel"], n,
+                              lambda v: L.CHANNEL_CODES.get(v, L.OTHER_CHANNEL), np.int8, 0)
+        slow |= ~_CHANNEL_OK[k, channel]
+        fee_item = _map_values(text["fee_item"], n,
+                               lambda v: L.FEE_ITEM_CODES.get(v, L.OTHER_FEE_ITEM), np.int8, 0)
+        slow |= (kind == L.SERVICE) & ((fee_item == 0) | (fee_item == L.OTHER_FEE_ITEM))
+        currency_ok = _map_values(text["currency"], n, lambda v: v == "CNY", bool, True)
+        slow |= ~currency_ok
+        bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
+        city = _map_values(text["city"], n, self._city, np.int32, -1)
+        slow |= _COUNTERPARTY[k] & ((bank < 0) | (city < 0))
+        codes = self.flat.merchant_codes
+        merchant = _map_values(text["merchant_id"], n, lambda v: codes.get(v, -1), np.int32, -2)
+        slow |= (kind == L.PURCHASE) & (merchant == -2)
+        merchant = np.maximum(merchant, -1)
+        mcc = _map_values(text["mcc"], n, self._mcc, np.int16, -1)
+        slow |= mcc == -2
+        benefit_ok = _map_values(text["benefit"], n, lambda v: v in BENEFITS, bool, True)
+        slow |= (kind == L.DISBURSEMENT) & ~benefit_ok
+
+        txn_hi, txn_lo, txn_len = self._hash(text["txn_id"], n)
+        slow |= (txn_len <= 0) | (txn_len > 64)
+        orig_hi, orig_lo, orig_len = self._hash(text["orig_txn_id"], n)
+        slow |= (kind == L.REVERSAL_KIND) & ((orig_len <= 0) | (orig_len > 64))
+        card_hi, card_lo, _ = self._hash(text["card_no"], n)
+        if text["card_no"] is not None:
+            slow |= ~cardno.check_column(text["card_no"])
+        else:
+            slow[:] = True
+
+        amount, amount_ok = self._amounts(batch, n, slow)
+        slow |= (kind != L.REVERSAL_KIND) & (~amount_ok | (amount > MAX_AMOUNT)
+                                             | (amount < _MIN_AMOUNT[k]))
+        slow |= (kind == L.REVERSAL_KIND) & ~amount_ok  # let the reference read it
+        day, inst = self._times(batch, n, slow)
+
+        enc = Encoded(n, np.zeros(n, np.int8), card_hi, card_lo, txn_hi, txn_lo, orig_hi,
+                      orig_lo, day, inst, kind, channel, fee_item, mcc, bank, city, merchant,
+                      amount, amount_ok)
+        rows = np.flatnonzero(slow)
+        if len(rows):
+            self._slow_path(batch, rows, enc)
+        return enc
+
+    def _amounts(self, batch, n, slow):
+        if "amount" not in batch.schema.names:
+            return np.zeros(n, np.int64), np.zeros(n, bool)
+        col = batch.column("amount")
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary_decode()
+        if pa.types.is_integer(col.type):
+            try:
+                ints = col.cast(pa.int64())
+            except pa.ArrowInvalid:
+                slow[:] = True
+                return np.zeros(n, np.int64), np.zeros(n, bool)
+            ok = ints.is_valid().to_numpy(zero_copy_only=False)
+            return pc.fill_null(ints, 0).to_numpy(zero_copy_only=False).astype(np.int64), ok
+        if pa.types.is_string_view(col.type):
+            col = col.cast(pa.string())
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            value, status = np.zeros(n, np.int64), np.zeros(n, np.int8)
+            if n:
+                _enc.parse_integers(*_buffers(col), value, status)
+            return value, status == 1
+        slow[:] = True
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+
+    def _times(self, batch, n, slow):
+        """``(day, inst)`` [zone, row]: local day and instant as each zone sees the row."""
+        nz = len(self.zones)
+        day, inst = np.zeros((nz, n), np.int32), np.zeros((nz, n), np.int64)
+        if "ts" not in batch.schema.names:
+            slow[:] = True
+            return day, inst
+        col = batch.column("ts")
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary_decode()
+        if pa.types.is_timestamp(col.type):
+            raw = col.cast(pa.int64())
+            ok = raw.is_valid().to_numpy(zero_copy_only=False)
+            v = pc.fill_null(raw, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+            mul, div = _PER_US[col.type.unit]
+            ok &= (v > zones.LO_US * div // mul) & (v < zones.HI_US * div // mul)
+            us = np.where(ok, v, 0) * mul // div
+            status = np.where(ok, _AWARE if col.type.tz is not None else _NAIVE, 0)
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type) \
+                or pa.types.is_string_view(col.type):
+            if pa.types.is_string_view(col.type):
+                col = col.cast(pa.string())
+            wall, off = np.zeros(n, np.int64), np.zeros(n, np.int32)
+            status = np.zeros(n, np.int8)
+            if n:
+                _enc.parse_timestamps(*_buffers(col), wall, off, status)
+            us = wall - off.astype(np.int64) * zones.US
+        else:
+            slow[:] = True
+            return day, inst
+        status = np.where((us > zones.LO_US) & (us < zones.HI_US), status, 0)
+        aware, naive = status == _AWARE, status == _NAIVE
+        slow |= status == 0
+        wall_day = (us // zones.DAY_US).astype(np.int32)
+        for z, table in enumerate(self.zones):
+            from_wall, ok = table.from_wall(us)
+            slow |= naive & ~ok
+            day[z] = np.where(aware, table.local_day(us), wall_day)
+            inst[z] = np.where(aware, us, from_wall)
+        return day, inst
+
+    # -- rows the reference validator decides --------------------------------------------
+    def _slow_path(self, batch, rows, enc: Encoded):
+        enc.slow_rows = len(rows)
+        outcomes = validate_batch(batch.take(pa.array(rows, pa.int64())))
+        for i, outcome in zip(rows.tolist(), outcomes):
+            if isinstance(outcome, Reject):
+                enc.pre[i] = 1
+                enc.rejects[i] = outcome
+            else:
+                self._encode_txn(i, outcome, enc)
+
+    def _encode_txn(self, i: int, t: Txn, enc: Encoded):
+        enc.card_hi[i], enc.card_lo[i] = self.keyer.words(t.card_no)
+        enc.txn_hi[i], enc.txn_lo[i] = self.keyer.words(t.txn_id)
+        if t.orig_txn_id is not None:
+            enc.orig_hi[i], enc.orig_lo[i] = self.keyer.words(t.orig_txn_id)
+        for z, name in enumerate(self.flat.zone_names):
+            zone = zones.zone(name)
+            if t.ts.tzinfo is None:
+                enc.day[z, i] = day_number(t.ts.date())
+                enc.inst[z, i] = _micros(t.ts.replace(tzinfo=zone))
+            else:
+                enc.day[z, i] = day_number(t.ts.astimezone(zone).date())
+                enc.inst[z, i] = _micros(t.ts)
+        enc.kind[i] = L.KIND_CODES[t.kind]
+        enc.channel[i] = 0 if t.channel is None else L.CHANNEL_CODES.get(t.channel,
+                                                                         L.OTHER_CHANNEL)
+        enc.fee_item[i] = 0 if t.fee_item is None else L.FEE_ITEM_CODES.get(t.fee_item,
+                                                                          L.OTHER_FEE_ITEM)
+        enc.mcc[i] = -1 if t.mcc is None else int(t.mcc)
+        enc.bank[i] = -1 if t.acq_bank is None else self._bank(t.acq_bank)
+        enc.city[i] = -1 if t.city is None else self._city(t.city)
+        enc.merchant[i] = self.flat.merchant_codes.get(t.merchant_id, -1)
+        enc.amount_ok[i] = t.amount is not None
+        enc.amount[i] = 0 if t.amount is None else t.amount
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _micros(instant: dt.datetime) -> int:
+    delta = instant - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,148 @@
+"""The compiled engines: encode a batch, price it in one kernel call, build Arrow outputs.
+
+``CompiledEngine(kernel)`` is the orchestration shared by the ``cython`` and
+``numba`` backends; they differ only in the kernel module
+(:func:`txcore.extensions.kernel`).  Per batch:
+
+1. :class:`~txcore.encoder.Encoder` turns the columns into integer arrays
+   (rows failing a stateless check are rejected by the reference validator);
+2. the kernel prices every row in posting order against the compact state
+   (:mod:`txcore.compact`), returning per-row output arrays and a reason code for
+   the stateful rejects (no_ruleset, unknown_card, ...);
+3. the outputs are assembled with Arrow ``take`` and dictionary decoding — no
+   per-row Python work except for reject details.
+
+The engine takes the state's counters and index over for as long as it lives
+(``state.compact``); ``State.tables()`` and the reference engine read them back.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from txcore import layout as L
+from txcore.assemble import TS_TYPE, priced_schema, rejects_schema
+from txcore.compact import CompactState
+from txcore.encoder import Encoder
+from txcore.extensions import kernel as load_kernel
+from txcore.flatrules import Strings, compile_book, compile_registry
+from txcore.refdata import Cards
+from txcore.rules import RuleBook
+from txcore.state import State
+from txcore.validate import Reject, detail, validate_batch
+from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
+
+
+class CompiledEngine:
+    name = "compiled"
+    kernel_name = ""
+
+    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None):
+        self.kernel = load_kernel(self.kernel_name)
+        self.book, self.cards = book, cards
+        self.state = state if state is not None else State()
+        if self.state.compact is not None and self.state.compact.kernel is self.kernel:
+            self.compact = self.state.compact
+        else:
+            counters, index = self.state.tables()
+            self.compact = CompactState.from_tables(counters, index, self.state.latest,
+                                                    self.state.retention_days, self.kernel)
+            self.state.compact = self.compact
+        self.compact.scalars[L.ZERO_EFFECT] = 0
+        self.banks, self.cities = Strings(), Strings()
+        self.reg, numbers = compile_registry(cards, self.banks, self.cities)
+        self.flat = compile_book(book, self.compact.strings, self.banks)
+        self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities)
+        if numbers:
+            hi, lo, _ = self.encoder._hash(pa.array(numbers, pa.string()), len(numbers))
+        else:
+            hi = lo = np.zeros(0, np.uint64)
+        self.compact.attach_registry(hi, lo)
+        if len(self.reg) == 0:  # the kernel indexes it only for known cards; keep it non-empty
+            self.reg = np.zeros(1, L.REG)
+        self.slow_rows = 0
+
+    @property
+    def zero_effect_reversals(self) -> int:
+        return int(self.compact.scalars[L.ZERO_EFFECT])
+
+    def price_batch(self, batch: pa.RecordBatch):
+        """``(priced, rejects)`` record batches for one input batch, in input order."""
+        enc = self.encoder.encode(batch)
+        self.slow_rows += enc.slow_rows
+        n, c, f = enc.n, self.compact, self.flat
+        c.reserve(n)
+        out = {"reason": np.empty(n, np.int8), "member": np.empty(n, np.uint8),
+               "cross_bank": np.empty(n, np.uint8), "same_city": np.empty(n, np.uint8),
+               "ts": np.empty(n, np.int64), "fee_rule": np.empty(n, np.int32),
+               "fee_standard": np.empty(n, np.int64), "fee_waived": np.empty(n, np.int64),
+               "fee_charged": np.empty(n, np.int64), "waiver_rule": np.empty(n, np.int32),
+               "free_slot": np.empty(n, np.int16), "discount": np.empty(n, np.int64),
+               "discount_rule": np.empty(n, np.int32), "ruleset": np.empty(n, np.int32)}
+        self.kernel.price_rows(
+            enc.pre, enc.card_hi, enc.card_lo, enc.txn_hi, enc.txn_lo, enc.orig_hi, enc.orig_lo,
+            enc.day, enc.inst, enc.kind, enc.channel, enc.fee_item, enc.mcc, enc.bank, enc.city,
+            enc.merchant, enc.amount,
+            f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule, self.reg,
+            c.cards, c.card_slots, c.entries, c.entry_slots, c.counters, c.counter_slots,
+            c.scalars, *out.values())
+        return self._outputs(batch, enc, out)
+
+    # -- outputs --------------------------------------------------------------------------
+    def _outputs(self, batch, enc, out):
+        reason = out["reason"]
+        priced_rows = np.flatnonzero(reason == 0)
+        reject_rows = np.flatnonzero(reason != 0)
+        strings = self.compact.strings
+        p_schema = priced_schema(batch.schema)
+        carried = batch.take(pa.array(priced_rows, pa.int64())) \
+            if len(priced_rows) < batch.num_rows else batch
+        columns = []
+        for fld in p_schema:
+            name = fld.name
+            if name == "ts":
+                columns.append(pa.array(out["ts"][priced_rows]).cast(TS_TYPE))
+            elif name == "amount":
+                columns.append(pa.array(enc.amount[priced_rows], pa.int64(),
+                                        mask=~enc.amount_ok[priced_rows]))
+            elif name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset"):
+                columns.append(strings.decode(out[name][priced_rows]))
+            elif name in ("member", "cross_bank", "same_city"):
+                columns.append(pa.array(out[name][priced_rows].view(bool)))
+            elif name in PRICED_COLUMNS:
+                columns.append(pa.array(out[name][priced_rows], fld.type))
+            else:
+                columns.append(carried.column(name))
+        priced = pa.RecordBatch.from_arrays(columns, schema=p_schema)
+
+        r_schema = rejects_schema(batch.schema)
+        kept = batch.take(pa.array(reject_rows, pa.int64()))
+        rejects = [self._reject(batch, int(i), int(reason[i]), enc) for i in reject_rows]
+        columns = [kept.column(f.name) for f in r_schema if f.name not in REJECT_COLUMNS]
+        columns += [pa.array([r.reason for r in rejects], pa.string()),
+                    pa.array([r.detail for r in rejects], pa.string())]
+        return priced, pa.RecordBatch.from_arrays(columns, schema=r_schema)
+
+    @staticmethod
+    def _reject(batch, i: int, code: int, enc) -> Reject:
+        """The reject of row ``i``: from the stateless checks, or the kernel's reason with
+        its detail worded as the reference engine words it."""
+        if code < 0:
+            return enc.rejects[i]
+        txn = validate_batch(batch.slice(i, 1))[0]
+        reason = L.KERNEL_REASONS[code]
+        if reason == "no_ruleset":
+            return Reject(reason, detail("ts", txn.ts.isoformat()))
+        if reason == "duplicate_txn_id":
+            return Reject(reason, detail("txn_id", txn.txn_id))
+        if reason == "already_reversed":
+            return Reject(reason, detail("orig_txn_id", txn.orig_txn_id))
+        return Reject(reason, detail("card_no", txn.card_no))
+
+
+class CythonEngine(CompiledEngine):
+    name = kernel_name = "cython"
+
+
+class NumbaEngine(CompiledEngine):
+    name = kernel_name = "numba"

@@ -1,0 +1,173 @@
+"""Rules and reference data compiled to the flat arrays of the pricing kernel.
+
+Each rule-set version becomes a range of ``RULE`` rows (fee, waiver, discount
+rules in file order) with conditions as bit masks and lookup tables; the card
+registry becomes ``REG`` rows and the partner merchants a ``[version,
+merchant]`` grid of ``MERCH`` cells.  Strings (rule ids, bank and city codes)
+become small integers through :class:`Strings` tables; the kernel compares
+integers only.  Layouts: :mod:`txcore.layout`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from txcore import layout as L
+from txcore import zones
+from txcore.refdata import Cards
+from txcore.rules import Conditions, RuleBook
+
+_EPOCH = dt.date(1970, 1, 1)
+ALL = 0xFFFFFFFF
+
+
+def day_number(day: dt.date | None, none=L.NEVER) -> int:
+    return none if day is None else (day - _EPOCH).days
+
+
+class Strings:
+    """Interned strings: ``code(text) -> int``, ``values[code] -> text``."""
+
+    def __init__(self, values=()):
+        self.values: list[str] = []
+        self.codes: dict[str, int] = {}
+        self._arrow = None
+        for v in values:
+            self.code(v)
+
+    def code(self, text: str) -> int:
+        c = self.codes.get(text)
+        if c is None:
+            c = self.codes[text] = len(self.values)
+            self.values.append(text)
+            self._arrow = None
+        return c
+
+    def arrow(self) -> pa.Array:
+        if self._arrow is None:
+            self._arrow = pa.array(self.values, pa.string())
+        return self._arrow
+
+    def decode(self, codes: np.ndarray) -> pa.Array:
+        """A string array from codes (-1 = null), with no per-row Python work."""
+        indices = pa.array(codes.astype(np.int32, copy=False), mask=codes < 0)
+        return pa.DictionaryArray.from_arrays(indices, self.arrow()).cast(pa.string())
+
+
+def _mask(values, codes) -> int:
+    if values is None:
+        return ALL
+    out = 0
+    for v in values:
+        out |= 1 << codes[v]
+    return out
+
+
+@dataclass
+class FlatBook:
+    versions: np.ndarray        # VERSION
+    rules: np.ndarray           # RULE
+    bands: np.ndarray           # BAND
+    issuer_ok: np.ndarray       # uint8 [rule row, issuer code]
+    mcc_ok: np.ndarray          # uint8 [rule row, mcc]
+    merch: np.ndarray           # MERCH [version * n_merchants + merchant]
+    merch_rule: np.ndarray      # int32: string code of "merchant:<id>"
+    merchant_codes: dict        # merchant_id -> merchant code
+    zones: list                 # zones.OffsetTable per zone number
+    zone_names: list
+
+
+def compile_book(book: RuleBook, strings: Strings, banks: Strings) -> FlatBook:
+    """Flatten every version of ``book``; ``banks`` must already hold every issuer
+    of the registry (issuer conditions are a table over its codes)."""
+    zone_names = sorted({v.timezone for v in book.versions})
+    versions = np.zeros(len(book.versions), L.VERSION)
+    rules, bands, issuer_rows, mcc_rows = [], [], [], []
+    width = len(banks.values)
+
+    def add(rule_id, when: Conditions, **what):
+        r = np.zeros((), L.RULE)
+        r["kind_mask"] = _mask(when.kind, L.KIND_CODES)
+        r["channel_mask"] = _mask(when.channel, L.CHANNEL_CODES)
+        r["fee_item_mask"] = _mask(when.fee_item, L.FEE_ITEM_CODES)
+        r["issuer_off"] = r["mcc_off"] = -1
+        if when.issuer is not None:
+            row = np.zeros(width, np.uint8)
+            for code, name in enumerate(banks.values):
+                row[code] = name in when.issuer
+            r["issuer_off"] = len(issuer_rows) * width
+            issuer_rows.append(row)
+        if when.mcc is not None:
+            row = np.zeros(L.MCC_TABLE, np.uint8)
+            row[[int(m) for m in when.mcc]] = 1
+            r["mcc_off"] = len(mcc_rows) * L.MCC_TABLE
+            mcc_rows.append(row)
+        r["cross"] = -1 if when.cross_bank is None else int(when.cross_bank)
+        r["same"] = -1 if when.same_city is None else int(when.same_city)
+        r["has_below"] = when.amount_below is not None
+        r["amount_below"] = when.amount_below or 0
+        r["code"] = strings.code(rule_id)
+        r["free_per_month"] = -1
+        r["band_lo"] = r["band_hi"] = len(bands)
+        for key, value in what.items():
+            r[key] = value
+        rules.append(r)
+        return r
+
+    for v, version in enumerate(book.versions):
+        row = versions[v]
+        row["eff"] = day_number(version.effective_from)
+        row["zone"] = zone_names.index(version.timezone)
+        row["ruleset"] = strings.code(version.id)
+        row["fee_lo"] = len(rules)
+        for rule in version.fees:
+            r = add(rule.id, rule.when)
+            for b in rule.bands:
+                bands.append((-1 if b.upto is None else b.upto, b.fixed, b.pct_bp, b.min, b.max))
+            r["band_hi"] = len(bands)
+        row["fee_hi"] = row["waiver_lo"] = len(rules)
+        for rule in version.waivers:
+            add(rule.id, rule.when,
+                free_per_month=-1 if rule.free_per_month is None else rule.free_per_month)
+        row["waiver_hi"] = row["disc_lo"] = len(rules)
+        for rule in version.discounts:
+            add(rule.id, rule.when, discount_bp=rule.discount_bp, cap=rule.cap,
+                min_spend=rule.min_spend)
+        row["disc_hi"] = len(rules)
+    for r in rules:
+        if r["code"] >= 2**15:
+            raise ValueError("more than 32767 distinct rule ids and rule-set ids in one state")
+
+    ids = sorted({m for v in book.versions if v.merchants is not None for m in v.merchants})
+    merchant_codes = {m: k for k, m in enumerate(ids)}
+    merch = np.zeros(max(len(book.versions) * len(ids), 1), L.MERCH)
+    merch["valid_from"] = L.NEVER
+    for v, version in enumerate(book.versions):
+        for m in (version.merchants or {}).values():
+            cell = merch[v * len(ids) + merchant_codes[m.merchant_id]]
+            cell["valid_from"], cell["valid_to"] = day_number(m.valid_from), \
+                day_number(m.valid_to)
+            cell["bp"], cell["cap"], cell["min_spend"] = m.discount_bp, m.cap, m.min_spend
+    merch_rule = np.array([strings.code(f"merchant:{m}") for m in ids], np.int32)
+
+    def table(rows, width_):
+        return np.concatenate(rows) if rows else np.zeros(max(width_, 1), np.uint8)
+
+    return FlatBook(versions, np.array(rules, L.RULE) if rules else np.zeros(0, L.RULE),
+                    np.array(bands, L.BAND) if bands else np.zeros(0, L.BAND),
+                    table(issuer_rows, width), table(mcc_rows, L.MCC_TABLE), merch, merch_rule,
+                    merchant_codes, [zones.table(z) for z in zone_names], zone_names)
+
+
+def compile_registry(cards: Cards, banks: Strings, cities: Strings) -> tuple[np.ndarray, list]:
+    """``(REG rows, card numbers)`` in registry order; issuers and cities interned."""
+    numbers = list(cards)
+    reg = np.zeros(len(numbers), L.REG)
+    for i, number in enumerate(numbers):
+        card = cards[number]
+        reg[i] = (day_number(card.member_from), day_number(card.member_to),
+                  banks.code(card.issuer), cities.code(card.home_city))
+    return reg, numbers

@@ -1,0 +1,74 @@
+"""Memory layouts shared by the Python layer and both compiled kernels.
+
+The pricing kernel (``txcore/_fast/kernel.pyx`` and its numba twin
+``kernel_numba.py``) works on numpy structured arrays with these dtypes.  They
+are declared ``align=True`` so that each matches, field for field, the C
+struct of the same name in ``txcore/_fast/kernel.pxd``; ``txcore.engine``
+checks the sizes against the compiled module when it loads.
+
+Days are days since 1970-01-01 (``int32``); instants are microseconds since
+the epoch (``int64``); money is fen (``int64``); ``*_rule`` / ``ruleset`` are
+codes into the engine's string table (-1 = null).
+"""
+import numpy as np
+
+NEVER = np.iinfo(np.int32).max  # a date that never comes: "no member_from", "absent", "open"
+
+#: Flags of an index entry.
+REVERSAL, REVERSED, WAIVED, SLOT = 1, 2, 4, 8
+
+#: Reason codes the kernel returns per row (0 = priced, -1 = rejected before pricing).
+KERNEL_REASONS = {1: "no_ruleset", 2: "unknown_card", 3: "duplicate_txn_id",
+                  4: "disbursement_to_non_member", 5: "reversal_mismatch",
+                  6: "already_reversed"}
+
+#: State scalars, one int64 array: entries used, counters used, latest day, retention,
+#: zero-effect reversals.
+N_ENTRIES, N_COUNTERS, LATEST, RETENTION, ZERO_EFFECT = range(5)
+NO_LATEST = np.iinfo(np.int64).min
+
+
+def _dtype(fields):
+    return np.dtype(fields, align=True)
+
+
+#: An effect-bearing (or reversal) transaction of the reversal / txn_id index.
+ENTRY = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("fee_standard", "i8"), ("discount", "i8"),
+                ("card", "i4"), ("day", "i4"), ("discount_rule", "i4"), ("fee_rule", "i2"),
+                ("waiver_rule", "i2"), ("ruleset", "i2"), ("flags", "u1")])
+#: A card known to the state or the registry; ``reg`` is its registry row or -1.
+CARD = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("reg", "i4")])
+#: A free-slot counter: key = card << 36 | waiver id code << 20 | year * 12 + month - 1
+#: (cards < 2**28, string codes < 2**16, months < 2**20).
+COUNTER = _dtype([("key", "u8"), ("used", "i4")])
+#: A registry card: member_from / member_to days (NEVER = none / open), issuer and
+#: home city codes.
+REG = _dtype([("member_from", "i4"), ("member_to", "i4"), ("issuer", "i4"), ("city", "i4")])
+#: A rule-set version: its effective day, zone number, id code and rule ranges.
+VERSION = _dtype([("eff", "i4"), ("zone", "i4"), ("ruleset", "i4"), ("fee_lo", "i4"),
+                  ("fee_hi", "i4"), ("waiver_lo", "i4"), ("waiver_hi", "i4"),
+                  ("disc_lo", "i4"), ("disc_hi", "i4")])
+#: A [[fee]], [[waiver]] or [[discount]] rule: conditions as bit masks / tables, then
+#: what it does.  ``cross``/``same``: -1 any; ``issuer_off``/``mcc_off``: -1 any,
+#: else the start of the rule's row in the issuer / mcc tables.
+RULE = _dtype([("amount_below", "i8"), ("cap", "i8"), ("min_spend", "i8"),
+               ("kind_mask", "u4"), ("channel_mask", "u4"), ("fee_item_mask", "u4"),
+               ("issuer_off", "i4"), ("mcc_off", "i4"), ("code", "i4"), ("band_lo", "i4"),
+               ("band_hi", "i4"), ("free_per_month", "i4"), ("discount_bp", "i4"),
+               ("cross", "i1"), ("same", "i1"), ("has_below", "u1")])
+#: One amount band of a fee rule; ``upto`` -1 = open.
+BAND = _dtype([("upto", "i8"), ("fixed", "i8"), ("pct_bp", "i8"), ("min", "i8"), ("max", "i8")])
+#: A partner merchant in one version's table (``valid_from`` NEVER = not in it).
+MERCH = _dtype([("cap", "i8"), ("min_spend", "i8"), ("valid_from", "i4"), ("valid_to", "i4"),
+                ("bp", "i4")])
+
+#: Codes of the per-row columns.
+KIND_CODES = {"withdrawal": 0, "transfer": 1, "purchase": 2, "disbursement": 3, "service": 4,
+              "reversal": 5}
+WITHDRAWAL, TRANSFER, PURCHASE, DISBURSEMENT, SERVICE, REVERSAL_KIND = range(6)
+#: channel and fee_item: 0 = none, 1.. = the vocabulary, last = any other text.
+CHANNEL_CODES = {"atm": 1, "pos": 2, "online": 3, "mobile": 4, "self_service": 5, "counter": 6}
+OTHER_CHANNEL = 7
+FEE_ITEM_CODES = {"issuance": 1, "loss_report": 2, "annual": 3, "small_account": 4}
+OTHER_FEE_ITEM = 5
+MCC_TABLE = 10000  # mcc codes are the 4-digit number; -1 = none
