@@ -49,6 +49,23 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(4, int(n - 1).bit_length())
 
 
+def _empty_slots(n: int) -> np.ndarray:
+    slots = np.zeros(n, L.SLOT)
+    slots["idx"] = -1
+    return slots
+
+
+def _grown(array: np.ndarray, size: int, used: int) -> np.ndarray:
+    """``array`` with room for ``size`` rows (the first ``used`` kept)."""
+    out = np.zeros(size, array.dtype)
+    out[:used] = array[:used]
+    return out
+
+
+def _slots_for(n: int) -> int:
+    return _pow2_at_least(int(n / L.MAX_LOAD) + 1)
+
+
 def _codes(strings: Strings, column) -> np.ndarray:
     """String codes of a text column (null -> -1), interning new strings."""
     encoded = pc.dictionary_encode(column).combine_chunks() if isinstance(column, pa.ChunkedArray) \
@@ -74,7 +91,7 @@ class CompactState:
         self._card_slot: dict[tuple[int, int], int] = {}
         self.card_slots = np.full(32, -1, np.int32)
         self.entries = np.zeros(16, L.ENTRY)
-        self.entry_slots = np.full(32, -1, np.int32)
+        self.entry_slots = _empty_slots(32)
         self.counters = np.zeros(16, L.COUNTER)
         self.counter_slots = np.full(32, -1, np.int32)
 
@@ -98,7 +115,7 @@ class CompactState:
             if slot is None:
                 slot = self._card_slot[key] = self.n_cards
                 if slot >= len(self.cards):
-                    self.cards = np.resize(self.cards, 2 * len(self.cards))
+                    self.cards = _grown(self.cards, 2 * len(self.cards), slot)
                 self.cards[slot] = (key[0], key[1], -1)
                 self.n_cards += 1
                 grew = True
@@ -119,18 +136,19 @@ class CompactState:
 
     # -- room for a batch -------------------------------------------------------------
     def reserve(self, rows: int):
-        """Room for ``rows`` more entries and counters, tables at most half full."""
-        need = int(self.scalars[L.N_ENTRIES]) + rows
+        """Room for ``rows`` more entries and counters; slot tables at most MAX_LOAD full.
+        Growing doubles, so a caller that knows its total rows reserves them up front."""
+        used = int(self.scalars[L.N_ENTRIES])
+        need = used + rows
         if need > len(self.entries):
-            self.entries = np.resize(self.entries, max(need, 2 * len(self.entries)))
-        if 2 * need > len(self.entry_slots):
-            self.entry_slots = np.full(_pow2_at_least(2 * max(need, len(self.entries))), -1,
-                                       np.int32)
-            self.kernel.rebuild_entry_slots(self.entries, int(self.scalars[L.N_ENTRIES]),
-                                            self.entry_slots)
-        need = int(self.scalars[L.N_COUNTERS]) + rows
+            self.entries = _grown(self.entries, max(need, 2 * len(self.entries)), used)
+        if need > L.MAX_LOAD * len(self.entry_slots):
+            self.entry_slots = _empty_slots(_slots_for(len(self.entries)))
+            self.kernel.rebuild_entry_slots(self.entries, used, self.entry_slots)
+        used = int(self.scalars[L.N_COUNTERS])
+        need = used + rows
         if need > len(self.counters):
-            self.counters = np.resize(self.counters, max(need, 2 * len(self.counters)))
+            self.counters = _grown(self.counters, max(need, 2 * len(self.counters)), used)
         if 2 * need > len(self.counter_slots):
             self.counter_slots = np.full(_pow2_at_least(2 * max(need, len(self.counters))), -1,
                                          np.int32)
@@ -159,9 +177,10 @@ class CompactState:
         std = pc.fill_null(index.column("fee_standard"), 0).to_numpy(zero_copy_only=False)
         waived = pc.fill_null(index.column("fee_waived"), 0).to_numpy(zero_copy_only=False)
         slot = index.column("slot_waiver").is_valid().to_numpy(zero_copy_only=False)
-        flags = (np.where(reversal, L.REVERSAL, 0)
-                 | np.where(index.column("reversed").to_numpy(zero_copy_only=False), L.REVERSED, 0)
-                 | np.where(waived != 0, L.WAIVED, 0) | np.where(slot, L.SLOT, 0))
+        flags = (np.where(reversal, L.F_REVERSAL, 0)
+                 | np.where(index.column("reversed").to_numpy(zero_copy_only=False),
+                            L.F_REVERSED, 0)
+                 | np.where(waived != 0, L.F_WAIVED, 0) | np.where(slot, L.F_SLOT, 0))
         e["flags"] = flags
         e["fee_standard"] = std
         e["discount"] = pc.fill_null(index.column("discount"), 0).to_numpy(zero_copy_only=False)
@@ -181,7 +200,7 @@ class CompactState:
                                     | month_index.astype(np.uint64))
         self.counters["used"][:m] = counters.column("used").to_numpy(zero_copy_only=False)
         self.scalars[L.N_COUNTERS] = m
-        self.entry_slots = np.full(0, -1, np.int32)
+        self.entry_slots = _empty_slots(0)
         self.counter_slots = np.full(0, -1, np.int32)
         self.reserve(0)
         return self
@@ -195,10 +214,10 @@ class CompactState:
             e = e[latest - e["day"].astype(np.int64) <= self.retention_days]
         cards = self.cards[: self.n_cards]
         flags = e["flags"]
-        reversal = (flags & L.REVERSAL) != 0
-        slot = ((flags & L.SLOT) != 0) & ~reversal
+        reversal = (flags & L.F_REVERSAL) != 0
+        slot = ((flags & L.F_SLOT) != 0) & ~reversal
         std = e["fee_standard"]
-        waived = np.where((flags & L.WAIVED) != 0, std, 0)
+        waived = np.where((flags & L.F_WAIVED) != 0, std, 0)
 
         def money(values):
             return pa.array(values, pa.int64(), mask=reversal)
@@ -212,7 +231,7 @@ class CompactState:
             "card": digest_array(cards["key_hi"][e["card"]], cards["key_lo"][e["card"]]),
             "local_date": pa.array(e["day"].astype(np.int32), pa.int32()).cast(pa.date32()),
             "is_reversal": pa.array(reversal),
-            "reversed": pa.array((flags & L.REVERSED) != 0),
+            "reversed": pa.array((flags & L.F_REVERSED) != 0),
             "fee_standard": money(std), "fee_waived": money(waived),
             "fee_charged": money(std - waived), "discount": money(e["discount"]),
             "fee_rule": text(e["fee_rule"]), "waiver_rule": text(e["waiver_rule"]),

@@ -15,7 +15,7 @@ import numpy as np
 NEVER = np.iinfo(np.int32).max  # a date that never comes: "no member_from", "absent", "open"
 
 #: Flags of an index entry.
-REVERSAL, REVERSED, WAIVED, SLOT = 1, 2, 4, 8
+F_REVERSAL, F_REVERSED, F_WAIVED, F_SLOT = 1, 2, 4, 8
 
 #: Reason codes the kernel returns per row (0 = priced, -1 = rejected before pricing).
 KERNEL_REASONS = {1: "no_ruleset", 2: "unknown_card", 3: "duplicate_txn_id",
@@ -36,6 +36,11 @@ def _dtype(fields):
 ENTRY = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("fee_standard", "i8"), ("discount", "i8"),
                 ("card", "i4"), ("day", "i4"), ("discount_rule", "i4"), ("fee_rule", "i2"),
                 ("waiver_rule", "i2"), ("ruleset", "i2"), ("flags", "u1")])
+#: A slot of the index's hash table: the entry's position (-1 = empty) and the high half
+#: of its key's low word, so that most probes settle without touching the entry.
+SLOT = _dtype([("fp", "u4"), ("idx", "i4")])
+#: Slot tables are at most this full (linear probing, 8 slots a cache line).
+MAX_LOAD = 0.7
 #: A card known to the state or the registry; ``reg`` is its registry row or -1.
 CARD = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("reg", "i4")])
 #: A free-slot counter: key = card << 36 | waiver id code << 20 | year * 12 + month - 1

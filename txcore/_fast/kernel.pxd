@@ -15,6 +15,10 @@ cdef struct ENTRY:
     int16_t ruleset
     uint8_t flags
 
+cdef struct SLOT:
+    uint32_t fp
+    int32_t idx
+
 cdef struct CARD:
     uint64_t key_hi
     uint64_t key_lo

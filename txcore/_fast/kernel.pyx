@@ -7,7 +7,7 @@ Numba twin: ``kernel_numba.py`` (same function, same arrays).
 Layers:
 1. ``cdef inline ... noexcept nogil`` helpers on scalars: money, dates, hashing;
 2. open-addressing hash tables (linear probing, capacity a power of two, at most
-   half full — the caller grows them before each batch) over three state arrays:
+   70 % full — the caller grows them before each batch) over three state arrays:
    cards (digest -> registry row), the index (txn digest -> entry), the free-slot
    counters (card, waiver, month -> used);
 3. ``price_rows``: the loop over one batch, in posting order.
@@ -16,7 +16,7 @@ flat arrays, sizes the tables and builds the output Arrow arrays.
 """
 from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t,
                           uint64_t)
-from txcore._fast.kernel cimport BAND, CARD, COUNTER, ENTRY, MERCH, REG, RULE, VERSION
+from txcore._fast.kernel cimport BAND, CARD, COUNTER, ENTRY, MERCH, REG, RULE, SLOT, VERSION
 
 CYTHON_MODULE = 1
 
@@ -49,7 +49,7 @@ def sizes():
     """C struct sizes, checked against the numpy dtypes of ``txcore.layout``."""
     return {"ENTRY": sizeof(ENTRY), "CARD": sizeof(CARD), "COUNTER": sizeof(COUNTER),
             "REG": sizeof(REG), "VERSION": sizeof(VERSION), "RULE": sizeof(RULE),
-            "BAND": sizeof(BAND), "MERCH": sizeof(MERCH)}
+            "BAND": sizeof(BAND), "MERCH": sizeof(MERCH), "SLOT": sizeof(SLOT)}
 
 
 # -- 1. scalars ------------------------------------------------------------------------
@@ -125,15 +125,18 @@ cdef inline int64_t _find_card(const CARD[::1] cards, const int32_t[::1] slots,
         pos = (pos + 1) & mask
 
 
-cdef inline int64_t _entry_pos(const ENTRY[::1] entries, const int32_t[::1] slots,
+cdef inline int64_t _entry_pos(const ENTRY[::1] entries, const SLOT[::1] slots,
                                uint64_t hi, uint64_t lo) noexcept nogil:
-    """The slot holding ``(hi, lo)``, or the empty slot where it would go."""
+    """The slot holding ``(hi, lo)``, or the empty slot where it would go.  The slot's
+    fingerprint is compared first: an entry is read only when it is very likely the one."""
     cdef uint64_t mask = slots.shape[0] - 1
     cdef uint64_t pos = lo & mask
+    cdef uint32_t fp = <uint32_t>(lo >> 32)
     cdef int32_t s
     while True:
-        s = slots[pos]
-        if s < 0 or (entries[s].key_lo == lo and entries[s].key_hi == hi):
+        s = slots[pos].idx
+        if s < 0 or (slots[pos].fp == fp and entries[s].key_lo == lo
+                     and entries[s].key_hi == hi):
             return pos
         pos = (pos + 1) & mask
 
@@ -184,11 +187,14 @@ def rebuild_card_slots(const CARD[::1] cards, Py_ssize_t n, int32_t[::1] slots):
             slots[pos] = <int32_t>i
 
 
-def rebuild_entry_slots(const ENTRY[::1] entries, Py_ssize_t n, int32_t[::1] slots):
+def rebuild_entry_slots(const ENTRY[::1] entries, Py_ssize_t n, SLOT[::1] slots):
     cdef Py_ssize_t i
+    cdef int64_t pos
     with nogil:
         for i in range(n):
-            slots[_entry_pos(entries, slots, entries[i].key_hi, entries[i].key_lo)] = <int32_t>i
+            pos = _entry_pos(entries, slots, entries[i].key_hi, entries[i].key_lo)
+            slots[pos].fp = <uint32_t>(entries[i].key_lo >> 32)
+            slots[pos].idx = <int32_t>i
 
 
 def rebuild_counter_slots(const COUNTER[::1] counters, Py_ssize_t n, int32_t[::1] slots):
@@ -254,7 +260,7 @@ def price_rows(
         const REG[::1] reg,
         # state, IN/OUT
         const CARD[::1] cards, const int32_t[::1] card_slots,
-        ENTRY[::1] entries, int32_t[::1] entry_slots,
+        ENTRY[::1] entries, SLOT[::1] entry_slots,
         COUNTER[::1] counters, int32_t[::1] counter_slots,
         int64_t[::1] scalars,             # see txcore/layout.py
         # per row, OUT
@@ -301,7 +307,7 @@ def price_rows(
             now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
                 else scalars[S_LATEST]
             pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
-            e = entry_slots[pos]
+            e = entry_slots[pos].idx
             if e >= 0 and now - entries[e].day <= retention:
                 reason[i] = R_DUPLICATE
                 continue
@@ -312,7 +318,7 @@ def price_rows(
                 continue
             flags = 0
             if kd == K_REVERSAL:
-                o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])]
+                o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])].idx
                 if o >= 0 and (now - entries[o].day > retention
                                or entries[o].flags & F_REVERSAL):
                     o = -1  # forgotten, or a reversal of a reversal: zero-effect
@@ -404,11 +410,12 @@ def price_rows(
                                 discount[i] = _discount(a, rule.discount_bp, rule.cap,
                                                         rule.min_spend)
             # take the txn id: a new entry, or the forgotten one it replaces
-            e = entry_slots[pos]
+            e = entry_slots[pos].idx
             if e < 0:
                 e = scalars[S_N_ENTRIES]
                 scalars[S_N_ENTRIES] += 1
-                entry_slots[pos] = <int32_t>e
+                entry_slots[pos].fp = <uint32_t>(txn_lo[i] >> 32)
+                entry_slots[pos].idx = <int32_t>e
             entries[e].key_hi = txn_hi[i]
             entries[e].key_lo = txn_lo[i]
             entries[e].card = <int32_t>c

@@ -9,9 +9,9 @@ kernel, against the reference engine.
 import numba
 import numpy as np
 
-from txcore.layout import (DISBURSEMENT, LATEST, N_COUNTERS, N_ENTRIES,
-                           NO_LATEST, PURCHASE, RETENTION, REVERSAL, REVERSAL_KIND, REVERSED, SLOT, TRANSFER,
-                           WAIVED, WITHDRAWAL, ZERO_EFFECT)
+from txcore.layout import (DISBURSEMENT, F_REVERSAL, F_REVERSED, F_SLOT, F_WAIVED, LATEST,
+                           N_COUNTERS, N_ENTRIES, NO_LATEST, PURCHASE, RETENTION, REVERSAL_KIND,
+                           TRANSFER, WITHDRAWAL, ZERO_EFFECT)
 
 CYTHON_MODULE = 0
 _jit = numba.njit(cache=False, nogil=True, boundscheck=False)
@@ -86,9 +86,11 @@ def _find_card(cards, slots, hi, lo):
 def _entry_pos(entries, slots, hi, lo):
     mask = np.uint64(len(slots) - 1)
     pos = lo & mask
+    fp = np.uint32(lo >> np.uint64(32))
     while True:
-        s = slots[pos]
-        if s < 0 or (entries[s].key_lo == lo and entries[s].key_hi == hi):
+        s = slots[pos].idx
+        if s < 0 or (slots[pos].fp == fp and entries[s].key_lo == lo
+                     and entries[s].key_hi == hi):
             return pos
         pos = (pos + np.uint64(1)) & mask
 
@@ -141,7 +143,9 @@ def rebuild_card_slots(cards, n, slots):
 @_jit
 def rebuild_entry_slots(entries, n, slots):
     for i in range(n):
-        slots[_entry_pos(entries, slots, entries[i].key_hi, entries[i].key_lo)] = i
+        pos = _entry_pos(entries, slots, entries[i].key_hi, entries[i].key_lo)
+        slots[pos].fp = np.uint32(entries[i].key_lo >> np.uint64(32))
+        slots[pos].idx = i
 
 
 @_jit
@@ -225,7 +229,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         latest = scalars[LATEST]
         now = d if latest == NO_LATEST or d > latest else latest
         pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
-        e = entry_slots[pos]
+        e = entry_slots[pos].idx
         if e >= 0 and now - entries[e].day <= retention:
             reason[i] = 3  # duplicate_txn_id
             continue
@@ -236,13 +240,13 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
             continue
         flags = 0
         if kd == REVERSAL_KIND:
-            o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])]
-            if o >= 0 and (now - entries[o].day > retention or entries[o].flags & REVERSAL):
+            o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])].idx
+            if o >= 0 and (now - entries[o].day > retention or entries[o].flags & F_REVERSAL):
                 o = -1  # forgotten, or a reversal of a reversal: zero-effect
             if o >= 0 and entries[o].card != c:
                 reason[i] = 5  # reversal_mismatch
                 continue
-            if o >= 0 and entries[o].flags & REVERSED:
+            if o >= 0 and entries[o].flags & F_REVERSED:
                 reason[i] = 6  # already_reversed
                 continue
             member[i] = mem
@@ -252,7 +256,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                 scalars[ZERO_EFFECT] += 1
             else:
                 std = entries[o].fee_standard
-                waived = std if entries[o].flags & WAIVED else 0
+                waived = std if entries[o].flags & F_WAIVED else 0
                 fee_standard[i] = -std
                 fee_waived[i] = -waived
                 fee_charged[i] = -(std - waived)
@@ -261,12 +265,12 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                 waiver_rule[i] = entries[o].waiver_rule
                 discount_rule[i] = entries[o].discount_rule
                 ruleset[i] = entries[o].ruleset
-                if entries[o].flags & SLOT:
+                if entries[o].flags & F_SLOT:
                     ckey = _counter_key(c, entries[o].waiver_rule, entries[o].day)
                     used = _used(counters, counter_slots, ckey)
                     _set_used(counters, counter_slots, scalars, ckey, used - 1 if used > 0 else 0)
-                entries[o].flags |= REVERSED
-            flags = REVERSAL
+                entries[o].flags |= F_REVERSED
+            flags = F_REVERSAL
         else:
             a = amount[i]
             member[i] = mem
@@ -302,10 +306,10 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                                 _set_used(counters, counter_slots, scalars, ckey, used)
                                 fee_waived[i] = fee_standard[i]
                                 free_slot[i] = used
-                                flags = SLOT
+                                flags = F_SLOT
                 fee_charged[i] = fee_standard[i] - fee_waived[i]
                 if fee_waived[i] != 0:
-                    flags |= WAIVED
+                    flags |= F_WAIVED
                 if kd == PURCHASE and mem:
                     mi = merchant[i]
                     partner = False
@@ -322,11 +326,12 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                             discount_rule[i] = rules[k].code
                             discount[i] = _discount(a, rules[k].discount_bp, rules[k].cap,
                                                     rules[k].min_spend)
-        e = entry_slots[pos]
+        e = entry_slots[pos].idx
         if e < 0:
             e = scalars[N_ENTRIES]
             scalars[N_ENTRIES] += 1
-            entry_slots[pos] = e
+            entry_slots[pos].fp = np.uint32(txn_lo[i] >> np.uint64(32))
+            entry_slots[pos].idx = e
         entries[e].key_hi = txn_hi[i]
         entries[e].key_lo = txn_lo[i]
         entries[e].card = c
