@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,21 +30,25 @@ _CONTROL = {chr(c): f"\\u{c:04x}" for c in range(32)}
 _CONTROL.update({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-def _json_text(col: pa.Array) -> pa.Array:
-    """Each value as ``json.dumps`` writes it (``ensure_ascii=False``), null as null."""
+def _unquoted_json(col: pa.Array, few_values: bool) -> tuple[pa.Array, bool]:
+    """``(text, quoted)``: each value's JSON text (strings escaped but not yet quoted:
+    ``quoted`` says the quotes are to be added), nulls left null."""
     if pa.types.is_boolean(col.type):
-        text = pc.if_else(col, "true", "false")
-    elif pa.types.is_integer(col.type):
-        text = pc.cast(col, pa.string())
-    else:
-        text = pc.cast(col, pa.string())
-        for old, new in (("\\", "\\\\"), ('"', '\\"')):
+        return pc.if_else(col, "true", "false"), False
+    if pa.types.is_integer(col.type):
+        return pc.cast(col, pa.string()), False
+    text = pc.cast(col, pa.string())
+    if few_values and len(text):  # rule ids: escape each distinct value once
+        encoded = pc.dictionary_encode(text)
+        return _escaped(encoded.dictionary).take(encoded.indices), True
+    return _escaped(text), True
+
+
+def _escaped(text: pa.Array) -> pa.Array:
+    if pc.any(pc.match_substring_regex(text, '["\\\\\\x00-\\x1f]')).as_py():
+        for old, new in (("\\", "\\\\"), ('"', '\\"'), *_CONTROL.items()):
             text = pc.replace_substring(text, old, new)
-        if pc.any(pc.match_substring_regex(text, "[\\x00-\\x1f]")).as_py():
-            for old, new in _CONTROL.items():
-                text = pc.replace_substring(text, old, new)
-        text = pc.binary_join_element_wise('"', text, '"', "")
-    return pc.fill_null(text, "null")
+    return text
 
 
 class FileDigest:
@@ -51,23 +56,21 @@ class FileDigest:
         self._h = hashlib.sha256()
 
     def add(self, priced: pa.RecordBatch):
-        """Hash the batch's rows, encoded column by column in Arrow (no per-row Python)."""
+        """Hash the batch's rows: each column turned into JSON text in Arrow, the rows
+        joined over the buffers in one compiled call (no per-row Python)."""
+        from txcore.encoder import _buffers
+        from txcore.extensions import encode
         if priced.num_rows == 0:
             return
-        cols = []
+        columns, quoted = [], []
         for name in COLUMNS:
             col = priced.column(name)
             if name == "ts":
                 col = pc.cast(col, pa.int64())
-            cols.append(_json_text(col))
-        rows = pc.binary_join_element_wise("[", pc.binary_join_element_wise(*cols, ","), "]\n",
-                                           "")
-        offsets = rows.buffers()[1]
-        width = 8 if pa.types.is_large_string(rows.type) else 4
-        first = int.from_bytes(offsets[rows.offset * width:(rows.offset + 1) * width], "little")
-        last = int.from_bytes(offsets[(rows.offset + len(rows)) * width:
-                                      (rows.offset + len(rows) + 1) * width], "little")
-        self._h.update(memoryview(rows.buffers()[2])[first:last])
+            text, q = _unquoted_json(col, few_values=name != "txn_id")
+            columns.append(_buffers(text))
+            quoted.append(q)
+        self._h.update(encode.join_rows(columns, np.array(quoted, np.uint8), priced.num_rows))
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()

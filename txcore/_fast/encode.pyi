@@ -20,3 +20,6 @@ def parse_integers(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, 
                    value: np.ndarray,     # int64_t[::1]
                    status: np.ndarray,    # int8_t[::1]
                    ) -> None: ...
+def join_rows(columns: list,           # [(offsets int32, data uint8, validity uint8, offset)]
+              quoted: np.ndarray,      # const uint8_t[::1]
+              n: int) -> bytes: ...

@@ -249,3 +249,81 @@ def parse_integers(const offset_t[::1] offsets, const uint8_t[::1] data,
             if k:
                 value[i] = sign * v
                 status[i] = 1
+
+
+# -- digest rows -------------------------------------------------------------------------
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+
+def join_rows(list columns, const uint8_t[::1] quoted, Py_ssize_t n):
+    """The rows ``[c0,c1,...]\\n`` of ``n`` rows as one bytes object.
+
+    ``columns[k]`` is ``(offsets int32, data uint8, validity uint8 or empty, offset)`` of
+    a string array holding each value's JSON text, unquoted where ``quoted[k]`` is 1 (the
+    quotes are added here); a null is written ``null``.
+    """
+    cdef Py_ssize_t m = len(columns), k, i, j, size = 0, at = 0
+    cdef const int32_t** offs = <const int32_t**>malloc(m * sizeof(void*))
+    cdef const uint8_t** datas = <const uint8_t**>malloc(m * sizeof(void*))
+    cdef const uint8_t** valids = <const uint8_t**>malloc(m * sizeof(void*))
+    cdef Py_ssize_t* starts = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
+    cdef const int32_t[::1] o
+    cdef const uint8_t[::1] d
+    cdef const uint8_t[::1] v
+    cdef bytearray out
+    cdef uint8_t* w
+    cdef int32_t a, b
+    cdef bint ok
+    cdef uint8_t dummy = 0
+    keep = []
+    try:
+        for k in range(m):
+            o, d, v, starts[k] = columns[k]
+            keep.append((o, d, v))
+            offs[k] = &o[0]
+            datas[k] = &d[0] if d.shape[0] else &dummy
+            valids[k] = &v[0] if v.shape[0] else NULL
+        with nogil:
+            for i in range(n):                      # pass 1: the size
+                size += 2 + m                       # [ ] , , ... \n
+                for k in range(m):
+                    j = i + starts[k]
+                    if valids[k] != NULL and not (valids[k][j >> 3] >> (j & 7)) & 1:
+                        size += 4
+                    else:
+                        size += offs[k][j + 1] - offs[k][j] + 2 * quoted[k]
+        out = bytearray(size)
+        w = out
+        with nogil:
+            for i in range(n):                      # pass 2: the bytes
+                w[at] = 91                          # '['
+                at += 1
+                for k in range(m):
+                    if k:
+                        w[at] = 44                  # ','
+                        at += 1
+                    j = i + starts[k]
+                    if valids[k] != NULL and not (valids[k][j >> 3] >> (j & 7)) & 1:
+                        memcpy(&w[at], b"null", 4)
+                        at += 4
+                        continue
+                    a = offs[k][j]
+                    b = offs[k][j + 1]
+                    if quoted[k]:
+                        w[at] = 34                  # '"'
+                        at += 1
+                    memcpy(&w[at], &datas[k][a], b - a)
+                    at += b - a
+                    if quoted[k]:
+                        w[at] = 34
+                        at += 1
+                w[at] = 93                          # ']'
+                w[at + 1] = 10                      # '\n'
+                at += 2
+        return bytes(out)
+    finally:
+        free(offs)
+        free(datas)
+        free(valids)
+        free(starts)

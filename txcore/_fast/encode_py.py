@@ -125,3 +125,16 @@ def parse_integers(offsets, data, validity, offset, value, status):
         v = _ascii_int(body) if 1 <= len(body) <= 18 else None
         if v is not None:
             value[i], status[i] = sign * v, 1
+
+
+def join_rows(columns, quoted, n):
+    """See ``encode.pyx``: the rows ``[c0,c1,...]\\n`` as one bytes object."""
+    values = [list(_values(o, d, v, off, n)) for o, d, v, off in columns]
+    out = bytearray()
+    for i in range(n):
+        parts = []
+        for k, col in enumerate(values):
+            raw = col[i][1]
+            parts.append(b"null" if raw is None else b'"' + raw + b'"' if quoted[k] else raw)
+        out += b"[" + b",".join(parts) + b"]\n"
+    return bytes(out)
