@@ -62,6 +62,10 @@ class CompiledEngine:
             self.reg = np.zeros(1, L.REG)
         self.slow_rows = 0
 
+    def reserve(self, rows: int):
+        """Room in the state for ``rows`` more rows, allocated once (not by doubling)."""
+        self.compact.reserve(rows)
+
     @property
     def zero_effect_reversals(self) -> int:
         return int(self.compact.scalars[L.ZERO_EFFECT])

@@ -88,6 +88,17 @@ class InputSource:
         self.total_rows: int | None = None  # known up front for Parquet and Arrow files
         self.schema: pa.Schema | None = None  # known once reading has started
 
+    def expected_rows(self) -> int | None:
+        """Rows a Parquet file declares, before reading it; else None."""
+        if self.total_rows is not None or self.path is None:
+            return self.total_rows
+        try:
+            if self.format == "parquet":
+                return pq.ParquetFile(self.path).metadata.num_rows
+        except (OSError, pa.ArrowException, ValueError):
+            return None  # reading it will say what is wrong
+        return None
+
     @property
     def sha256(self) -> str:
         if self._sha256 is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import txcore
-from txcore import cardno, durable, summary as summary_mod
+from txcore import cardno, durable, pipeline, summary as summary_mod
 from txcore.assemble import priced_schema, rejects_schema
 from txcore.backends import DEFAULT_BACKEND, make_engine
 from txcore.digest import FileDigest, run_digest
@@ -35,7 +35,7 @@ from txcore.writer import OUTPUT_FORMATS, BatchWriter
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
-        key_file=None, snapshot=None) -> dict:
+        key_file=None, snapshot=None, workers=1) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -44,7 +44,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     ``skip_committed`` left out of the run and listed under ``skipped``.
     ``key_file``: the card key (:mod:`txcore.keys`), default ``<state>/card.key``.
     ``snapshot`` (without ``state_dir``): start from that committed state, read only,
-    ledger ignored — for replay.
+    ledger ignored — for replay.  ``workers``: threads for the run's stages
+    (:mod:`txcore.pipeline`); the output does not depend on it.
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -53,6 +54,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         raise UsageError("no input files given")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
     # 1. rules and reference data, all validated before anything is written
     merchants_table = load_merchants(merchants) if merchants else None
     book = load_book(rules, merchants_table)
@@ -93,7 +96,10 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         engine = make_engine(backend, book, registry, state)
         staging = Staging(out_dir, run_id, owner)
         try:
-            result = _price_all(sources, engine, staging, fmt, progress, command)
+            reserve = getattr(engine, "reserve", None)
+            if reserve is not None:  # room in the state for every row, allocated once
+                reserve(sum(s.expected_rows() or 0 for s in sources))
+            result = _price_all(sources, engine, staging, fmt, progress, command, workers)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
                           skipped=skipped)
             result["elapsed_seconds"] = elapsed = round(time.perf_counter() - started, 3)
@@ -128,34 +134,42 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             raise
 
 
-def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
+def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> dict:
     """Read, price and write every source into ``staging``; the summary's body."""
     totals = summary_mod.Totals()
     inputs, writers = [], []
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=None, unit="rows", unit_scale=True, disable=not show, file=sys.stderr,
                desc=command)
+    stage = pipeline.Writer(workers)
     try:
         for source in sources:
             if len(sources) == 1:
-                bar.total = source.total_rows
-            priced_w = rejects_w = None
+                bar.total = source.expected_rows()
+            out = {}  # this source's writers, made at its first batch
             digest = FileDigest()
-            for batch in source.batches():
-                priced, rejects = engine.price_batch(batch)
+
+            def write(priced, rejects, n, source=source, out=out, digest=digest):
                 digest.add(priced)
-                if priced_w is None:
-                    priced_w, rejects_w = _writers(staging, source, priced.schema,
-                                                   rejects.schema, fmt)
-                    writers += [priced_w, rejects_w]
-                priced_w.write(priced)
-                rejects_w.write(rejects)
+                if not out:
+                    out["priced"], out["rejects"] = _writers(staging, source, priced.schema,
+                                                             rejects.schema, fmt)
+                    writers.extend(out.values())
+                out["priced"].write(priced)
+                out["rejects"].write(rejects)
                 totals.add(priced, rejects)
-                bar.update(batch.num_rows)
-            if priced_w is None:  # no rows at all: still write the (empty) outputs
-                priced_w, rejects_w = _writers(staging, source, priced_schema(source.schema),
-                                               rejects_schema(source.schema), fmt)
-                writers += [priced_w, rejects_w]
+                bar.update(n)
+
+            for batch in pipeline.prefetched(source.batches(), workers):
+                priced, rejects = engine.price_batch(batch)
+                stage.submit(lambda p=priced, r=rejects, n=batch.num_rows: write(p, r, n))
+            stage.drain()
+            if not out:  # no rows at all: still write the (empty) outputs
+                out["priced"], out["rejects"] = _writers(
+                    staging, source, priced_schema(source.schema), rejects_schema(source.schema),
+                    fmt)
+                writers.extend(out.values())
+            priced_w, rejects_w = out["priced"], out["rejects"]
             if source.path is None and source.sha256 in engine.state.ledger:
                 raise _already_committed(source, engine.state)  # stdin: its hash known only now
             assert source.rows == priced_w.rows + rejects_w.rows, "a row was lost"
@@ -167,17 +181,19 @@ def _price_all(sources, engine, staging, fmt, progress, command) -> dict:
         for w in writers:
             w.close()
     except BaseException:
+        stage.close()
         for w in writers:
             w.discard()
         raise
     finally:
+        stage.close()
         bar.close()
     n_in = sum(i["rows"] for i in inputs)
     assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
     return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": engine.name, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
-            "digest": run_digest([i["digest"] for i in inputs]),
+            "digest": run_digest([i["digest"] for i in inputs]), "workers": workers,
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
 
 
@@ -218,7 +234,7 @@ def bundled_data() -> tuple[Path, Path]:
     raise UsageError("the bundled rules and fixtures are not installed with this txcore")
 
 
-def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None) -> dict:
+def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None, workers=1) -> dict:
     """Price the bundled fixture days with the default rules, from an empty state."""
     rules_dir, fixtures_dir = bundled_data()
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="txcore-demo-"))
@@ -226,4 +242,4 @@ def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None) -> dict:
         return run(sorted(fixtures_dir.glob("txns-*.parquet")), rules=rules_dir,
                    cards=fixtures_dir / "cards.csv", merchants=fixtures_dir / "merchants.csv",
                    out_dir=out_dir, state_dir=state_dir, backend=backend, progress=progress,
-                   command="demo") | {"out_dir": str(out_dir)}
+                   command="demo", workers=workers) | {"out_dir": str(out_dir)}

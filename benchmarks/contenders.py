@@ -1,0 +1,103 @@
+"""One contender of the hot-path benchmark, run in its own process so that its thread
+count is set before any library starts its pools and its peak RSS is its own.
+
+    python benchmarks/contenders.py NAME THREADS DATA_DIR INPUT OUTPUT_DIR
+
+NAME: ``floor`` (pyarrow: read the file, write it back with zero-filled output
+columns), ``duckdb`` / ``polars`` (the default rules in SQL / lazy expressions,
+``peers.py``), ``txcore`` (``txcore run`` with a fresh state: price, write, commit),
+``kernel`` (encode + price in memory: the file is read first, untimed).
+Prints one JSON line: ``{"seconds": ..., "rows": ...}`` (the work, timed inside).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _pyarrow_threads(threads):
+    import pyarrow as pa
+    pa.set_cpu_count(threads)
+    pa.set_io_thread_count(threads)
+
+
+def floor(threads, data, inp, out):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from txcore.assemble import OUTPUT_FIELDS
+    _pyarrow_threads(threads)
+    t0 = time.perf_counter()
+    writer, n = None, 0
+    for batch in pq.ParquetFile(inp).iter_batches(batch_size=65536):
+        rows = batch.num_rows
+        cols = list(batch.columns) + [pa.array(np.zeros(rows, f.type.to_pandas_dtype()))
+                                      if f.type != pa.string() else pa.nulls(rows, pa.string())
+                                      for f in OUTPUT_FIELDS]
+        out_batch = pa.RecordBatch.from_arrays(
+            cols, schema=pa.schema(list(batch.schema) + OUTPUT_FIELDS))
+        if writer is None:
+            writer = pq.ParquetWriter(out / "floor.parquet", out_batch.schema, compression="zstd")
+        writer.write_batch(out_batch)
+        n += rows
+    writer.close()
+    return time.perf_counter() - t0, n
+
+
+def duckdb(threads, data, inp, out):
+    from peers import run_duckdb
+    t0 = time.perf_counter()
+    run_duckdb([inp], data / "cards.csv", data / "merchants.csv", out / "duckdb.parquet",
+               threads=threads)
+    return time.perf_counter() - t0, None
+
+
+def polars(threads, data, inp, out):
+    os.environ["POLARS_MAX_THREADS"] = str(threads)  # read once, when polars is imported
+    from peers import run_polars
+    t0 = time.perf_counter()
+    run_polars([inp], data / "cards.csv", data / "merchants.csv", out / "polars.parquet")
+    return time.perf_counter() - t0, None
+
+
+def txcore(threads, data, inp, out):
+    import txcore as tx
+    _pyarrow_threads(threads)
+    t0 = time.perf_counter()
+    s = tx.run([inp], rules=Path(tx.__file__).parent.parent / "rules", cards=data / "cards.csv",
+               merchants=data / "merchants.csv", out_dir=out / "txcore",
+               state_dir=out / "state", progress=False, workers=threads)
+    return time.perf_counter() - t0, s["rows"]["input"]
+
+
+def kernel(threads, data, inp, out):
+    import pyarrow.parquet as pq
+
+    from txcore.backends import BACKENDS
+    from txcore.refdata import load_cards, load_merchants
+    from txcore.rules import load_book
+    from txcore.state import State
+    _pyarrow_threads(threads)
+    book = load_book(Path(__file__).resolve().parent.parent / "rules",
+                     load_merchants(data / "merchants.csv"))
+    cards = load_cards(data / "cards.csv")
+    batches = pq.read_table(inp).to_batches(65536)
+    engine = BACKENDS[os.environ.get("TXCORE_BENCH_BACKEND", "cython")](book, cards, State())
+    n = sum(b.num_rows for b in batches)
+    engine.reserve(n)
+    t0 = time.perf_counter()
+    for b in batches:
+        engine.price_batch(b)
+    return time.perf_counter() - t0, n
+
+
+if __name__ == "__main__":
+    name, threads, data, inp, out = sys.argv[1:6]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    seconds, rows = globals()[name](int(threads), Path(data), Path(inp), Path(out))
+    print(json.dumps({"seconds": seconds, "rows": rows}))

@@ -1,0 +1,109 @@
+"""The hot path on one month of fixture data (10 M rows by default), Parquet in and out:
+txcore beside the pyarrow floor, DuckDB and Polars, at 1 and 2 threads, in one run.
+
+Every contender runs in a child process (``contenders.py``) with its thread count
+set before its libraries start; its work is timed inside and its peak RSS read
+from the kernel (``wait4``).  The data is made once by ``txcore fixtures``
+(120,000 members, 30 days) and cached in ``$TXCORE_BENCH_DATA`` (default
+``~/.cache/txcore-bench``); ``TXCORE_BENCH_ROWS`` takes a smaller slice for a quick look.
+Timing is not asserted anywhere; the table at the end gives medians and ratios.
+
+    pip install -e '.[bench]' && pytest benchmarks/test_hot_path.py -p no:cacheprovider -s
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROWS = int(os.environ.get("TXCORE_BENCH_ROWS", 10_000_000))
+ROUNDS = int(os.environ.get("TXCORE_BENCH_ROUNDS", 3))
+DATA = Path(os.environ.get("TXCORE_BENCH_DATA", Path.home() / ".cache" / "txcore-bench"))
+RESULTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def month(tmp_path_factory):
+    """``(data_dir, month.parquet)``: the fixture month, sliced to ROWS rows."""
+    data = DATA / "members-120000-days-30"
+    if not (data / "cards.csv").exists():
+        subprocess.run([sys.executable, "-m", "txcore", "fixtures", "-o", str(data),
+                        "--members", "120000", "--days", "30", "--rate", "2.8", "--seed", "7"],
+                       check=True, stdout=subprocess.DEVNULL)
+    path = DATA / f"month-{ROWS}.parquet"
+    if not path.exists():
+        days = sorted(data.glob("txns-*.parquet"))
+        table = pa.concat_tables([pq.read_table(d) for d in days])
+        pq.write_table(table.slice(0, ROWS).replace_schema_metadata(None), path)
+    return data, path
+
+
+def contender(name, threads, month, out) -> tuple[float, int, float]:
+    """``(seconds, rows, peak RSS MiB)`` of one run of a contender in a child process."""
+    data, path = month
+    proc = subprocess.Popen([sys.executable, str(HERE / "contenders.py"), name, str(threads),
+                             str(data), str(path), str(out)], stdout=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out_text = proc.stdout.read()
+    proc.stdout.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, f"{name} failed"
+    result = json.loads(out_text)
+    return result["seconds"], result["rows"] or ROWS, usage.ru_maxrss / 1024
+
+
+CONTENDERS = [(name, threads) for threads in (1, 2)
+              for name in ("floor", "duckdb", "polars", "txcore")]
+
+
+@pytest.mark.parametrize("name,threads", CONTENDERS, ids=[f"{n}-{t}" for n, t in CONTENDERS])
+def test_end_to_end(benchmark, month, tmp_path, name, threads):
+    runs = []
+
+    def once():
+        out = tmp_path / f"round{len(runs)}"
+        runs.append(contender(name, threads, month, out))
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+
+    benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
+    seconds = statistics.median(r[0] for r in runs)
+    rss = max(r[2] for r in runs)
+    RESULTS[(name, threads)] = (seconds, runs[0][1], rss)
+    benchmark.extra_info.update(rows=runs[0][1], rows_per_s=round(runs[0][1] / seconds),
+                                peak_rss_mib=round(rss))
+
+
+def test_kernel_in_memory(benchmark, month, tmp_path):
+    """Encode + price, batches already in memory, one thread (cython backend)."""
+    runs = []
+    benchmark.pedantic(lambda: runs.append(contender("kernel", 1, month, tmp_path)),
+                       rounds=ROUNDS, iterations=1)
+    seconds = statistics.median(r[0] for r in runs)
+    RESULTS[("kernel", 1)] = (seconds, runs[0][1], max(r[2] for r in runs))
+    benchmark.extra_info.update(rows=runs[0][1], rows_per_s=round(runs[0][1] / seconds))
+
+
+def test_zz_table():
+    """Print the comparison (the numbers are quoted in benchmarks/README.md)."""
+    if not RESULTS:
+        pytest.skip("no contender ran")
+    print(f"\n\n{ROWS:,} rows; median of {ROUNDS}; peak RSS of the process")
+    print("| contender | threads | seconds | rows/s | vs floor | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (name, threads), (seconds, rows, rss) in sorted(RESULTS.items(),
+                                                         key=lambda kv: (kv[0][1], kv[0][0])):
+        floor = RESULTS.get(("floor", threads))
+        ratio = f"{seconds / floor[0]:.2f}×" if floor and name != "kernel" else ""
+        print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio} "
+              f"| {rss:.0f} |")
+    one, two = RESULTS.get(("txcore", 1)), RESULTS.get(("txcore", 2))
+    if one and two:
+        print(f"txcore --workers 2 vs 1: {one[0] / two[0]:.2f}×")
