@@ -135,9 +135,10 @@ class CompactState:
         self.cards["reg"][slots] = np.arange(len(slots), dtype=np.int32)
 
     # -- room for a batch -------------------------------------------------------------
-    def reserve(self, rows: int):
-        """Room for ``rows`` more entries and counters; slot tables at most MAX_LOAD full.
-        Growing doubles, so a caller that knows its total rows reserves them up front."""
+    def reserve(self, rows: int, counters: bool = True):
+        """Room for ``rows`` more entries (and counters); slot tables at most MAX_LOAD
+        full.  Growing doubles, so a caller that knows its total rows reserves the entries
+        up front (``counters=False``: few rows use a counter, so those grow batch by batch)."""
         used = int(self.scalars[L.N_ENTRIES])
         need = used + rows
         if need > len(self.entries):
@@ -145,6 +146,8 @@ class CompactState:
         if need > L.MAX_LOAD * len(self.entry_slots):
             self.entry_slots = _empty_slots(_slots_for(len(self.entries)))
             self.kernel.rebuild_entry_slots(self.entries, used, self.entry_slots)
+        if not counters:
+            return
         used = int(self.scalars[L.N_COUNTERS])
         need = used + rows
         if need > len(self.counters):

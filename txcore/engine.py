@@ -63,8 +63,8 @@ class CompiledEngine:
         self.slow_rows = 0
 
     def reserve(self, rows: int):
-        """Room in the state for ``rows`` more rows, allocated once (not by doubling)."""
-        self.compact.reserve(rows)
+        """Room in the state's index for ``rows`` more rows, allocated once (not by doubling)."""
+        self.compact.reserve(rows, counters=False)
 
     @property
     def zero_effect_reversals(self) -> int:
