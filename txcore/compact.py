@@ -89,7 +89,7 @@ class CompactState:
         self.cards = np.zeros(16, L.CARD)
         self.n_cards = 0
         self._card_slot: dict[tuple[int, int], int] = {}
-        self.card_slots = np.full(32, -1, np.int32)
+        self.card_slots = _empty_slots(32)
         self.entries = np.zeros(16, L.ENTRY)
         self.entry_slots = _empty_slots(32)
         self.counters = np.zeros(16, L.COUNTER)
@@ -116,23 +116,25 @@ class CompactState:
                 slot = self._card_slot[key] = self.n_cards
                 if slot >= len(self.cards):
                     self.cards = _grown(self.cards, 2 * len(self.cards), slot)
-                self.cards[slot] = (key[0], key[1], -1)
+                self.cards[slot] = (key[0], key[1], -1, 0, 0, 0, 0)
                 self.n_cards += 1
                 grew = True
             out[i] = slot
         if self.n_cards >= 2**28:
             raise ValueError("more than 2**28 cards in one state")
         if grew:
-            self.card_slots = np.full(_pow2_at_least(2 * self.n_cards), -1, np.int32)
+            self.card_slots = _empty_slots(_pow2_at_least(2 * self.n_cards))
             self.kernel.rebuild_card_slots(self.cards, self.n_cards, self.card_slots)
         return out
 
-    def attach_registry(self, hi: np.ndarray, lo: np.ndarray):
-        """Registry row ``i`` is the card with digest ``(hi[i], lo[i])``; other cards are
-        unknown to this run."""
+    def attach_registry(self, hi: np.ndarray, lo: np.ndarray, reg: np.ndarray):
+        """Registry row ``i`` (``reg[i]``, a ``REG``) is the card with digest
+        ``(hi[i], lo[i])``; other cards are unknown to this run."""
         slots = self.add_cards(hi, lo)
         self.cards["reg"][: self.n_cards] = -1
         self.cards["reg"][slots] = np.arange(len(slots), dtype=np.int32)
+        for name in reg.dtype.names:
+            self.cards[name][slots] = reg[name]
 
     # -- room for a batch -------------------------------------------------------------
     def reserve(self, rows: int, counters: bool = True):

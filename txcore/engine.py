@@ -57,9 +57,7 @@ class CompiledEngine:
             hi, lo, _ = self.encoder._hash(pa.array(numbers, pa.string()), len(numbers))
         else:
             hi = lo = np.zeros(0, np.uint64)
-        self.compact.attach_registry(hi, lo)
-        if len(self.reg) == 0:  # the kernel indexes it only for known cards; keep it non-empty
-            self.reg = np.zeros(1, L.REG)
+        self.compact.attach_registry(hi, lo, self.reg)
         self.slow_rows = 0
 
     def reserve(self, rows: int):
@@ -87,7 +85,7 @@ class CompiledEngine:
             enc.pre, enc.card_hi, enc.card_lo, enc.txn_hi, enc.txn_lo, enc.orig_hi, enc.orig_lo,
             enc.day, enc.inst, enc.kind, enc.channel, enc.fee_item, enc.mcc, enc.bank, enc.city,
             enc.merchant, enc.amount,
-            f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule, self.reg,
+            f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule,
             c.cards, c.card_slots, c.entries, c.entry_slots, c.counters, c.counter_slots,
             c.scalars, *out.values())
         return self._outputs(batch, enc, out)

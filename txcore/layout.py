@@ -41,8 +41,10 @@ ENTRY = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("fee_standard", "i8"), ("di
 SLOT = _dtype([("fp", "u4"), ("idx", "i4")])
 #: Slot tables are at most this full (linear probing, 8 slots a cache line).
 MAX_LOAD = 0.7
-#: A card known to the state or the registry; ``reg`` is its registry row or -1.
-CARD = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("reg", "i4")])
+#: A card known to the state or the registry; ``reg`` is its registry row or -1, and the
+#: registry's facts are copied beside it (one cache line holds all a row needs).
+CARD = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("reg", "i4"), ("member_from", "i4"),
+               ("member_to", "i4"), ("issuer", "i4"), ("city", "i4")])
 #: A free-slot counter: key = card << 36 | waiver id code << 20 | year * 12 + month - 1
 #: (cards < 2**28, string codes < 2**16, months < 2**20).
 COUNTER = _dtype([("key", "u8"), ("used", "i4")])

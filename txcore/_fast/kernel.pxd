@@ -23,6 +23,10 @@ cdef struct CARD:
     uint64_t key_hi
     uint64_t key_lo
     int32_t reg
+    int32_t member_from
+    int32_t member_to
+    int32_t issuer
+    int32_t city
 
 cdef struct COUNTER:
     uint64_t key

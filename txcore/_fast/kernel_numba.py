@@ -73,11 +73,12 @@ def _mix(x):
 def _find_card(cards, slots, hi, lo):
     mask = np.uint64(len(slots) - 1)
     pos = lo & mask
+    fp = np.uint32(lo >> np.uint64(32))
     while True:
-        s = slots[pos]
+        s = slots[pos].idx
         if s < 0:
             return -1
-        if cards[s].key_lo == lo and cards[s].key_hi == hi:
+        if slots[pos].fp == fp and cards[s].key_lo == lo and cards[s].key_hi == hi:
             return s
         pos = (pos + np.uint64(1)) & mask
 
@@ -135,9 +136,10 @@ def rebuild_card_slots(cards, n, slots):
     mask = np.uint64(len(slots) - 1)
     for i in range(n):
         pos = cards[i].key_lo & mask
-        while slots[pos] >= 0:
+        while slots[pos].idx >= 0:
             pos = (pos + np.uint64(1)) & mask
-        slots[pos] = i
+        slots[pos].fp = np.uint32(cards[i].key_lo >> np.uint64(32))
+        slots[pos].idx = i
 
 
 @_jit
@@ -188,7 +190,7 @@ def _first(rules, lo, hi, kind, channel, fee_item, issuer, mcc, cross, same, amo
 @_jit
 def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, inst, kind,
                channel, fee_item, mcc, bank, city, merchant, amount,
-               versions, rules, bands, issuer_ok, mcc_ok, merch, merch_rule, reg,
+               versions, rules, bands, issuer_ok, mcc_ok, merch, merch_rule,
                cards, card_slots, entries, entry_slots, counters, counter_slots, scalars,
                reason, member, cross_bank, same_city, ts, fee_rule, fee_standard, fee_waived,
                fee_charged, waiver_rule, free_slot, discount, discount_rule, ruleset):
@@ -222,8 +224,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         z = versions[v].zone
         d = day[z, i]
         c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
-        r = cards[c].reg if c >= 0 else -1
-        if r < 0:
+        if c < 0 or cards[c].reg < 0:
             reason[i] = 2  # unknown_card
             continue
         latest = scalars[LATEST]
@@ -233,7 +234,8 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         if e >= 0 and now - entries[e].day <= retention:
             reason[i] = 3  # duplicate_txn_id
             continue
-        mem = reg[r].member_from <= d and d <= reg[r].member_to
+        card = cards[c]
+        mem = card.member_from <= d and d <= card.member_to
         kd = kind[i]
         if kd == DISBURSEMENT and not mem:
             reason[i] = 4  # disbursement_to_non_member
@@ -277,12 +279,12 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
             ts[i] = inst[z, i]
             ruleset[i] = versions[v].ruleset
             counterparty = kd == WITHDRAWAL or kd == TRANSFER
-            cross = counterparty and bank[i] != reg[r].issuer
-            same = counterparty and city[i] == reg[r].city
+            cross = counterparty and bank[i] != card.issuer
+            same = counterparty and city[i] == card.city
             cross_bank[i] = cross
             same_city[i] = same
             if kd != DISBURSEMENT:
-                iss, ch, fi, mc = reg[r].issuer, channel[i], fee_item[i], mcc[i]
+                iss, ch, fi, mc = card.issuer, channel[i], fee_item[i], mcc[i]
                 k = _first(rules, versions[v].fee_lo, versions[v].fee_hi, kd, ch, fi, iss, mc,
                            cross, same, a, issuer_ok, mcc_ok)
                 if k >= 0:
