@@ -113,6 +113,25 @@ def _map_values(arr, n: int, fn, dtype, none) -> np.ndarray:
     return lookup[idx]
 
 
+def _vocab_codes(arr, n: int, vocab: dict, other: int, none: int) -> np.ndarray:
+    """Codes of a column over a fixed vocabulary (``vocab``: text -> code): ``other`` for
+    any other text, ``none`` for null or ""; one hash lookup a row, in Arrow."""
+    if arr is None:
+        return np.full(n, none, np.int32)
+    values = pa.array(list(vocab), pa.string())
+    codes = np.array(list(vocab.values()), np.int32)
+    found = pc.index_in(arr, value_set=values)
+    idx = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+    out = np.where(idx >= 0, codes[np.maximum(idx, 0)], other).astype(np.int32)
+    empty = pc.fill_null(pc.equal(arr, ""), True).to_numpy(zero_copy_only=False)
+    out[empty] = none
+    return out
+
+
+_YES = {"CNY": 1}
+_BENEFITS = dict.fromkeys(BENEFITS, 1)
+
+
 class Encoder:
     """Encodes batches for one engine: holds the key, the zones and the code tables."""
 
@@ -130,6 +149,19 @@ class Encoder:
     @staticmethod
     def _mcc(v):
         return int(v) if MCC_RE.fullmatch(v) else -2  # -2: present but bad
+
+    @staticmethod
+    def _mccs(arr, n):
+        """The 4-digit number of each mcc; -1 none, -2 present but malformed."""
+        if arr is None:
+            return np.full(n, -1, np.int16)
+        ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{4}$"), False)
+        number = pc.cast(pc.if_else(ok, arr, "0"), pa.int16())
+        out = np.where(ok.to_numpy(zero_copy_only=False),
+                       pc.fill_null(number, 0).to_numpy(zero_copy_only=False), -2)
+        empty = pc.fill_null(pc.equal(arr, ""), True).to_numpy(zero_copy_only=False)
+        out[empty] = -1
+        return out.astype(np.int16)
 
     def _hash(self, arr, n):
         hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
@@ -149,28 +181,26 @@ class Encoder:
             if not plain:
                 slow[:] = True
 
-        kind = _map_values(text["kind"], n, lambda v: L.KIND_CODES.get(v, -1), np.int8, -1)
+        kind = _vocab_codes(text["kind"], n, L.KIND_CODES, -1, -1).astype(np.int8)
         slow |= kind < 0
         k = np.where(kind < 0, 0, kind)
-        channel = _map_values(text["channel"], n,
-                              lambda v: L.CHANNEL_CODES.get(v, L.OTHER_CHANNEL), np.int8, 0)
+        channel = _vocab_codes(text["channel"], n, L.CHANNEL_CODES, L.OTHER_CHANNEL,
+                               0).astype(np.int8)
         slow |= ~_CHANNEL_OK[k, channel]
-        fee_item = _map_values(text["fee_item"], n,
-                               lambda v: L.FEE_ITEM_CODES.get(v, L.OTHER_FEE_ITEM), np.int8, 0)
+        fee_item = _vocab_codes(text["fee_item"], n, L.FEE_ITEM_CODES, L.OTHER_FEE_ITEM,
+                                0).astype(np.int8)
         slow |= (kind == L.SERVICE) & ((fee_item == 0) | (fee_item == L.OTHER_FEE_ITEM))
-        currency_ok = _map_values(text["currency"], n, lambda v: v == "CNY", bool, True)
-        slow |= ~currency_ok
+        slow |= _vocab_codes(text["currency"], n, _YES, 0, 1) == 0  # only CNY, or empty
         bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
         city = _map_values(text["city"], n, self._city, np.int32, -1)
         slow |= _COUNTERPARTY[k] & ((bank < 0) | (city < 0))
-        codes = self.flat.merchant_codes
-        merchant = _map_values(text["merchant_id"], n, lambda v: codes.get(v, -1), np.int32, -2)
+        merchant = _vocab_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         slow |= (kind == L.PURCHASE) & (merchant == -2)
         merchant = np.maximum(merchant, -1)
-        mcc = _map_values(text["mcc"], n, self._mcc, np.int16, -1)
+        mcc = self._mccs(text["mcc"], n)
         slow |= mcc == -2
-        benefit_ok = _map_values(text["benefit"], n, lambda v: v in BENEFITS, bool, True)
-        slow |= (kind == L.DISBURSEMENT) & ~benefit_ok
+        benefit = _vocab_codes(text["benefit"], n, _BENEFITS, 0, 1)
+        slow |= (kind == L.DISBURSEMENT) & (benefit == 0)
 
         txn_hi, txn_lo, txn_len = self._hash(text["txn_id"], n)
         slow |= (txn_len <= 0) | (txn_len > 64)
