@@ -26,29 +26,30 @@ COLUMNS = ("txn_id", "ts", "member", "cross_bank", "same_city", "fee_rule", "fee
            "discount_rule", "ruleset")
 
 
-_CONTROL = {chr(c): f"\\u{c:04x}" for c in range(32)}
-_CONTROL.update({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-
-def _unquoted_json(col: pa.Array, few_values: bool) -> tuple[pa.Array, bool]:
-    """``(text, quoted)``: each value's JSON text (strings escaped but not yet quoted:
-    ``quoted`` says the quotes are to be added), nulls left null."""
+def _column(col: pa.Array) -> tuple:
+    """``(kind, offsets, data, values, validity, offset)`` for ``encode.digest_rows``."""
+    empty8 = np.zeros(0, np.uint8)
+    buffers = col.buffers()
+    validity = np.frombuffer(buffers[0], np.uint8) if buffers[0] is not None and col.null_count \
+        else empty8
     if pa.types.is_boolean(col.type):
-        return pc.if_else(col, "true", "false"), False
-    if pa.types.is_integer(col.type):
-        return pc.cast(col, pa.string()), False
-    text = pc.cast(col, pa.string())
-    if few_values and len(text):  # rule ids: escape each distinct value once
-        encoded = pc.dictionary_encode(text)
-        return _escaped(encoded.dictionary).take(encoded.indices), True
-    return _escaped(text), True
-
-
-def _escaped(text: pa.Array) -> pa.Array:
-    if pc.any(pc.match_substring_regex(text, '["\\\\\\x00-\\x1f]')).as_py():
-        for old, new in (("\\", "\\\\"), ('"', '\\"'), *_CONTROL.items()):
-            text = pc.replace_substring(text, old, new)
-    return text
+        return 3, np.zeros(0, np.int32), np.frombuffer(buffers[1], np.uint8), \
+            np.zeros(0, np.int64), validity, col.offset
+    if pa.types.is_int16(col.type):
+        return 2, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int16), validity, \
+            col.offset
+    if pa.types.is_integer(col.type) or pa.types.is_timestamp(col.type):
+        col = col.cast(pa.int64()) if not pa.types.is_timestamp(col.type) else col
+        buffers = col.buffers()
+        return 1, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int64), validity, \
+            col.offset
+    col = pc.cast(col, pa.string())
+    buffers = col.buffers()
+    validity = np.frombuffer(buffers[0], np.uint8) if buffers[0] is not None and col.null_count \
+        else empty8
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else empty8
+    return 0, np.frombuffer(buffers[1], np.int32), data, np.zeros(0, np.int64), validity, \
+        col.offset
 
 
 class FileDigest:
@@ -56,21 +57,14 @@ class FileDigest:
         self._h = hashlib.sha256()
 
     def add(self, priced: pa.RecordBatch):
-        """Hash the batch's rows: each column turned into JSON text in Arrow, the rows
-        joined over the buffers in one compiled call (no per-row Python)."""
-        from txcore.encoder import _buffers
+        """Hash the batch's rows, encoded in one compiled pass over the Arrow buffers; a
+        batch with text that needs JSON escaping is encoded by :func:`reference_rows`."""
         from txcore.extensions import encode
         if priced.num_rows == 0:
             return
-        columns, quoted = [], []
-        for name in COLUMNS:
-            col = priced.column(name)
-            if name == "ts":
-                col = pc.cast(col, pa.int64())
-            text, q = _unquoted_json(col, few_values=name != "txn_id")
-            columns.append(_buffers(text))
-            quoted.append(q)
-        self._h.update(encode.join_rows(columns, np.array(quoted, np.uint8), priced.num_rows))
+        rows = encode.digest_rows([_column(priced.column(name)) for name in COLUMNS],
+                                  priced.num_rows)
+        self._h.update(rows if rows is not None else reference_rows(priced))
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()

@@ -12,7 +12,7 @@ Layers (as in scikit-learn's ``_loss``): ``cdef inline ... noexcept nogil``
 helpers on C scalars, then one ``nogil`` loop per column.  Pure-Python twin:
 ``encode_py.py``; ``tests/test_encode.py`` checks the two against each other.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 
 CYTHON_MODULE = 1
 
@@ -255,75 +255,163 @@ def parse_integers(const offset_t[::1] offsets, const uint8_t[::1] data,
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+cdef enum:
+    COL_TEXT = 0     # UTF-8 string, written as a JSON string
+    COL_INT64 = 1    # written in decimal
+    COL_INT16 = 2
+    COL_BOOL = 3     # bit-packed, written true / false
 
-def join_rows(list columns, const uint8_t[::1] quoted, Py_ssize_t n):
-    """The rows ``[c0,c1,...]\\n`` of ``n`` rows as one bytes object.
 
-    ``columns[k]`` is ``(offsets int32, data uint8, validity uint8 or empty, offset)`` of
-    a string array holding each value's JSON text, unquoted where ``quoted[k]`` is 1 (the
-    quotes are added here); a null is written ``null``.
+cdef struct Column:
+    int kind
+    const int32_t* offsets    # COL_TEXT
+    const uint8_t* data       # COL_TEXT bytes, COL_BOOL bits
+    const int64_t* i64
+    const int16_t* i16
+    const uint8_t* validity   # NULL: no nulls
+    Py_ssize_t offset
+
+
+cdef inline bint _is_valid(const Column* c, Py_ssize_t j) noexcept nogil:
+    return c.validity == NULL or (c.validity[j >> 3] >> (j & 7)) & 1
+
+
+cdef inline Py_ssize_t _put_int(uint8_t* w, int64_t v) noexcept nogil:
+    """Decimal text of ``v`` at ``w`` (``w`` may be NULL: size only); its length."""
+    cdef uint8_t tmp[24]
+    cdef Py_ssize_t k = 0, n = 0
+    cdef uint64_t u = <uint64_t>v
+    if v < 0:
+        u = <uint64_t>0 - u
+    while True:
+        tmp[k] = <uint8_t>(48 + u % 10)
+        k += 1
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        if w != NULL:
+            w[0] = 45
+        n = 1
+    if w != NULL:
+        while k > 0:
+            k -= 1
+            w[n] = tmp[k]
+            n += 1
+        return n
+    return n + k
+
+
+cdef inline Py_ssize_t _put_value(uint8_t* w, const Column* c, Py_ssize_t j) noexcept nogil:
+    """One value's JSON text at ``w`` (NULL: size only), or -1 for text that needs
+    escaping (the caller then takes the general path)."""
+    cdef int32_t a, b, p
+    cdef uint8_t ch
+    if not _is_valid(c, j):
+        if w != NULL:
+            memcpy(w, b"null", 4)
+        return 4
+    if c.kind == COL_INT64:
+        return _put_int(w, c.i64[j])
+    if c.kind == COL_INT16:
+        return _put_int(w, c.i16[j])
+    if c.kind == COL_BOOL:
+        if (c.data[j >> 3] >> (j & 7)) & 1:
+            if w != NULL:
+                memcpy(w, b"true", 4)
+            return 4
+        if w != NULL:
+            memcpy(w, b"false", 5)
+        return 5
+    a = c.offsets[j]
+    b = c.offsets[j + 1]
+    if w == NULL:
+        for p in range(a, b):
+            ch = c.data[p]
+            if ch < 32 or ch == 34 or ch == 92:    # control, '"' or '\\'
+                return -1
+    else:
+        w[0] = 34
+        memcpy(&w[1], &c.data[a], b - a)
+        w[b - a + 1] = 34
+    return b - a + 2
+
+
+def digest_rows(list columns, Py_ssize_t n):
+    """The canonical rows ``[v0,v1,...]\\n`` of ``n`` rows (``txcore.digest``), or None
+    when a text value needs JSON escaping (the caller then encodes in Arrow).
+
+    ``columns[k]`` is ``(kind, offsets, data, values, validity, offset)``: kind 0 text
+    (int32 ``offsets`` and ``data``), 1 int64 and 2 int16 (``values``), 3 bool (bit-packed
+    ``data``); ``validity`` a bitmap or empty; ``offset`` the array's offset.
     """
-    cdef Py_ssize_t m = len(columns), k, i, j, size = 0, at = 0
-    cdef const int32_t** offs = <const int32_t**>malloc(m * sizeof(void*))
-    cdef const uint8_t** datas = <const uint8_t**>malloc(m * sizeof(void*))
-    cdef const uint8_t** valids = <const uint8_t**>malloc(m * sizeof(void*))
-    cdef Py_ssize_t* starts = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
+    cdef Py_ssize_t m = len(columns), k, i, size = 0, at = 0, got
+    cdef Column* cols = <Column*>malloc(m * sizeof(Column))
     cdef const int32_t[::1] o
     cdef const uint8_t[::1] d
-    cdef const uint8_t[::1] v
+    cdef const int64_t[::1] v64
+    cdef const int16_t[::1] v16
+    cdef const uint8_t[::1] valid
     cdef bytearray out
     cdef uint8_t* w
-    cdef int32_t a, b
-    cdef bint ok
-    cdef uint8_t dummy = 0
+    cdef bint escape = False
     keep = []
     try:
         for k in range(m):
-            o, d, v, starts[k] = columns[k]
-            keep.append((o, d, v))
-            offs[k] = &o[0]
-            datas[k] = &d[0] if d.shape[0] else &dummy
-            valids[k] = &v[0] if v.shape[0] else NULL
+            kind, offsets, data, values, validity, offset = columns[k]
+            cols[k].kind = kind
+            cols[k].offset = offset
+            cols[k].offsets = NULL
+            cols[k].data = NULL
+            cols[k].i64 = NULL
+            cols[k].i16 = NULL
+            cols[k].validity = NULL
+            keep.append(columns[k])
+            if kind == COL_TEXT:
+                o = offsets
+                cols[k].offsets = &o[0]
+            if kind == COL_TEXT or kind == COL_BOOL:
+                d = data
+                if d.shape[0]:
+                    cols[k].data = &d[0]
+            if kind == COL_INT64:
+                v64 = values
+                if v64.shape[0]:
+                    cols[k].i64 = &v64[0]
+            if kind == COL_INT16:
+                v16 = values
+                if v16.shape[0]:
+                    cols[k].i16 = &v16[0]
+            valid = validity
+            if valid.shape[0]:
+                cols[k].validity = &valid[0]
         with nogil:
-            for i in range(n):                      # pass 1: the size
-                size += 2 + m                       # [ ] , , ... \n
+            for i in range(n):                  # pass 1: the size (and any escaping)
+                size += m + 2                   # [ ] , ... \n
                 for k in range(m):
-                    j = i + starts[k]
-                    if valids[k] != NULL and not (valids[k][j >> 3] >> (j & 7)) & 1:
-                        size += 4
-                    else:
-                        size += offs[k][j + 1] - offs[k][j] + 2 * quoted[k]
+                    got = _put_value(NULL, &cols[k], i + cols[k].offset)
+                    if got < 0:
+                        escape = True
+                        break
+                    size += got
+                if escape:
+                    break
+        if escape:
+            return None
         out = bytearray(size)
         w = out
         with nogil:
-            for i in range(n):                      # pass 2: the bytes
-                w[at] = 91                          # '['
+            for i in range(n):                  # pass 2: the bytes
+                w[at] = 91                      # '['
                 at += 1
                 for k in range(m):
                     if k:
-                        w[at] = 44                  # ','
+                        w[at] = 44              # ','
                         at += 1
-                    j = i + starts[k]
-                    if valids[k] != NULL and not (valids[k][j >> 3] >> (j & 7)) & 1:
-                        memcpy(&w[at], b"null", 4)
-                        at += 4
-                        continue
-                    a = offs[k][j]
-                    b = offs[k][j + 1]
-                    if quoted[k]:
-                        w[at] = 34                  # '"'
-                        at += 1
-                    memcpy(&w[at], &datas[k][a], b - a)
-                    at += b - a
-                    if quoted[k]:
-                        w[at] = 34
-                        at += 1
-                w[at] = 93                          # ']'
-                w[at + 1] = 10                      # '\n'
+                    at += _put_value(&w[at], &cols[k], i + cols[k].offset)
+                w[at] = 93                      # ']'
+                w[at + 1] = 10                  # '\\n'
                 at += 2
-        return bytes(out)
+        return out
     finally:
-        free(offs)
-        free(datas)
-        free(valids)
-        free(starts)
+        free(cols)

@@ -127,14 +127,23 @@ def parse_integers(offsets, data, validity, offset, value, status):
             value[i], status[i] = sign * v, 1
 
 
-def join_rows(columns, quoted, n):
-    """See ``encode.pyx``: the rows ``[c0,c1,...]\\n`` as one bytes object."""
-    values = [list(_values(o, d, v, off, n)) for o, d, v, off in columns]
-    out = bytearray()
-    for i in range(n):
-        parts = []
-        for k, col in enumerate(values):
-            raw = col[i][1]
-            parts.append(b"null" if raw is None else b'"' + raw + b'"' if quoted[k] else raw)
-        out += b"[" + b",".join(parts) + b"]\n"
-    return bytes(out)
+def digest_rows(columns, n):
+    """See ``encode.pyx``: the canonical rows, or None when text needs escaping."""
+    decoded = []
+    for kind, offsets, data, values, validity, offset in columns:
+        vals = []
+        for i in range(n):
+            j = i + offset
+            if len(validity) and not (validity[j >> 3] >> (j & 7)) & 1:
+                vals.append(b"null")
+            elif kind == 0:
+                raw = bytes(data[offsets[j]:offsets[j + 1]])
+                if any(b < 32 or b in (34, 92) for b in raw):
+                    return None
+                vals.append(b'"' + raw + b'"')
+            elif kind == 3:
+                vals.append(b"true" if (data[j >> 3] >> (j & 7)) & 1 else b"false")
+            else:
+                vals.append(str(int(values[j])).encode())
+        decoded.append(vals)
+    return bytearray(b"".join(b"[" + b",".join(row) + b"]\n" for row in zip(*decoded)))
