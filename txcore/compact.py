@@ -213,10 +213,23 @@ class CompactState:
     def to_tables(self) -> tuple[pa.Table, pa.Table]:
         """``(counters, index)`` as the state folder stores them; entries outside the
         retention window are left out (they are invisible already)."""
-        e = self.entries[: int(self.scalars[L.N_ENTRIES])]
+        tables = list(self.index_tables())
+        index = pa.concat_tables(tables) if tables else self._index_table(self.entries[:0])
+        return self.counters_table(), index
+
+    def index_tables(self, chunk: int = 1 << 20):
+        """The index table in pieces of ``chunk`` entries (a state of tens of millions of
+        entries is written without all of it in Arrow form at once)."""
+        n = int(self.scalars[L.N_ENTRIES])
         latest = self.scalars[L.LATEST]
-        if latest != L.NO_LATEST:
-            e = e[latest - e["day"].astype(np.int64) <= self.retention_days]
+        for start in range(0, n, chunk):
+            e = self.entries[start:start + chunk]
+            if latest != L.NO_LATEST:
+                e = e[latest - e["day"].astype(np.int64) <= self.retention_days]
+            if len(e):
+                yield self._index_table(e)
+
+    def _index_table(self, e: np.ndarray) -> pa.Table:
         cards = self.cards[: self.n_cards]
         flags = e["flags"]
         reversal = (flags & L.F_REVERSAL) != 0
@@ -245,6 +258,10 @@ class CompactState:
             "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
                                    mask=~slot),
         })
+        return index
+
+    def counters_table(self) -> pa.Table:
+        cards = self.cards[: self.n_cards]
         c = self.counters[: int(self.scalars[L.N_COUNTERS])]
         key = c["key"]
         card = (key >> np.uint64(36)).astype(np.int64)
@@ -256,4 +273,4 @@ class CompactState:
             "month": pa.array((month_index // 12) * 100 + month_index % 12 + 1, pa.int32()),
             "used": pa.array(c["used"], pa.int32()),
         })
-        return counters, index
+        return counters

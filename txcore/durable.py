@@ -63,6 +63,36 @@ def write_bytes(path: Path, data: bytes, name: str):
     step(name)
 
 
+class _HashingFile:
+    """A binary file that hashes what is written to it."""
+
+    def __init__(self, fh):
+        import hashlib
+        self.fh, self.hash, self.closed = fh, hashlib.sha256(), False
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        return self.fh.write(data)
+
+    def flush(self):
+        self.fh.flush()
+
+
+def write_parquet(path: Path, schema, tables, name: str) -> str:
+    """Write ``tables`` (an iterable, one row group or more each) as one zstd Parquet
+    file, fsync it and mark a step; its sha256.  Only one table is in memory at a time."""
+    import pyarrow.parquet as pq
+    with open(path, "wb") as fh:
+        sink = _HashingFile(fh)
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(table)
+        fh.flush()
+        os.fsync(fh.fileno())
+    step(name)
+    return sink.hash.hexdigest()
+
+
 def replace(src: Path, dst: Path, name: str):
     os.replace(src, dst)
     step(name)

@@ -120,6 +120,16 @@ class State:
         self._tables, self._latest = (counters, index), latest
         self._counters, self._index = {}, {}
 
+    def tables_for_commit(self):
+        """``(counters, index schema, index pieces)``: what :meth:`tables` gives, with the
+        index as an iterable of tables so a large one is written piece by piece."""
+        if self.compact is not None:
+            pieces = self.compact.index_tables()
+            return self.compact.counters_table(), self.compact._index_table(
+                self.compact.entries[:0]).schema, pieces
+        counters, index = self.tables()
+        return counters, index.schema, [index]
+
     def tables(self):
         """``(counters, index)`` as the state folder stores them, pruned to the window."""
         if self.compact is not None:

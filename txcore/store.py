@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -191,10 +190,8 @@ class StateStore:
             return state
         try:
             latest = self.manifest.get("latest")
-            # tables over Arrow buffers, not a Python file object: a table that still
-            # reads through one when the process exits aborts it
-            state.set_tables(pq.read_table(pa.BufferReader(self._read_file("counters"))),
-                             pq.read_table(pa.BufferReader(self._read_file("index"))),
+            state.set_tables(_table(self._read_file("counters")),
+                             _table(self._read_file("index")),
                              None if latest is None else dt.date.fromisoformat(latest))
             state.ledger = json.loads(self._read_file("ledger"))
         except (KeyError, ValueError, pa.ArrowException) as exc:
@@ -208,19 +205,29 @@ class StateStore:
             self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
             self.fresh = False
         gen = self.manifest["generation"] + 1
-        counters, index = state.tables()
-        files = {}
-        for kind, name, data in (
-                ("counters", f"counters.{gen:06d}.parquet", _parquet_bytes(counters)),
-                ("index", f"index.{gen:06d}.parquet", _parquet_bytes(index)),
-                ("ledger", f"ledger.{gen:06d}.json",
-                 (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode())):
-            durable.write_bytes(self.folder / name, data, f"state:{kind}")
-            files[kind] = {"name": name, "sha256": _sha256(data)}
+        counters, index_schema, index_pieces = state.tables_for_commit()
+        files, n_index = {}, 0
+
+        def counted(pieces):
+            nonlocal n_index
+            for piece in pieces:
+                n_index += piece.num_rows
+                yield piece
+
+        name = f"counters.{gen:06d}.parquet"
+        files["counters"] = {"name": name, "sha256": durable.write_parquet(
+            self.folder / name, counters.schema, [counters], "state:counters")}
+        name = f"index.{gen:06d}.parquet"
+        files["index"] = {"name": name, "sha256": durable.write_parquet(
+            self.folder / name, index_schema, counted(index_pieces), "state:index")}
+        name = f"ledger.{gen:06d}.json"
+        data = (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode()
+        durable.write_bytes(self.folder / name, data, "state:ledger")
+        files["ledger"] = {"name": name, "sha256": _sha256(data)}
         manifest = self._manifest(
             gen, run_id, state.latest.isoformat() if state.latest else None,
             self.keyer.fingerprint, files,
-            {"counters": counters.num_rows, "index": index.num_rows, "ledger": len(state.ledger)},
+            {"counters": counters.num_rows, "index": n_index, "ledger": len(state.ledger)},
             None if staging is None else {"dir": str(staging.out_dir),
                                           "staging": staging.dir.name, "names": staging.names},
             retention_days=state.retention_days)
@@ -249,11 +256,17 @@ class StateStore:
         durable.step(f"{name}:synced")
 
 
+def _table(data: bytes) -> pa.Table:
+    """A Parquet file's table, read from an Arrow-owned copy of its (verified) bytes.
+
+    Not from the Python ``bytes`` themselves: pyarrow's reader threads may drop the last
+    reference to such a buffer after the call returns, and releasing a Python object
+    needs the interpreter — when that happens as the process exits, it aborts.
+    """
+    buf = pa.allocate_buffer(len(data))
+    memoryview(buf).cast("B")[:] = data
+    return pq.read_table(pa.BufferReader(buf))
+
+
 def _generation_file(name: str) -> bool:
     return name.startswith(("counters.", "index.", "ledger."))
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
