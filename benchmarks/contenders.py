@@ -6,8 +6,10 @@ count is set before any library starts its pools and its peak RSS is its own.
 NAME: ``floor`` (pyarrow: read the file, write it back with zero-filled output
 columns), ``duckdb`` / ``polars`` (the default rules in SQL / lazy expressions,
 ``peers.py``), ``txcore`` (``txcore run`` with a fresh state: price, write, commit),
-``kernel`` (encode + price in memory: the file is read first, untimed).
-Prints one JSON line: ``{"seconds": ..., "rows": ...}`` (the work, timed inside).
+``replay`` (``txcore replay``: the same without state), ``kernel`` (encode + price +
+outputs in memory: the file is read first, untimed).  Prints one JSON line:
+``{"seconds": ..., "rows": ..., "peak_rss_mib": ...}`` (the work timed inside; the
+peak RSS is this process's own high-water mark, VmHWM).
 """
 from __future__ import annotations
 
@@ -74,6 +76,17 @@ def txcore(threads, data, inp, out):
     return time.perf_counter() - t0, s["rows"]["input"]
 
 
+def replay(threads, data, inp, out):
+    """``txcore replay``: price and write, no state kept (as the peers)."""
+    from txcore.replay import replay as run_replay
+    _pyarrow_threads(threads)
+    t0 = time.perf_counter()
+    s = run_replay([inp], rules=Path(__file__).resolve().parent.parent / "rules",
+                   cards=data / "cards.csv", merchants=data / "merchants.csv",
+                   out_dir=out / "replay", progress=False, workers=threads)
+    return time.perf_counter() - t0, s["rows"]["input"]
+
+
 def kernel(threads, data, inp, out):
     import pyarrow.parquet as pq
 
@@ -100,4 +113,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     Path(out).mkdir(parents=True, exist_ok=True)
     seconds, rows = globals()[name](int(threads), Path(data), Path(inp), Path(out))
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+               if line.startswith("VmHWM:"))
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": hwm / 1024}))

@@ -56,7 +56,7 @@ def main(rows: int):
             batch = timed("read (Parquet decode)", next, reader)
             n += batch.num_rows
             enc = timed("encode + validate", engine.encoder.encode, batch)
-            out, _ = timed("kernel", _kernel, engine, enc)
+            out = timed("kernel", engine.price_encoded, enc)
             priced, rejects = timed("assemble outputs", engine._outputs, batch, enc, out)
             timed("digest", digest.add, priced)
             timed("totals", totals.add, priced, rejects)
@@ -71,26 +71,6 @@ def main(rows: int):
     print("| stage | seconds | share |\n|---|---:|---:|")
     for name, seconds in t.items():
         print(f"| {name} | {seconds:.3f} | {seconds / total:.0%} |")
-
-
-def _kernel(engine, enc):
-    import numpy as np
-    n, c, f = enc.n, engine.compact, engine.flat
-    c.reserve(n)
-    out = {"reason": np.empty(n, np.int8), "member": np.empty(n, np.uint8),
-           "cross_bank": np.empty(n, np.uint8), "same_city": np.empty(n, np.uint8),
-           "ts": np.empty(n, np.int64), "fee_rule": np.empty(n, np.int32),
-           "fee_standard": np.empty(n, np.int64), "fee_waived": np.empty(n, np.int64),
-           "fee_charged": np.empty(n, np.int64), "waiver_rule": np.empty(n, np.int32),
-           "free_slot": np.empty(n, np.int16), "discount": np.empty(n, np.int64),
-           "discount_rule": np.empty(n, np.int32), "ruleset": np.empty(n, np.int32)}
-    engine.kernel.price_rows(
-        enc.pre, enc.card_hi, enc.card_lo, enc.txn_hi, enc.txn_lo, enc.orig_hi, enc.orig_lo,
-        enc.day, enc.inst, enc.kind, enc.channel, enc.fee_item, enc.mcc, enc.bank, enc.city,
-        enc.merchant, enc.amount, f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch,
-        f.merch_rule, c.cards, c.card_slots, c.entries, c.entry_slots, c.counters,
-        c.counter_slots, c.scalars, *out.values())
-    return out, None
 
 
 def _write(writers, priced, rejects):

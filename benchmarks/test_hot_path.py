@@ -2,8 +2,8 @@
 txcore beside the pyarrow floor, DuckDB and Polars, at 1 and 2 threads, in one run.
 
 Every contender runs in a child process (``contenders.py``) with its thread count
-set before its libraries start; its work is timed inside and its peak RSS read
-from the kernel (``wait4``).  The data is made once by ``txcore fixtures``
+set before its libraries start; its work is timed inside and it reports its own
+peak RSS (VmHWM: ``wait4`` would count the memory of the forking pytest process).  The data is made once by ``txcore fixtures``
 (120,000 members, 30 days) and cached in ``$TXCORE_BENCH_DATA`` (default
 ``~/.cache/txcore-bench``); ``TXCORE_BENCH_ROWS`` takes a smaller slice for a quick look.
 Timing is not asserted anywhere; the table at the end gives medians and ratios.
@@ -49,19 +49,14 @@ def month(tmp_path_factory):
 def contender(name, threads, month, out) -> tuple[float, int, float]:
     """``(seconds, rows, peak RSS MiB)`` of one run of a contender in a child process."""
     data, path = month
-    proc = subprocess.Popen([sys.executable, str(HERE / "contenders.py"), name, str(threads),
-                             str(data), str(path), str(out)], stdout=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out_text = proc.stdout.read()
-    proc.stdout.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, f"{name} failed"
-    result = json.loads(out_text)
-    return result["seconds"], result["rows"] or ROWS, usage.ru_maxrss / 1024
+    proc = subprocess.run([sys.executable, str(HERE / "contenders.py"), name, str(threads),
+                           str(data), str(path), str(out)], stdout=subprocess.PIPE, check=True)
+    result = json.loads(proc.stdout)
+    return result["seconds"], result["rows"] or ROWS, result["peak_rss_mib"]
 
 
 CONTENDERS = [(name, threads) for threads in (1, 2)
-              for name in ("floor", "duckdb", "polars", "txcore")]
+              for name in ("floor", "duckdb", "polars", "txcore", "replay")]
 
 
 @pytest.mark.parametrize("name,threads", CONTENDERS, ids=[f"{n}-{t}" for n, t in CONTENDERS])
@@ -104,6 +99,7 @@ def test_zz_table():
         ratio = f"{seconds / floor[0]:.2f}×" if floor and name != "kernel" else ""
         print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio} "
               f"| {rss:.0f} |")
-    one, two = RESULTS.get(("txcore", 1)), RESULTS.get(("txcore", 2))
-    if one and two:
-        print(f"txcore --workers 2 vs 1: {one[0] / two[0]:.2f}×")
+    for name in ("txcore", "replay"):
+        one, two = RESULTS.get((name, 1)), RESULTS.get((name, 2))
+        if one and two:
+            print(f"{name} --workers 2 vs 1: {one[0] / two[0]:.2f}×")

@@ -71,6 +71,10 @@ class CompiledEngine:
     def price_batch(self, batch: pa.RecordBatch):
         """``(priced, rejects)`` record batches for one input batch, in input order."""
         enc = self.encoder.encode(batch)
+        return self._outputs(batch, enc, self.price_encoded(enc))
+
+    def price_encoded(self, enc) -> dict:
+        """Run the kernel over an encoded batch: its per-row output arrays, by name."""
         self.slow_rows += enc.slow_rows
         n, c, f = enc.n, self.compact, self.flat
         c.reserve(n)
@@ -88,7 +92,7 @@ class CompiledEngine:
             f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule,
             c.cards, c.card_slots, c.entries, c.entry_slots, c.counters, c.counter_slots,
             c.scalars, *out.values())
-        return self._outputs(batch, enc, out)
+        return out
 
     # -- outputs --------------------------------------------------------------------------
     def _outputs(self, batch, enc, out):
