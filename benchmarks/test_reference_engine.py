@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import txcore
-from txcore.pricing import ReferenceEngine
+from txcore.backends import BACKENDS
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import load_book
 from txcore.state import State
@@ -40,12 +40,13 @@ def _rows(batches):
     return sum(b.num_rows for b in batches)
 
 
-def test_reference_engine_in_memory(benchmark, demo_batches, engine_inputs):
+@pytest.mark.parametrize("backend", ["cython", "numba", "python"])
+def test_engine_in_memory(benchmark, demo_batches, engine_inputs, backend):
     """Validate + price + assemble output batches, no file I/O."""
     book, cards = engine_inputs
 
     def price_all():
-        engine = ReferenceEngine(book, cards, State())
+        engine = BACKENDS[backend](book, cards, State())
         return sum(p.num_rows + r.num_rows for p, r in map(engine.price_batch, demo_batches))
 
     n = benchmark(price_all)
@@ -54,13 +55,14 @@ def test_reference_engine_in_memory(benchmark, demo_batches, engine_inputs):
     benchmark.extra_info["rows_per_s"] = round(n / benchmark.stats.stats.median)
 
 
-def test_run_end_to_end(benchmark):
+@pytest.mark.parametrize("backend", ["cython", "python"])
+def test_run_end_to_end(benchmark, backend):
     """``txcore run`` over the bundled days, Parquet in and out, with state."""
     def run_once():
         with tempfile.TemporaryDirectory() as tmp:
             s = txcore.run(DAYS, rules=REPO / "rules", cards=FIXTURES / "cards.csv",
                            merchants=FIXTURES / "merchants.csv", out_dir=Path(tmp) / "out",
-                           state_dir=Path(tmp) / "state", progress=False)
+                           state_dir=Path(tmp) / "state", progress=False, backend=backend)
             return s["rows"]["input"]
 
     n = benchmark.pedantic(run_once, rounds=3, iterations=1)
