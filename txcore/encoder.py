@@ -28,7 +28,7 @@ from txcore.extensions import encode as _enc
 from txcore.flatrules import FlatBook, Strings, day_number
 from txcore.keys import Keyer
 from txcore.validate import Reject, Txn, validate_batch
-from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT, MCC_RE
+from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT
 
 _NAIVE, _AWARE = 1, 2
 #: unit -> (mul, div): microseconds = value * mul // div (floor, as the reference)
@@ -118,11 +118,13 @@ def _vocab_codes(arr, n: int, vocab: dict, other: int, none: int) -> np.ndarray:
     any other text, ``none`` for null or ""; one hash lookup a row, in Arrow."""
     if arr is None:
         return np.full(n, none, np.int32)
-    values = pa.array(list(vocab), pa.string())
-    codes = np.array(list(vocab.values()), np.int32)
-    found = pc.index_in(arr, value_set=values)
-    idx = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
-    out = np.where(idx >= 0, codes[np.maximum(idx, 0)], other).astype(np.int32)
+    out = np.full(n, other, np.int32)
+    if vocab:
+        values = pa.array(list(vocab), pa.string())
+        codes = np.array(list(vocab.values()), np.int32)
+        idx = pc.fill_null(pc.index_in(arr, value_set=values), -1).to_numpy(
+            zero_copy_only=False)
+        out = np.where(idx >= 0, codes[np.maximum(idx, 0)], other).astype(np.int32)
     empty = pc.fill_null(pc.equal(arr, ""), True).to_numpy(zero_copy_only=False)
     out[empty] = none
     return out
@@ -145,10 +147,6 @@ class Encoder:
 
     def _city(self, v):
         return self.cities.code(v) if CITY_RE.fullmatch(v) else -1
-
-    @staticmethod
-    def _mcc(v):
-        return int(v) if MCC_RE.fullmatch(v) else -2  # -2: present but bad
 
     @staticmethod
     def _mccs(arr, n):
