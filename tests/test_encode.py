@@ -119,3 +119,44 @@ def test_parse_integers_twins_agree(values):
     for v, value, status in zip(values, *out[0]):
         if status:
             assert int(v) == value
+
+
+WORDS = ["atm", "pos", "online", "鲤城", "a"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.sampled_from(WORDS + ["", "at", "atmx", "ATM"]),
+                                 st.text(max_size=6)), max_size=30),
+       offset=st.integers(0, 3))
+def test_match_words_twins_agree(values, offset):
+    from txcore.encoder import Vocabulary
+    vocab = Vocabulary({w: 10 + k for k, w in enumerate(WORDS)})
+    arr = _column(values, False, offset)
+    out = []
+    for impl in (encode_c, encode_py):
+        codes = np.zeros(len(values), np.int32)
+        if values:
+            impl.match_words(*_buffers(arr), vocab.word_offsets, vocab.words, vocab.codes, -7,
+                             -9, codes)
+        out.append(codes.tolist())
+    assert out[0] == out[1]
+    want = [-9 if not v else 10 + WORDS.index(v) if v in WORDS else -7 for v in values]
+    assert out[0] == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.from_regex(r"[0-9]{0,6}", fullmatch=True),
+                                 st.text(max_size=5)), max_size=30))
+def test_parse_mccs_twins_agree(values):
+    arr = pa.array(values, pa.string())
+    out = []
+    for impl in (encode_c, encode_py):
+        mcc = np.zeros(len(values), np.int16)
+        if values:
+            impl.parse_mccs(*_buffers(arr), mcc)
+        out.append(mcc.tolist())
+    assert out[0] == out[1]
+    import re
+    want = [-1 if not v else int(v) if re.fullmatch(r"[0-9]{4}", v, re.ASCII) else -2
+            for v in values]
+    assert out[0] == want

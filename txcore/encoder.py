@@ -113,9 +113,9 @@ def _map_values(arr, n: int, fn, dtype, none) -> np.ndarray:
     return lookup[idx]
 
 
-def _vocab_codes(arr, n: int, vocab: dict, other: int, none: int) -> np.ndarray:
-    """Codes of a column over a fixed vocabulary (``vocab``: text -> code): ``other`` for
-    any other text, ``none`` for null or ""; one hash lookup a row, in Arrow."""
+def _hashed_codes(arr, n: int, vocab: dict, other: int, none: int) -> np.ndarray:
+    """Codes over a large fixed vocabulary (partner merchants), by Arrow's hash lookup:
+    ``other`` for any other text, ``none`` for null or ""."""
     if arr is None:
         return np.full(n, none, np.int32)
     out = np.full(n, other, np.int32)
@@ -130,8 +130,30 @@ def _vocab_codes(arr, n: int, vocab: dict, other: int, none: int) -> np.ndarray:
     return out
 
 
-_YES = {"CNY": 1}
-_BENEFITS = dict.fromkeys(BENEFITS, 1)
+class Vocabulary:
+    """A small fixed vocabulary (text -> code) in the form ``encode.match_words``
+    compares byte by byte (a handful of words: cheaper than hashing)."""
+
+    def __init__(self, vocab: dict):
+        raw = [w.encode("utf-8") for w in vocab]
+        self.word_offsets = np.cumsum([0] + [len(w) for w in raw]).astype(np.int32)
+        self.words = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
+        self.codes = np.array(list(vocab.values()) or [], np.int32)
+
+    def codes_of(self, arr, n: int, other: int, none: int) -> np.ndarray:
+        """Codes of a column: ``other`` for any other text, ``none`` for null or ""."""
+        out = np.full(n, none, np.int32)
+        if arr is not None and n:
+            _enc.match_words(*_buffers(arr), self.word_offsets, self.words, self.codes, other,
+                             none, out)
+        return out
+
+
+_KINDS = Vocabulary(L.KIND_CODES)
+_CHANNELS = Vocabulary(L.CHANNEL_CODES)
+_FEE_ITEMS = Vocabulary(L.FEE_ITEM_CODES)
+_CURRENCY = Vocabulary({"CNY": 1})
+_BENEFITS = Vocabulary(dict.fromkeys(BENEFITS, 1))
 
 
 class Encoder:
@@ -151,15 +173,10 @@ class Encoder:
     @staticmethod
     def _mccs(arr, n):
         """The 4-digit number of each mcc; -1 none, -2 present but malformed."""
-        if arr is None:
-            return np.full(n, -1, np.int16)
-        ok = pc.fill_null(pc.match_substring_regex(arr, "^[0-9]{4}$"), False)
-        number = pc.cast(pc.if_else(ok, arr, "0"), pa.int16())
-        out = np.where(ok.to_numpy(zero_copy_only=False),
-                       pc.fill_null(number, 0).to_numpy(zero_copy_only=False), -2)
-        empty = pc.fill_null(pc.equal(arr, ""), True).to_numpy(zero_copy_only=False)
-        out[empty] = -1
-        return out.astype(np.int16)
+        out = np.full(n, -1, np.int16)
+        if arr is not None and n:
+            _enc.parse_mccs(*_buffers(arr), out)
+        return out
 
     def _hash(self, arr, n):
         hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
@@ -179,25 +196,23 @@ class Encoder:
             if not plain:
                 slow[:] = True
 
-        kind = _vocab_codes(text["kind"], n, L.KIND_CODES, -1, -1).astype(np.int8)
+        kind = _KINDS.codes_of(text["kind"], n, -1, -1).astype(np.int8)
         slow |= kind < 0
         k = np.where(kind < 0, 0, kind)
-        channel = _vocab_codes(text["channel"], n, L.CHANNEL_CODES, L.OTHER_CHANNEL,
-                               0).astype(np.int8)
+        channel = _CHANNELS.codes_of(text["channel"], n, L.OTHER_CHANNEL, 0).astype(np.int8)
         slow |= ~_CHANNEL_OK[k, channel]
-        fee_item = _vocab_codes(text["fee_item"], n, L.FEE_ITEM_CODES, L.OTHER_FEE_ITEM,
-                                0).astype(np.int8)
+        fee_item = _FEE_ITEMS.codes_of(text["fee_item"], n, L.OTHER_FEE_ITEM, 0).astype(np.int8)
         slow |= (kind == L.SERVICE) & ((fee_item == 0) | (fee_item == L.OTHER_FEE_ITEM))
-        slow |= _vocab_codes(text["currency"], n, _YES, 0, 1) == 0  # only CNY, or empty
+        slow |= _CURRENCY.codes_of(text["currency"], n, 0, 1) == 0  # only CNY, or empty
         bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
         city = _map_values(text["city"], n, self._city, np.int32, -1)
         slow |= _COUNTERPARTY[k] & ((bank < 0) | (city < 0))
-        merchant = _vocab_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
+        merchant = _hashed_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         slow |= (kind == L.PURCHASE) & (merchant == -2)
         merchant = np.maximum(merchant, -1)
         mcc = self._mccs(text["mcc"], n)
         slow |= mcc == -2
-        benefit = _vocab_codes(text["benefit"], n, _BENEFITS, 0, 1)
+        benefit = _BENEFITS.codes_of(text["benefit"], n, 0, 1)
         slow |= (kind == L.DISBURSEMENT) & (benefit == 0)
 
         txn_hi, txn_lo, txn_len = self._hash(text["txn_id"], n)

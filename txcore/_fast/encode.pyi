@@ -22,3 +22,13 @@ def parse_integers(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, 
                    ) -> None: ...
 def digest_rows(columns: list,   # [(kind, offsets, data, values, validity, offset)]
                 n: int) -> bytearray | None: ...
+def match_words(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, offset: int,
+                word_offsets: np.ndarray,  # const int32_t[::1]
+                words: np.ndarray,         # const uint8_t[::1]
+                codes: np.ndarray,         # const int32_t[::1]
+                other: int, none: int,
+                out: np.ndarray,           # int32_t[::1]
+                ) -> None: ...
+def parse_mccs(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, offset: int,
+               out: np.ndarray,            # int16_t[::1]
+               ) -> None: ...

@@ -251,6 +251,71 @@ def parse_integers(const offset_t[::1] offsets, const uint8_t[::1] data,
                 status[i] = 1
 
 
+# -- small vocabularies and mcc ---------------------------------------------------------
+def match_words(const offset_t[::1] offsets, const uint8_t[::1] data,
+                const uint8_t[::1] validity, Py_ssize_t offset,
+                const int32_t[::1] word_offsets,  # IN  word k is words[word_offsets[k]:...[k+1]]
+                const uint8_t[::1] words,         # IN  the vocabulary, UTF-8, concatenated
+                const int32_t[::1] codes,         # IN  code of word k
+                int32_t other, int32_t none,
+                int32_t[::1] out):                # OUT code, ``other`` or ``none`` (null, "")
+    """Each value's code in a small fixed vocabulary, by comparing bytes."""
+    cdef Py_ssize_t n = out.shape[0], i, j, k, p, m = codes.shape[0]
+    cdef int64_t a, b, length
+    cdef int32_t wa, wb
+    cdef bint same
+    with nogil:
+        for i in range(n):
+            j = i + offset
+            if not _valid(validity, j):
+                out[i] = none
+                continue
+            a = offsets[j]
+            b = offsets[j + 1]
+            length = b - a
+            if length == 0:
+                out[i] = none
+                continue
+            out[i] = other
+            for k in range(m):
+                wa = word_offsets[k]
+                wb = word_offsets[k + 1]
+                if wb - wa != length:
+                    continue
+                same = True
+                for p in range(length):
+                    if data[a + p] != words[wa + p]:
+                        same = False
+                        break
+                if same:
+                    out[i] = codes[k]
+                    break
+
+
+def parse_mccs(const offset_t[::1] offsets, const uint8_t[::1] data,
+               const uint8_t[::1] validity, Py_ssize_t offset,
+               int16_t[::1] out):                 # OUT 0..9999, -1 null or "", -2 malformed
+    """The 4-digit number of each mcc (exactly four ASCII digits)."""
+    cdef Py_ssize_t n = out.shape[0], i, j
+    cdef int64_t a, b
+    cdef int v
+    with nogil:
+        for i in range(n):
+            j = i + offset
+            if not _valid(validity, j):
+                out[i] = -1
+                continue
+            a = offsets[j]
+            b = offsets[j + 1]
+            if b == a:
+                out[i] = -1
+            elif b - a != 4:
+                out[i] = -2
+            else:
+                v = _digits(data, a, 4)
+                out[i] = <int16_t>(v if v >= 0 else -2)
+
+
 # -- digest rows -------------------------------------------------------------------------
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy

@@ -127,6 +127,24 @@ def parse_integers(offsets, data, validity, offset, value, status):
             value[i], status[i] = sign * v, 1
 
 
+def match_words(offsets, data, validity, offset, word_offsets, words, codes, other, none, out):
+    """See ``encode.pyx``: each value's code in a small fixed vocabulary."""
+    vocab = {bytes(words[word_offsets[k]:word_offsets[k + 1]]): int(codes[k])
+             for k in range(len(codes))}
+    for i, raw in _values(offsets, data, validity, offset, len(out)):
+        out[i] = none if not raw else vocab.get(raw, other)
+
+
+def parse_mccs(offsets, data, validity, offset, out):
+    """See ``encode.pyx``: 0..9999, -1 null or "", -2 malformed."""
+    for i, raw in _values(offsets, data, validity, offset, len(out)):
+        if not raw:
+            out[i] = -1
+        else:
+            value = _ascii_int(raw) if len(raw) == 4 else None
+            out[i] = -2 if value is None else value
+
+
 def digest_rows(columns, n):
     """See ``encode.pyx``: the canonical rows, or None when text needs escaping."""
     decoded = []
