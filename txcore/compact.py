@@ -88,7 +88,6 @@ class CompactState:
         self.scalars = np.array([0, 0, L.NO_LATEST, retention_days, 0], np.int64)
         self.cards = np.zeros(16, L.CARD)
         self.n_cards = 0
-        self._card_slot: dict[tuple[int, int], int] = {}
         self.card_slots = _empty_slots(32)
         self.entries = np.zeros(16, L.ENTRY)
         self.entry_slots = _empty_slots(32)
@@ -107,24 +106,33 @@ class CompactState:
 
     # -- cards ------------------------------------------------------------------------
     def add_cards(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """The slot of each card digest, adding those not seen yet."""
+        """The slot of each card digest, adding those not seen yet (looked up in the
+        kernel's card table: a loaded state passes every index entry's card here)."""
+        hi = np.ascontiguousarray(hi, np.uint64)
+        lo = np.ascontiguousarray(lo, np.uint64)
         out = np.empty(len(hi), np.int64)
-        grew = False
-        for i, key in enumerate(zip(hi.tolist(), lo.tolist())):
-            slot = self._card_slot.get(key)
-            if slot is None:
-                slot = self._card_slot[key] = self.n_cards
-                if slot >= len(self.cards):
-                    self.cards = _grown(self.cards, 2 * len(self.cards), slot)
-                self.cards[slot] = (key[0], key[1], -1, 0, 0, 0, 0)
-                self.n_cards += 1
-                grew = True
-            out[i] = slot
-        if self.n_cards >= 2**28:
-            raise ValueError("more than 2**28 cards in one state")
-        if grew:
+        if len(hi):
+            self.kernel.find_cards(self.cards, self.card_slots, hi, lo, out)
+        missing = np.flatnonzero(out < 0)
+        if len(missing):
+            seen = {}
+            for h, lw in zip(hi[missing].tolist(), lo[missing].tolist()):
+                seen.setdefault((h, lw), None)
+            new = np.array(list(seen), np.uint64).reshape(-1, 2)
+            start, self.n_cards = self.n_cards, self.n_cards + len(new)
+            if self.n_cards >= 2**28:
+                raise ValueError("more than 2**28 cards in one state")
+            if self.n_cards > len(self.cards):
+                self.cards = _grown(self.cards, max(self.n_cards, 2 * len(self.cards)), start)
+            self.cards[start:self.n_cards] = 0
+            self.cards["key_hi"][start:self.n_cards] = new[:, 0]
+            self.cards["key_lo"][start:self.n_cards] = new[:, 1]
+            self.cards["reg"][start:self.n_cards] = -1
             self.card_slots = _empty_slots(_pow2_at_least(2 * self.n_cards))
             self.kernel.rebuild_card_slots(self.cards, self.n_cards, self.card_slots)
+            found = np.empty(len(missing), np.int64)
+            self.kernel.find_cards(self.cards, self.card_slots, hi[missing], lo[missing], found)
+            out[missing] = found
         return out
 
     def attach_registry(self, hi: np.ndarray, lo: np.ndarray, reg: np.ndarray):

@@ -101,7 +101,7 @@ class CompiledEngine:
         reject_rows = np.flatnonzero(reason != 0)
         strings = self.compact.strings
         p_schema = priced_schema(batch.schema)
-        carried = batch.take(pa.array(priced_rows, pa.int64())) \
+        carried = batch.filter(pa.array(reason == 0)) \
             if len(priced_rows) < batch.num_rows else batch
         columns = []
         for fld in p_schema:

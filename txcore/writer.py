@@ -25,7 +25,9 @@ class BatchWriter:
     def __init__(self, path: Path, schema: pa.Schema, fmt: str):
         self.path, self.schema, self.format = Path(path), schema, fmt
         self.rows = 0
-        self._fh = open(self.path, "wb")
+        # Arrow formats write through a native file (no Python call, no GIL, per write:
+        # the writer thread of --workers runs beside the pricing); Avro through Python's
+        self._fh = open(self.path, "wb") if fmt == "avro" else pa.OSFile(str(self.path), "wb")
         if fmt == "parquet":
             self._w = pq.ParquetWriter(self._fh, schema, compression="zstd")
         elif fmt == "csv":
@@ -50,11 +52,13 @@ class BatchWriter:
     def close(self):
         if self.format == "avro":
             self._w.flush()
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
         else:
             self._w.close()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+            self._fh.close()
+            durable.fsync_file(self.path)
         durable.step(f"output:{self.path.name}")
 
     def discard(self):

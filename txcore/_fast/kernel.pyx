@@ -190,6 +190,15 @@ cdef inline uint64_t _counter_key(int64_t card, int64_t waiver, int64_t day) noe
     return (<uint64_t>card << 36) | (<uint64_t>waiver << 20) | <uint64_t>_month_index(day)
 
 
+def find_cards(const CARD[::1] cards, const SLOT[::1] slots, const uint64_t[::1] hi,
+               const uint64_t[::1] lo, int64_t[::1] out):
+    """``out[i]``: the slot of card ``(hi[i], lo[i])`` in ``cards``, or -1."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(out.shape[0]):
+            out[i] = _find_card(cards, slots, hi[i], lo[i])
+
+
 def rebuild_card_slots(const CARD[::1] cards, Py_ssize_t n, SLOT[::1] slots):
     """Fill ``slots`` (all empty on entry) for ``cards[:n]``."""
     cdef Py_ssize_t i

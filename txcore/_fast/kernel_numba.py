@@ -132,6 +132,12 @@ def _counter_key(card, waiver, day):
 
 
 @_jit
+def find_cards(cards, slots, hi, lo, out):
+    for i in range(len(out)):
+        out[i] = _find_card(cards, slots, hi[i], lo[i])
+
+
+@_jit
 def rebuild_card_slots(cards, n, slots):
     mask = np.uint64(len(slots) - 1)
     for i in range(n):
