@@ -237,6 +237,9 @@ class CompactState:
             if len(e):
                 yield self._index_table(e)
 
+    def index_schema(self) -> pa.Schema:
+        return self._index_table(self.entries[:0]).schema
+
     def _index_table(self, e: np.ndarray) -> pa.Table:
         cards = self.cards[: self.n_cards]
         flags = e["flags"]

@@ -178,7 +178,7 @@ class Encoder:
             _enc.parse_mccs(*_buffers(arr), out)
         return out
 
-    def _hash(self, arr, n):
+    def hash_column(self, arr, n):
         hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
         length = np.full(n, -1, np.int32)
         if arr is not None and n:
@@ -215,11 +215,11 @@ class Encoder:
         benefit = _BENEFITS.codes_of(text["benefit"], n, 0, 1)
         slow |= (kind == L.DISBURSEMENT) & (benefit == 0)
 
-        txn_hi, txn_lo, txn_len = self._hash(text["txn_id"], n)
+        txn_hi, txn_lo, txn_len = self.hash_column(text["txn_id"], n)
         slow |= (txn_len <= 0) | (txn_len > 64)
-        orig_hi, orig_lo, orig_len = self._hash(text["orig_txn_id"], n)
+        orig_hi, orig_lo, orig_len = self.hash_column(text["orig_txn_id"], n)
         slow |= (kind == L.REVERSAL_KIND) & ((orig_len <= 0) | (orig_len > 64))
-        card_hi, card_lo, _ = self._hash(text["card_no"], n)
+        card_hi, card_lo, _ = self.hash_column(text["card_no"], n)
         if text["card_no"] is not None:
             slow |= ~cardno.check_column(text["card_no"])
         else:

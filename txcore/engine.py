@@ -54,7 +54,7 @@ class CompiledEngine:
         self.flat = compile_book(book, self.compact.strings, self.banks)
         self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities)
         if numbers:
-            hi, lo, _ = self.encoder._hash(pa.array(numbers, pa.string()), len(numbers))
+            hi, lo, _ = self.encoder.hash_column(pa.array(numbers, pa.string()), len(numbers))
         else:
             hi = lo = np.zeros(0, np.uint64)
         self.compact.attach_registry(hi, lo, self.reg)

@@ -125,8 +125,7 @@ class State:
         index as an iterable of tables so a large one is written piece by piece."""
         if self.compact is not None:
             pieces = self.compact.index_tables()
-            return self.compact.counters_table(), self.compact._index_table(
-                self.compact.entries[:0]).schema, pieces
+            return self.compact.counters_table(), self.compact.index_schema(), pieces
         counters, index = self.tables()
         return counters, index.schema, [index]
 
