@@ -2,7 +2,9 @@
 
 What :class:`txcore.state.State` holds as Python dicts, this holds as numpy
 structured arrays (layouts in :mod:`txcore.layout`) with open-addressing slot
-tables: about 56 bytes per index entry instead of several hundred.  It reads
+tables: 32 bytes per index entry (plus its slot) instead of several hundred; what an
+entry did (money and rule ids) is a row of an interned effects table that entries
+doing the same thing share.  It reads
 and writes the same Arrow tables as ``State`` (the format of the state folder),
 so either form can commit a run and either can continue it.
 
@@ -85,7 +87,7 @@ class CompactState:
     def __init__(self, retention_days: int, kernel):
         self.kernel = kernel
         self.strings = Strings()
-        self.scalars = np.array([0, 0, L.NO_LATEST, retention_days, 0], np.int64)
+        self.scalars = np.array([0, 0, L.NO_LATEST, retention_days, 0, 0], np.int64)
         self.cards = np.zeros(16, L.CARD)
         self.n_cards = 0
         self.card_slots = _empty_slots(32)
@@ -93,6 +95,8 @@ class CompactState:
         self.entry_slots = _empty_slots(32)
         self.counters = np.zeros(16, L.COUNTER)
         self.counter_slots = np.full(32, -1, np.int32)
+        self.effects = np.zeros(16, L.EFFECT)
+        self.effect_slots = np.full(32, -1, np.int32)
 
     # -- the window -------------------------------------------------------------------
     @property
@@ -146,9 +150,10 @@ class CompactState:
 
     # -- room for a batch -------------------------------------------------------------
     def reserve(self, rows: int, counters: bool = True):
-        """Room for ``rows`` more entries (and counters); slot tables at most MAX_LOAD
-        full.  Growing doubles, so a caller that knows its total rows reserves the entries
-        up front (``counters=False``: few rows use a counter, so those grow batch by batch)."""
+        """Room for ``rows`` more entries (and counters and effects); slot tables at most
+        MAX_LOAD full.  Growing doubles, so a caller that knows its total rows reserves the
+        entries up front (``counters=False``: few rows add a counter or an effect, so those
+        grow batch by batch)."""
         used = int(self.scalars[L.N_ENTRIES])
         need = used + rows
         if need > len(self.entries):
@@ -158,15 +163,22 @@ class CompactState:
             self.kernel.rebuild_entry_slots(self.entries, used, self.entry_slots)
         if not counters:
             return
-        used = int(self.scalars[L.N_COUNTERS])
+        self.counters, self.counter_slots = self._room(
+            self.counters, self.counter_slots, L.N_COUNTERS, rows,
+            self.kernel.rebuild_counter_slots)
+        self.effects, self.effect_slots = self._room(
+            self.effects, self.effect_slots, L.N_EFFECTS, rows, self.kernel.rebuild_effect_slots)
+
+    def _room(self, rows_array, slots, used_at: int, rows: int, rebuild):
+        """``(rows_array, slots)`` with room for ``rows`` more rows, slots at most half full."""
+        used = int(self.scalars[used_at])
         need = used + rows
-        if need > len(self.counters):
-            self.counters = _grown(self.counters, max(need, 2 * len(self.counters)), used)
-        if 2 * need > len(self.counter_slots):
-            self.counter_slots = np.full(_pow2_at_least(2 * max(need, len(self.counters))), -1,
-                                         np.int32)
-            self.kernel.rebuild_counter_slots(self.counters, int(self.scalars[L.N_COUNTERS]),
-                                              self.counter_slots)
+        if need > len(rows_array):
+            rows_array = _grown(rows_array, max(need, 2 * len(rows_array)), used)
+        if 2 * need > len(slots):
+            slots = np.full(_pow2_at_least(2 * max(need, len(rows_array))), -1, np.int32)
+            rebuild(rows_array, used, slots)
+        return rows_array, slots
 
     # -- the state folder's tables ----------------------------------------------------
     @classmethod
@@ -195,10 +207,7 @@ class CompactState:
                             L.F_REVERSED, 0)
                  | np.where(waived != 0, L.F_WAIVED, 0) | np.where(slot, L.F_SLOT, 0))
         e["flags"] = flags
-        e["fee_standard"] = std
-        e["discount"] = pc.fill_null(index.column("discount"), 0).to_numpy(zero_copy_only=False)
-        for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset"):
-            e[name] = _codes(self.strings, index.column(name))
+        self._intern_effects(index, std, reversal)
         self.scalars[L.N_ENTRIES] = n
 
         m = counters.num_rows
@@ -217,6 +226,25 @@ class CompactState:
         self.counter_slots = np.full(0, -1, np.int32)
         self.reserve(0)
         return self
+
+    def _intern_effects(self, index: pa.Table, std: np.ndarray, reversal: np.ndarray,
+                        chunk: int = 1 << 20):
+        """Each loaded entry's effect row (-1 for reversals), a chunk at a time."""
+        discount = pc.fill_null(index.column("discount"), 0).to_numpy(zero_copy_only=False)
+        codes = {name: _codes(self.strings, index.column(name))
+                 for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset")}
+        for start in range(0, index.num_rows, chunk):
+            part = slice(start, min(start + chunk, index.num_rows))
+            rows = np.zeros(len(std[part]), L.EFFECT)
+            rows["fee_standard"], rows["discount"] = std[part], discount[part]
+            for name, values in codes.items():
+                rows[name] = values[part]
+            self.effects, self.effect_slots = self._room(
+                self.effects, self.effect_slots, L.N_EFFECTS, len(rows),
+                self.kernel.rebuild_effect_slots)
+            out = np.empty(len(rows), np.int32)
+            self.kernel.intern_effects(rows, self.effects, self.effect_slots, self.scalars, out)
+            self.entries["effect"][part] = np.where(reversal[part], -1, out)
 
     def to_tables(self) -> tuple[pa.Table, pa.Table]:
         """``(counters, index)`` as the state folder stores them; entries outside the
@@ -245,7 +273,8 @@ class CompactState:
         flags = e["flags"]
         reversal = (flags & L.F_REVERSAL) != 0
         slot = ((flags & L.F_SLOT) != 0) & ~reversal
-        std = e["fee_standard"]
+        effect = self.effects[np.where(reversal, 0, e["effect"])]  # reversals: masked below
+        std = effect["fee_standard"]
         waived = np.where((flags & L.F_WAIVED) != 0, std, 0)
 
         def money(values):
@@ -262,10 +291,10 @@ class CompactState:
             "is_reversal": pa.array(reversal),
             "reversed": pa.array((flags & L.F_REVERSED) != 0),
             "fee_standard": money(std), "fee_waived": money(waived),
-            "fee_charged": money(std - waived), "discount": money(e["discount"]),
-            "fee_rule": text(e["fee_rule"]), "waiver_rule": text(e["waiver_rule"]),
-            "discount_rule": text(e["discount_rule"]), "ruleset": text(e["ruleset"]),
-            "slot_waiver": self.strings.decode(np.where(slot, e["waiver_rule"], -1)),
+            "fee_charged": money(std - waived), "discount": money(effect["discount"]),
+            "fee_rule": text(effect["fee_rule"]), "waiver_rule": text(effect["waiver_rule"]),
+            "discount_rule": text(effect["discount_rule"]), "ruleset": text(effect["ruleset"]),
+            "slot_waiver": self.strings.decode(np.where(slot, effect["waiver_rule"], -1)),
             "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
                                    mask=~slot),
         })

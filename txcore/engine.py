@@ -90,8 +90,8 @@ class CompiledEngine:
             enc.day, enc.inst, enc.kind, enc.channel, enc.fee_item, enc.mcc, enc.bank, enc.city,
             enc.merchant, enc.amount,
             f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule,
-            c.cards, c.card_slots, c.entries, c.entry_slots, c.counters, c.counter_slots,
-            c.scalars, *out.values())
+            c.cards, c.card_slots, c.entries, c.entry_slots, c.effects, c.effect_slots,
+            c.counters, c.counter_slots, c.scalars, *out.values())
         return out
 
     # -- outputs --------------------------------------------------------------------------

@@ -23,8 +23,8 @@ KERNEL_REASONS = {1: "no_ruleset", 2: "unknown_card", 3: "duplicate_txn_id",
                   6: "already_reversed"}
 
 #: State scalars, one int64 array: entries used, counters used, latest day, retention,
-#: zero-effect reversals.
-N_ENTRIES, N_COUNTERS, LATEST, RETENTION, ZERO_EFFECT = range(5)
+#: zero-effect reversals, effects used.
+N_ENTRIES, N_COUNTERS, LATEST, RETENTION, ZERO_EFFECT, N_EFFECTS = range(6)
 NO_LATEST = np.iinfo(np.int64).min
 
 
@@ -32,10 +32,16 @@ def _dtype(fields):
     return np.dtype(fields, align=True)
 
 
-#: An effect-bearing (or reversal) transaction of the reversal / txn_id index.
-ENTRY = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("fee_standard", "i8"), ("discount", "i8"),
-                ("card", "i4"), ("day", "i4"), ("discount_rule", "i4"), ("fee_rule", "i2"),
-                ("waiver_rule", "i2"), ("ruleset", "i2"), ("flags", "u1")])
+#: A priced transaction of the reversal / txn_id index (one per txn_id in the window):
+#: its txn digest, card slot, local day, flags and what it did, as a row of the interned
+#: ``EFFECT`` table (-1 for a reversal, whose effect no later row reads).  32 bytes.
+ENTRY = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("card", "i4"), ("day", "i4"),
+                ("effect", "i4"), ("flags", "u1")])
+#: What a priced row did, as a reversal must undo it: money and rule-id codes.  Rows
+#: doing the same thing share one effect (most rows do one of a few hundred thousand
+#: things), so the index holds 32 bytes a txn_id instead of 56.
+EFFECT = _dtype([("fee_standard", "i8"), ("discount", "i8"), ("discount_rule", "i4"),
+                 ("fee_rule", "i2"), ("waiver_rule", "i2"), ("ruleset", "i2")])
 #: A slot of the index's hash table: the entry's position (-1 = empty) and the high half
 #: of its key's low word, so that most probes settle without touching the entry.
 SLOT = _dtype([("fp", "u4"), ("idx", "i4")])

@@ -5,15 +5,18 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, u
 cdef struct ENTRY:
     uint64_t key_hi
     uint64_t key_lo
-    int64_t fee_standard
-    int64_t discount
     int32_t card
     int32_t day
+    int32_t effect
+    uint8_t flags
+
+cdef struct EFFECT:
+    int64_t fee_standard
+    int64_t discount
     int32_t discount_rule
     int16_t fee_rule
     int16_t waiver_rule
     int16_t ruleset
-    uint8_t flags
 
 cdef struct SLOT:
     uint32_t fp

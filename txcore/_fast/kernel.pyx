@@ -7,16 +7,18 @@ Numba twin: ``kernel_numba.py`` (same function, same arrays).
 Layers:
 1. ``cdef inline ... noexcept nogil`` helpers on scalars: money, dates, hashing;
 2. open-addressing hash tables (linear probing, capacity a power of two, at most
-   70 % full — the caller grows them before each batch) over three state arrays:
+   70 % full — the caller grows them before each batch) over four state arrays:
    cards (digest -> registry row), the index (txn digest -> entry), the free-slot
-   counters (card, waiver, month -> used);
+   counters (card, waiver, month -> used) and the interned effects (what a row did
+   -> its effect row, shared by every entry that did the same);
 3. ``price_rows``: the loop over one batch, in posting order.
 The Python layer (``txcore.engine``) encodes batches, compiles the rules into
 flat arrays, sizes the tables and builds the output Arrow arrays.
 """
-from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t,
-                          uint64_t)
-from txcore._fast.kernel cimport BAND, CARD, COUNTER, ENTRY, MERCH, REG, RULE, SLOT, VERSION
+from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                          uint32_t, uint64_t)
+from txcore._fast.kernel cimport (BAND, CARD, COUNTER, EFFECT, ENTRY, MERCH, REG, RULE, SLOT,
+                                  VERSION)
 
 CYTHON_MODULE = 1
 
@@ -42,12 +44,13 @@ cdef enum:
     S_LATEST = 2
     S_RETENTION = 3
     S_ZERO_EFFECT = 4
+    S_N_EFFECTS = 5
 cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
 
 
 def sizes():
     """C struct sizes, checked against the numpy dtypes of ``txcore.layout``."""
-    return {"ENTRY": sizeof(ENTRY), "CARD": sizeof(CARD), "COUNTER": sizeof(COUNTER),
+    return {"ENTRY": sizeof(ENTRY), "EFFECT": sizeof(EFFECT), "CARD": sizeof(CARD), "COUNTER": sizeof(COUNTER),
             "REG": sizeof(REG), "VERSION": sizeof(VERSION), "RULE": sizeof(RULE),
             "BAND": sizeof(BAND), "MERCH": sizeof(MERCH), "SLOT": sizeof(SLOT)}
 
@@ -190,6 +193,70 @@ cdef inline uint64_t _counter_key(int64_t card, int64_t waiver, int64_t day) noe
     return (<uint64_t>card << 36) | (<uint64_t>waiver << 20) | <uint64_t>_month_index(day)
 
 
+cdef inline uint64_t _effect_hash(int64_t fee_standard, int64_t discount, int32_t fee_rule,
+                                  int32_t waiver_rule, int32_t discount_rule,
+                                  int32_t ruleset) noexcept nogil:
+    cdef uint64_t codes = ((<uint64_t><uint32_t>discount_rule) << 32
+                           | (<uint64_t><uint16_t>fee_rule) << 16 | <uint16_t>waiver_rule)
+    return _mix(<uint64_t>fee_standard
+                ^ _mix(<uint64_t>discount ^ codes ^ (<uint64_t><uint16_t>ruleset) << 48))
+
+
+cdef inline int32_t _intern(EFFECT[::1] effects, int32_t[::1] slots, int64_t[::1] scalars,
+                            int64_t fee_standard, int64_t discount, int32_t fee_rule,
+                            int32_t waiver_rule, int32_t discount_rule,
+                            int32_t ruleset) noexcept nogil:
+    """The effect row equal to these fields, added if new (the caller keeps room)."""
+    cdef uint64_t mask = slots.shape[0] - 1
+    cdef uint64_t pos = _effect_hash(fee_standard, discount, fee_rule, waiver_rule,
+                                     discount_rule, ruleset) & mask
+    cdef int32_t s
+    cdef EFFECT* f
+    while True:
+        s = slots[pos]
+        if s < 0:
+            break
+        f = &effects[s]
+        if (f.fee_standard == fee_standard and f.discount == discount
+                and f.fee_rule == fee_rule and f.waiver_rule == waiver_rule
+                and f.discount_rule == discount_rule and f.ruleset == ruleset):
+            return s
+        pos = (pos + 1) & mask
+    s = <int32_t>scalars[S_N_EFFECTS]
+    scalars[S_N_EFFECTS] += 1
+    f = &effects[s]
+    f.fee_standard, f.discount, f.discount_rule = fee_standard, discount, discount_rule
+    f.fee_rule, f.waiver_rule, f.ruleset = <int16_t>fee_rule, <int16_t>waiver_rule, \
+        <int16_t>ruleset
+    slots[pos] = s
+    return s
+
+
+def intern_effects(const EFFECT[::1] rows, EFFECT[::1] effects, int32_t[::1] slots,
+                   int64_t[::1] scalars, int32_t[::1] out):
+    """``out[i]``: the effect row equal to ``rows[i]``, interned (room kept by the caller)."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(rows.shape[0]):
+            out[i] = _intern(effects, slots, scalars, rows[i].fee_standard, rows[i].discount,
+                             rows[i].fee_rule, rows[i].waiver_rule, rows[i].discount_rule,
+                             rows[i].ruleset)
+
+
+def rebuild_effect_slots(const EFFECT[::1] effects, Py_ssize_t n, int32_t[::1] slots):
+    """Fill ``slots`` (all empty on entry) for ``effects[:n]`` (all distinct)."""
+    cdef Py_ssize_t i
+    cdef uint64_t mask = slots.shape[0] - 1, pos
+    with nogil:
+        for i in range(n):
+            pos = _effect_hash(effects[i].fee_standard, effects[i].discount,
+                               effects[i].fee_rule, effects[i].waiver_rule,
+                               effects[i].discount_rule, effects[i].ruleset) & mask
+            while slots[pos] >= 0:
+                pos = (pos + 1) & mask
+            slots[pos] = <int32_t>i
+
+
 def find_cards(const CARD[::1] cards, const SLOT[::1] slots, const uint64_t[::1] hi,
                const uint64_t[::1] lo, int64_t[::1] out):
     """``out[i]``: the slot of card ``(hi[i], lo[i])`` in ``cards``, or -1."""
@@ -285,6 +352,7 @@ def price_rows(
         # state, IN/OUT
         const CARD[::1] cards, const SLOT[::1] card_slots,
         ENTRY[::1] entries, SLOT[::1] entry_slots,
+        EFFECT[::1] effects, int32_t[::1] effect_slots,
         COUNTER[::1] counters, int32_t[::1] counter_slots,
         int64_t[::1] scalars,             # see txcore/layout.py
         # per row, OUT
@@ -306,6 +374,7 @@ def price_rows(
     cdef uint64_t entry_mask = entry_slots.shape[0] - 1, card_mask = card_slots.shape[0] - 1
     cdef int32_t ahead
     cdef const CARD* card
+    cdef const EFFECT* was
     with nogil:
         for i in range(n):
             if i + PREFETCH_SLOTS < n:
@@ -368,18 +437,19 @@ def price_rows(
                 if o < 0:
                     scalars[S_ZERO_EFFECT] += 1
                 else:
-                    std = entries[o].fee_standard
+                    was = &effects[entries[o].effect]
+                    std = was.fee_standard
                     waived = std if entries[o].flags & F_WAIVED else 0
                     fee_standard[i] = -std
                     fee_waived[i] = -waived
                     fee_charged[i] = -(std - waived)
-                    discount[i] = -entries[o].discount
-                    fee_rule[i] = entries[o].fee_rule
-                    waiver_rule[i] = entries[o].waiver_rule
-                    discount_rule[i] = entries[o].discount_rule
-                    ruleset[i] = entries[o].ruleset
+                    discount[i] = -was.discount
+                    fee_rule[i] = was.fee_rule
+                    waiver_rule[i] = was.waiver_rule
+                    discount_rule[i] = was.discount_rule
+                    ruleset[i] = was.ruleset
                     if entries[o].flags & F_SLOT:  # the free slot goes back to its card-month
-                        ckey = _counter_key(c, entries[o].waiver_rule, entries[o].day)
+                        ckey = _counter_key(c, was.waiver_rule, entries[o].day)
                         used = _used(counters, counter_slots, ckey)
                         _set_used(counters, counter_slots, scalars, ckey,
                                   used - 1 if used > 0 else 0)
@@ -455,10 +525,10 @@ def price_rows(
             entries[e].card = <int32_t>c
             entries[e].day = d
             entries[e].flags = flags
-            entries[e].fee_standard = fee_standard[i]
-            entries[e].discount = discount[i]
-            entries[e].fee_rule = <int16_t>fee_rule[i]
-            entries[e].waiver_rule = <int16_t>waiver_rule[i]
-            entries[e].discount_rule = discount_rule[i]
-            entries[e].ruleset = <int16_t>ruleset[i]
+            if flags & F_REVERSAL:
+                entries[e].effect = -1  # never read: a reversal cannot be reversed
+            else:
+                entries[e].effect = _intern(effects, effect_slots, scalars, fee_standard[i],
+                                            discount[i], fee_rule[i], waiver_rule[i],
+                                            discount_rule[i], ruleset[i])
             scalars[S_LATEST] = now

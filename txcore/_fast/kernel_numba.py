@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from txcore.layout import (DISBURSEMENT, F_REVERSAL, F_REVERSED, F_SLOT, F_WAIVED, LATEST,
-                           N_COUNTERS, N_ENTRIES, NO_LATEST, PURCHASE, RETENTION, REVERSAL_KIND,
+                           N_COUNTERS, N_EFFECTS, N_ENTRIES, NO_LATEST, PURCHASE, RETENTION, REVERSAL_KIND,
                            TRANSFER, WITHDRAWAL, ZERO_EFFECT)
 
 CYTHON_MODULE = 0
@@ -132,6 +132,62 @@ def _counter_key(card, waiver, day):
 
 
 @_jit
+def _effect_hash(fee_standard, discount, fee_rule, waiver_rule, discount_rule, ruleset):
+    codes = ((np.uint64(np.uint32(discount_rule)) << np.uint64(32))
+             | (np.uint64(np.uint16(fee_rule)) << np.uint64(16)) | np.uint64(np.uint16(waiver_rule)))
+    return _mix(np.uint64(fee_standard) ^ _mix(np.uint64(discount) ^ codes
+                                               ^ (np.uint64(np.uint16(ruleset)) << np.uint64(48))))
+
+
+@_jit
+def _intern(effects, slots, scalars, fee_standard, discount, fee_rule, waiver_rule,
+            discount_rule, ruleset):
+    mask = np.uint64(len(slots) - 1)
+    pos = _effect_hash(fee_standard, discount, fee_rule, waiver_rule, discount_rule,
+                       ruleset) & mask
+    while True:
+        s = slots[pos]
+        if s < 0:
+            break
+        f = effects[s]
+        if (f.fee_standard == fee_standard and f.discount == discount
+                and f.fee_rule == fee_rule and f.waiver_rule == waiver_rule
+                and f.discount_rule == discount_rule and f.ruleset == ruleset):
+            return s
+        pos = (pos + np.uint64(1)) & mask
+    s = scalars[N_EFFECTS]
+    scalars[N_EFFECTS] += 1
+    effects[s].fee_standard = fee_standard
+    effects[s].discount = discount
+    effects[s].discount_rule = discount_rule
+    effects[s].fee_rule = fee_rule
+    effects[s].waiver_rule = waiver_rule
+    effects[s].ruleset = ruleset
+    slots[pos] = s
+    return s
+
+
+@_jit
+def intern_effects(rows, effects, slots, scalars, out):
+    for i in range(len(rows)):
+        r = rows[i]
+        out[i] = _intern(effects, slots, scalars, r.fee_standard, r.discount, r.fee_rule,
+                         r.waiver_rule, r.discount_rule, r.ruleset)
+
+
+@_jit
+def rebuild_effect_slots(effects, n, slots):
+    mask = np.uint64(len(slots) - 1)
+    for i in range(n):
+        f = effects[i]
+        pos = _effect_hash(f.fee_standard, f.discount, f.fee_rule, f.waiver_rule,
+                           f.discount_rule, f.ruleset) & mask
+        while slots[pos] >= 0:
+            pos = (pos + np.uint64(1)) & mask
+        slots[pos] = i
+
+
+@_jit
 def find_cards(cards, slots, hi, lo, out):
     for i in range(len(out)):
         out[i] = _find_card(cards, slots, hi[i], lo[i])
@@ -197,7 +253,8 @@ def _first(rules, lo, hi, kind, channel, fee_item, issuer, mcc, cross, same, amo
 def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, inst, kind,
                channel, fee_item, mcc, bank, city, merchant, amount,
                versions, rules, bands, issuer_ok, mcc_ok, merch, merch_rule,
-               cards, card_slots, entries, entry_slots, counters, counter_slots, scalars,
+               cards, card_slots, entries, entry_slots, effects, effect_slots, counters,
+               counter_slots, scalars,
                reason, member, cross_bank, same_city, ts, fee_rule, fee_standard, fee_waived,
                fee_charged, waiver_rule, free_slot, discount, discount_rule, ruleset):
     """See ``kernel.pyx``: price one encoded batch in posting order."""
@@ -263,18 +320,19 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
             if o < 0:
                 scalars[ZERO_EFFECT] += 1
             else:
-                std = entries[o].fee_standard
+                was = effects[entries[o].effect]
+                std = was.fee_standard
                 waived = std if entries[o].flags & F_WAIVED else 0
                 fee_standard[i] = -std
                 fee_waived[i] = -waived
                 fee_charged[i] = -(std - waived)
-                discount[i] = -entries[o].discount
-                fee_rule[i] = entries[o].fee_rule
-                waiver_rule[i] = entries[o].waiver_rule
-                discount_rule[i] = entries[o].discount_rule
-                ruleset[i] = entries[o].ruleset
+                discount[i] = -was.discount
+                fee_rule[i] = was.fee_rule
+                waiver_rule[i] = was.waiver_rule
+                discount_rule[i] = was.discount_rule
+                ruleset[i] = was.ruleset
                 if entries[o].flags & F_SLOT:
-                    ckey = _counter_key(c, entries[o].waiver_rule, entries[o].day)
+                    ckey = _counter_key(c, was.waiver_rule, entries[o].day)
                     used = _used(counters, counter_slots, ckey)
                     _set_used(counters, counter_slots, scalars, ckey, used - 1 if used > 0 else 0)
                 entries[o].flags |= F_REVERSED
@@ -345,10 +403,10 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         entries[e].card = c
         entries[e].day = d
         entries[e].flags = flags
-        entries[e].fee_standard = fee_standard[i]
-        entries[e].discount = discount[i]
-        entries[e].fee_rule = fee_rule[i]
-        entries[e].waiver_rule = waiver_rule[i]
-        entries[e].discount_rule = discount_rule[i]
-        entries[e].ruleset = ruleset[i]
+        if flags & F_REVERSAL:
+            entries[e].effect = -1  # never read: a reversal cannot be reversed
+        else:
+            entries[e].effect = _intern(effects, effect_slots, scalars, fee_standard[i],
+                                        discount[i], fee_rule[i], waiver_rule[i],
+                                        discount_rule[i], ruleset[i])
         scalars[LATEST] = now
