@@ -6,10 +6,10 @@ count is set before any library starts its pools and its peak RSS is its own.
 NAME: ``floor`` (pyarrow: read the file, write it back with zero-filled output
 columns), ``duckdb`` / ``polars`` (the default rules in SQL / lazy expressions,
 ``peers.py``), ``txcore`` (``txcore run`` with a fresh state: price, write, commit),
-``replay`` (``txcore replay``: the same without state), ``kernel`` (encode + price +
-outputs in memory: the file is read first, untimed).  Prints one JSON line:
-``{"seconds": ..., "rows": ..., "peak_rss_mib": ...}`` (the work timed inside; the
-peak RSS is this process's own high-water mark, VmHWM).
+``replay`` (``txcore replay``: the same without state), ``kernel`` (encode + price in
+memory: the file is read first, untimed; output assembly timed apart).  Prints one JSON
+line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., ...}`` (the work timed inside;
+the peak RSS is this process's own high-water mark, VmHWM).
 """
 from __future__ import annotations
 
@@ -88,6 +88,9 @@ def replay(threads, data, inp, out):
 
 
 def kernel(threads, data, inp, out):
+    """Encode + price over batches already in memory, one thread (the cython backend);
+    the seconds of output assembly (Arrow arrays of the priced and reject batches) and of
+    the kernel loop alone are reported beside them."""
     import pyarrow.parquet as pq
 
     from txcore.backends import BACKENDS
@@ -102,10 +105,21 @@ def kernel(threads, data, inp, out):
     engine = BACKENDS[os.environ.get("TXCORE_BENCH_BACKEND", "cython")](book, cards, State())
     n = sum(b.num_rows for b in batches)
     engine.reserve(n)
-    t0 = time.perf_counter()
+    encode = loop = outputs = 0.0
     for b in batches:
-        engine.price_batch(b)
-    return time.perf_counter() - t0, n
+        t0 = time.perf_counter()
+        enc = engine.encoder.encode(b)
+        t1 = time.perf_counter()
+        priced = engine.price_encoded(enc)
+        t2 = time.perf_counter()
+        engine._outputs(b, enc, priced)
+        t3 = time.perf_counter()
+        encode, loop, outputs = encode + t1 - t0, loop + t2 - t1, outputs + t3 - t2
+    EXTRA.update(encode_seconds=encode, loop_seconds=loop, outputs_seconds=outputs)
+    return encode + loop, n
+
+
+EXTRA: dict = {}
 
 
 if __name__ == "__main__":
@@ -115,4 +129,4 @@ if __name__ == "__main__":
     seconds, rows = globals()[name](int(threads), Path(data), Path(inp), Path(out))
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
                if line.startswith("VmHWM:"))
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": hwm / 1024}))
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": hwm / 1024, **EXTRA}))

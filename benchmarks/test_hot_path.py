@@ -28,21 +28,27 @@ ROWS = int(os.environ.get("TXCORE_BENCH_ROWS", 10_000_000))
 ROUNDS = int(os.environ.get("TXCORE_BENCH_ROUNDS", 3))
 DATA = Path(os.environ.get("TXCORE_BENCH_DATA", Path.home() / ".cache" / "txcore-bench"))
 RESULTS: dict = {}
+EXTRA: dict = {}  # the full JSON line of a contender's last run
+MEMORY: dict = {}  # rows -> peak RSS MiB of txcore replay at one thread
 
 
 @pytest.fixture(scope="session")
 def month(tmp_path_factory):
     """``(data_dir, month.parquet)``: the fixture month, sliced to ROWS rows."""
+    return _month(ROWS)
+
+
+def _month(rows: int):
     data = DATA / "members-120000-days-30"
     if not (data / "cards.csv").exists():
         subprocess.run([sys.executable, "-m", "txcore", "fixtures", "-o", str(data),
                         "--members", "120000", "--days", "30", "--rate", "2.8", "--seed", "7"],
                        check=True, stdout=subprocess.DEVNULL)
-    path = DATA / f"month-{ROWS}.parquet"
+    path = DATA / f"month-{rows}.parquet"
     if not path.exists():
         days = sorted(data.glob("txns-*.parquet"))
         table = pa.concat_tables([pq.read_table(d) for d in days])
-        pq.write_table(table.slice(0, ROWS).replace_schema_metadata(None), path)
+        pq.write_table(table.slice(0, rows).replace_schema_metadata(None), path)
     return data, path
 
 
@@ -52,6 +58,7 @@ def contender(name, threads, month, out) -> tuple[float, int, float]:
     proc = subprocess.run([sys.executable, str(HERE / "contenders.py"), name, str(threads),
                            str(data), str(path), str(out)], stdout=subprocess.PIPE, check=True)
     result = json.loads(proc.stdout)
+    EXTRA[(name, threads, str(path))] = result
     return result["seconds"], result["rows"] or ROWS, result["peak_rss_mib"]
 
 
@@ -77,13 +84,33 @@ def test_end_to_end(benchmark, month, tmp_path, name, threads):
 
 
 def test_kernel_in_memory(benchmark, month, tmp_path):
-    """Encode + price, batches already in memory, one thread (cython backend)."""
-    runs = []
-    benchmark.pedantic(lambda: runs.append(contender("kernel", 1, month, tmp_path)),
-                       rounds=ROUNDS, iterations=1)
+    """Encode + price, batches already in memory, one thread (cython backend); the
+    encoder, the kernel loop and output assembly are also timed apart."""
+    runs, parts = [], []
+
+    def once():
+        runs.append(contender("kernel", 1, month, tmp_path))
+        parts.append(EXTRA[("kernel", 1, str(month[1]))])
+
+    benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
     seconds = statistics.median(r[0] for r in runs)
     RESULTS[("kernel", 1)] = (seconds, runs[0][1], max(r[2] for r in runs))
+    for part in ("encode", "loop", "outputs"):
+        RESULTS[(f"kernel: {part} alone", 1)] = (
+            statistics.median(p[f"{part}_seconds"] for p in parts), runs[0][1], 0.0)
     benchmark.extra_info.update(rows=runs[0][1], rows_per_s=round(runs[0][1] / seconds))
+
+
+@pytest.mark.parametrize("rows", [1_000_000, ROWS], ids=["1M", "ROWS"])
+def test_peak_rss_by_input_size(month, tmp_path, rows):
+    """Peak RSS of ``txcore replay`` (one thread) on 1 M rows and on ROWS rows: it should
+    grow only by the index of the window (about 45 bytes a row), not with the file."""
+    if rows > ROWS:
+        pytest.skip("TXCORE_BENCH_ROWS is below 1 M")
+    if rows == ROWS and ("replay", 1) in RESULTS:
+        MEMORY[rows] = RESULTS[("replay", 1)][2]
+        return
+    MEMORY[rows] = contender("replay", 1, _month(rows), tmp_path)[2]
 
 
 def test_zz_table():
@@ -96,10 +123,12 @@ def test_zz_table():
     for (name, threads), (seconds, rows, rss) in sorted(RESULTS.items(),
                                                          key=lambda kv: (kv[0][1], kv[0][0])):
         floor = RESULTS.get(("floor", threads))
-        ratio = f"{seconds / floor[0]:.2f}×" if floor and name != "kernel" else ""
+        ratio = f"{seconds / floor[0]:.2f}×" if floor and not name.startswith("kernel") else ""
         print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio} "
-              f"| {rss:.0f} |")
+              f"| {rss:.0f} |" if rss else "| |")
     for name in ("txcore", "replay"):
         one, two = RESULTS.get((name, 1)), RESULTS.get((name, 2))
         if one and two:
             print(f"{name} --workers 2 vs 1: {one[0] / two[0]:.2f}×")
+    for rows, rss in sorted(MEMORY.items()):
+        print(f"peak RSS of txcore replay (1 thread) on {rows:,} rows: {rss:.0f} MiB")
