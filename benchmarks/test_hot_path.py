@@ -124,8 +124,9 @@ def test_zz_table():
                                                          key=lambda kv: (kv[0][1], kv[0][0])):
         floor = RESULTS.get(("floor", threads))
         ratio = f"{seconds / floor[0]:.2f}×" if floor and not name.startswith("kernel") else ""
+        memory = f"{rss:.0f}" if rss else ""
         print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio} "
-              f"| {rss:.0f} |" if rss else "| |")
+              f"| {memory} |")
     for name in ("txcore", "replay"):
         one, two = RESULTS.get((name, 1)), RESULTS.get((name, 2))
         if one and two:
