@@ -39,7 +39,7 @@ _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 def checked_columns(table: pa.Table) -> pa.Table | None:
     """The registry as a :data:`txcore.registry.SCHEMA` table when every row of
-    ``table`` is valid, else None.  The required columns must be there."""
+    ``table`` is valid, else None (the caller has checked the required columns)."""
     text = {name: _text(table, name) for name in ("card_no", "member_id", "unit", "issuer",
                                                   "home_city")}
     if any(column is None for column in text.values()):
@@ -78,9 +78,9 @@ def _text(table: pa.Table, name: str) -> pa.Array | None:
         return pa.nulls(table.num_rows, pa.string())
     column = _decoded(table.column(name))
     kind = column.type
-    if not (_is_text(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
-        return None
-    return column.cast(pa.string())
+    if _is_text(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind):
+        return column.cast(pa.string())
+    return None
 
 
 def _decoded(column: pa.ChunkedArray) -> pa.Array:
@@ -114,12 +114,9 @@ def _dates(table: pa.Table, name: str) -> pa.Array | None:
     kind = column.type
     if pa.types.is_null(kind):
         return pa.nulls(len(column), pa.date32())
-    if pa.types.is_date32(kind):
-        days = column.cast(pa.int32())
-        if len(column) == column.null_count:
-            return column
-        low, high = pc.min_max(days).values()
-        return column if _FIRST_DAY <= low.as_py() and high.as_py() <= _LAST_DAY else None
+    if pa.types.is_date32(kind):  # as long as datetime.date can hold every value
+        low, high = (v.as_py() for v in pc.min_max(column.cast(pa.int32())).values())
+        return column if low is None or (_FIRST_DAY <= low and high <= _LAST_DAY) else None
     if not _is_text(kind):
         return None
     text = _null_if_empty(column.cast(pa.string()))
