@@ -9,7 +9,9 @@ beside it::
     txcore.assemble   priced / reject batches from per-row outcomes
     txcore.writer     outputs, one batch at a time, renamed into place on commit
     txcore.rules      rule-set versions (TOML), validation, version in force
-    txcore.refdata    card registry and partner merchants
+    txcore.refdata    card registry and partner merchants: loading, row-by-row checks
+    txcore.registry   the card registry kept as Arrow columns (Card, Cards)
+    txcore.registry_check  the registry validated by columns (the fast path)
     txcore.state      free-slot counters, reversal index, retention
     txcore.summary    control totals, summary.json, terminal table
     txcore.runner     orchestration of a run; the demo

@@ -64,6 +64,19 @@ def _grown(array: np.ndarray, size: int, used: int) -> np.ndarray:
     return out
 
 
+def _first_of_each(pairs: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``pairs`` (card digests), each once, in order of first
+    appearance (no per-card Python work: the registry adds every card here)."""
+    hi = np.sort(pairs[:, 0])
+    if not np.any(hi[1:] == hi[:-1]):
+        return pairs  # no two alike (a registry: its card numbers are distinct)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # stable: a run starts at its first
+    ordered = pairs[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    return pairs[np.sort(order[starts])]
+
+
 def _slots_for(n: int) -> int:
     return _pow2_at_least(int(n / L.MAX_LOAD) + 1)
 
@@ -119,10 +132,7 @@ class CompactState:
             self.kernel.find_cards(self.cards, self.card_slots, hi, lo, out)
         missing = np.flatnonzero(out < 0)
         if len(missing):
-            seen = {}
-            for h, lw in zip(hi[missing].tolist(), lo[missing].tolist()):
-                seen.setdefault((h, lw), None)
-            new = np.array(list(seen), np.uint64).reshape(-1, 2)
+            new = _first_of_each(np.stack([hi[missing], lo[missing]], axis=1))
             start, self.n_cards = self.n_cards, self.n_cards + len(new)
             if self.n_cards >= 2**28:
                 raise ValueError("more than 2**28 cards in one state")

@@ -53,10 +53,7 @@ class CompiledEngine:
         self.reg, numbers = compile_registry(cards, self.banks, self.cities)
         self.flat = compile_book(book, self.compact.strings, self.banks)
         self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities)
-        if numbers:
-            hi, lo, _ = self.encoder.hash_column(pa.array(numbers, pa.string()), len(numbers))
-        else:
-            hi = lo = np.zeros(0, np.uint64)
+        hi, lo, _ = self.encoder.hash_column(numbers, len(numbers))
         self.compact.attach_registry(hi, lo, self.reg)
         self.slow_rows = 0
 

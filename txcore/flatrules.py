@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from txcore import layout as L
 from txcore import zones
@@ -162,12 +163,29 @@ def compile_book(book: RuleBook, strings: Strings, banks: Strings) -> FlatBook:
                     merchant_codes, [zones.table(z) for z in zone_names], zone_names)
 
 
-def compile_registry(cards: Cards, banks: Strings, cities: Strings) -> tuple[np.ndarray, list]:
-    """``(REG rows, card numbers)`` in registry order; issuers and cities interned."""
-    numbers = list(cards)
-    reg = np.zeros(len(numbers), L.REG)
-    for i, number in enumerate(numbers):
-        card = cards[number]
-        reg[i] = (day_number(card.member_from), day_number(card.member_to),
-                  banks.code(card.issuer), cities.code(card.home_city))
-    return reg, numbers
+def compile_registry(cards: Cards, banks: Strings, cities: Strings) -> tuple[np.ndarray, pa.Array]:
+    """``(REG rows, card numbers)`` in registry order, from the registry's columns.
+
+    Issuers and cities are interned distinct value by distinct value, in order of
+    first appearance: the codes a card-by-card loop would give.
+    """
+    table = cards.columns()
+    reg = np.zeros(table.num_rows, L.REG)
+    reg["member_from"] = _day_numbers(table.column("member_from"))
+    reg["member_to"] = _day_numbers(table.column("member_to"))
+    reg["issuer"] = _interned(table.column("issuer"), banks)
+    reg["city"] = _interned(table.column("home_city"), cities)
+    return reg, table.column("card_no").combine_chunks()
+
+
+def _day_numbers(dates: pa.ChunkedArray) -> np.ndarray:
+    """Days since 1970 of a ``date32`` column; NEVER where null."""
+    return pc.fill_null(dates.cast(pa.int32()), L.NEVER).to_numpy()
+
+
+def _interned(texts: pa.ChunkedArray, strings: Strings) -> np.ndarray:
+    """The code of each value in ``strings``; new values added in order of first
+    appearance (the dictionary of ``dictionary_encode`` is in that order)."""
+    encoded = pc.dictionary_encode(texts.combine_chunks(), null_encoding="encode")
+    codes = np.array([strings.code(v) for v in encoded.dictionary.to_pylist()], np.int32)
+    return codes[encoded.indices.to_numpy()]

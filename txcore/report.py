@@ -28,9 +28,10 @@ def summarise(priced_files, cards, timezone="Asia/Shanghai") -> pa.Table:
 
     Aggregated batch by batch, so a long replayed period is never held in memory.
     """
-    registry = load_cards(cards)
-    numbers = pa.array(list(registry), pa.string())
-    units = pa.array([registry[c].unit or "(none)" for c in registry], pa.string())
+    registry = load_cards(cards).columns()
+    numbers = registry.column("card_no").combine_chunks()
+    unit = registry.column("unit")  # empty or null: "(none)"
+    units = pc.fill_null(pc.if_else(pc.equal(unit, ""), None, unit), "(none)").combine_chunks()
     partials = []
     for f in priced_files:
         for batch in InputSource(str(f)).batches():
