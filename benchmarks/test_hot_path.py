@@ -63,7 +63,7 @@ def contender(name, threads, month, out) -> tuple[float, int, float]:
 
 
 CONTENDERS = [(name, threads) for threads in (1, 2)
-              for name in ("floor", "duckdb", "polars", "txcore", "replay")]
+              for name in ("floor", "floor_io", "duckdb", "polars", "txcore", "replay")]
 
 
 @pytest.mark.parametrize("name,threads", CONTENDERS, ids=[f"{n}-{t}" for n, t in CONTENDERS])
@@ -118,15 +118,18 @@ def test_zz_table():
     if not RESULTS:
         pytest.skip("no contender ran")
     print(f"\n\n{ROWS:,} rows; median of {ROUNDS}; peak RSS of the process")
-    print("| contender | threads | seconds | rows/s | vs floor | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| contender | threads | seconds | rows/s | vs floor | vs floor_io | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for (name, threads), (seconds, rows, rss) in sorted(RESULTS.items(),
                                                          key=lambda kv: (kv[0][1], kv[0][0])):
-        floor = RESULTS.get(("floor", threads))
-        ratio = f"{seconds / floor[0]:.2f}×" if floor and not name.startswith("kernel") else ""
+        ratio = ""
+        for base in ("floor", "floor_io"):
+            floor = RESULTS.get((base, threads))
+            ratio += f"{seconds / floor[0]:.2f}× | " if floor and not name.startswith("kernel") \
+                else " | "
         memory = f"{rss:.0f}" if rss else ""
-        print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio} "
-              f"| {memory} |")
+        print(f"| {name} | {threads} | {seconds:.2f} | {rows / seconds / 1e6:.2f} M | {ratio}"
+              f"{memory} |")
     for name in ("txcore", "replay"):
         one, two = RESULTS.get((name, 1)), RESULTS.get((name, 2))
         if one and two:
