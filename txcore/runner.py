@@ -112,7 +112,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 for i in result["inputs"]:
                     state.ledger[i["sha256"]] = {"file": i["file"], "rows": i["rows"],
                                                  "run_id": run_id}
-                store.commit(state, run_id, staging)
+                store.commit(state, run_id, staging, workers)
             else:
                 staging.publish()
             return result

@@ -34,7 +34,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from txcore import durable, keys
+from txcore import durable, keys, pipeline
 from txcore.errors import StateError
 from txcore.state import DEFAULT_RETENTION_DAYS, State
 
@@ -199,8 +199,10 @@ class StateStore:
         return state
 
     # -- the commit -------------------------------------------------------------------
-    def commit(self, state: State, run_id: str, staging: Staging | None = None):
-        """Write generation N+1 and swap the manifest; then publish ``staging``."""
+    def commit(self, state: State, run_id: str, staging: Staging | None = None,
+               workers: int = 1):
+        """Write generation N+1 and swap the manifest; then publish ``staging``.  With
+        ``workers > 1`` the index's next piece is built while the last one is written."""
         if self.fresh:  # first write CURRENT for generation 0, so a CURRENT lost later is
             self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
             self.fresh = False
@@ -219,7 +221,8 @@ class StateStore:
             self.folder / name, counters.schema, [counters], "state:counters")}
         name = f"index.{gen:06d}.parquet"
         files["index"] = {"name": name, "sha256": durable.write_parquet(
-            self.folder / name, index_schema, counted(index_pieces), "state:index")}
+            self.folder / name, index_schema,
+            counted(pipeline.prefetched(index_pieces, workers, depth=1)), "state:index")}
         name = f"ledger.{gen:06d}.json"
         data = (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode()
         durable.write_bytes(self.folder / name, data, "state:ledger")
