@@ -263,7 +263,7 @@ class CompactState:
         index = pa.concat_tables(tables) if tables else self._index_table(self.entries[:0])
         return self.counters_table(), index
 
-    def index_tables(self, chunk: int = 1 << 20):
+    def index_tables(self, chunk: int = 1 << 18):
         """The index table in pieces of ``chunk`` entries (a state of tens of millions of
         entries is written without all of it in Arrow form at once)."""
         n = int(self.scalars[L.N_ENTRIES])
