@@ -270,6 +270,27 @@ def test_csv_input_rejects_keep_the_text_as_written(day, tmp_path):
         assert r["amount"] == written[r["txn_id"]]["amount"]
 
 
+def test_parquet_output_encodings_and_statistics(day):
+    """Dictionary pages for the repetitive columns, plain pages for the all-distinct ones;
+    min/max statistics where a reader prunes by them (writer.parquet_options), and
+    they are right."""
+    path = day["folder"] / "out-parquet" / f"{DAY_B.stem}.priced.parquet"
+    meta = pq.read_metadata(path)
+    group = meta.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    for name in ("kind", "fee_rule", "ruleset", "fee_charged"):
+        assert "RLE_DICTIONARY" in chunks[name].encodings, name
+        assert not chunks[name].is_stats_set, name
+    for name in ("txn_id", "card_no", "ts", "amount"):
+        assert "RLE_DICTIONARY" not in chunks[name].encodings, name
+    priced = day["priced"]
+    for name in ("ts", "txn_id", "card_no"):
+        stats = chunks[name].statistics
+        column = priced.column(name).slice(0, group.num_rows)
+        assert stats.has_min_max and stats.max == pc.max(column).as_py(), name
+    assert priced.schema.field("kind").type == pa.string()
+
+
 def test_batch_size_does_not_change_the_priced_rows(day, tmp_path):
     summary = run_api([DAY_B], tmp_path, batch_size=997)
     assert summary["rows"] == day["summary"]["rows"]
