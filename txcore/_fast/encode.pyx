@@ -342,7 +342,7 @@ cdef inline bint _is_valid(const Column* c, Py_ssize_t j) noexcept nogil:
 
 
 cdef inline Py_ssize_t _put_int(uint8_t* w, int64_t v) noexcept nogil:
-    """Decimal text of ``v`` at ``w`` (``w`` may be NULL: size only); its length."""
+    """Decimal text of ``v`` at ``w`` (at most 20 bytes); its length."""
     cdef uint8_t tmp[24]
     cdef Py_ssize_t k = 0, n = 0
     cdef uint64_t u = <uint64_t>v
@@ -355,26 +355,22 @@ cdef inline Py_ssize_t _put_int(uint8_t* w, int64_t v) noexcept nogil:
         if u == 0:
             break
     if v < 0:
-        if w != NULL:
-            w[0] = 45
+        w[0] = 45
         n = 1
-    if w != NULL:
-        while k > 0:
-            k -= 1
-            w[n] = tmp[k]
-            n += 1
-        return n
-    return n + k
+    while k > 0:
+        k -= 1
+        w[n] = tmp[k]
+        n += 1
+    return n
 
 
 cdef inline Py_ssize_t _put_value(uint8_t* w, const Column* c, Py_ssize_t j) noexcept nogil:
-    """One value's JSON text at ``w`` (NULL: size only), or -1 for text that needs
-    escaping (the caller then takes the general path)."""
+    """One value's JSON text at ``w``; its length, or -1 for text that needs escaping
+    (the caller then takes the general path)."""
     cdef int32_t a, b, p
     cdef uint8_t ch
     if not _is_valid(c, j):
-        if w != NULL:
-            memcpy(w, b"null", 4)
+        memcpy(w, b"null", 4)
         return 4
     if c.kind == COL_INT64:
         return _put_int(w, c.i64[j])
@@ -382,24 +378,31 @@ cdef inline Py_ssize_t _put_value(uint8_t* w, const Column* c, Py_ssize_t j) noe
         return _put_int(w, c.i16[j])
     if c.kind == COL_BOOL:
         if (c.data[j >> 3] >> (j & 7)) & 1:
-            if w != NULL:
-                memcpy(w, b"true", 4)
+            memcpy(w, b"true", 4)
             return 4
-        if w != NULL:
-            memcpy(w, b"false", 5)
+        memcpy(w, b"false", 5)
         return 5
     a = c.offsets[j]
     b = c.offsets[j + 1]
-    if w == NULL:
-        for p in range(a, b):
-            ch = c.data[p]
-            if ch < 32 or ch == 34 or ch == 92:    # control, '"' or '\\'
-                return -1
-    else:
-        w[0] = 34
-        memcpy(&w[1], &c.data[a], b - a)
-        w[b - a + 1] = 34
+    for p in range(a, b):
+        ch = c.data[p]
+        if ch < 32 or ch == 34 or ch == 92:    # control, '"' or '\\'
+            return -1
+    w[0] = 34
+    memcpy(&w[1], &c.data[a], b - a)
+    w[b - a + 1] = 34
     return b - a + 2
+
+
+cdef inline Py_ssize_t _bound(const Column* c, Py_ssize_t n) noexcept nogil:
+    """At most how many bytes the column's ``n`` values take (null: 4 bytes)."""
+    if c.kind == COL_INT64:
+        return 20 * n
+    if c.kind == COL_INT16:
+        return 6 * n
+    if c.kind == COL_BOOL:
+        return 5 * n
+    return c.offsets[c.offset + n] - c.offsets[c.offset] + 4 * n
 
 
 def digest_rows(list columns, Py_ssize_t n):
@@ -450,33 +453,32 @@ def digest_rows(list columns, Py_ssize_t n):
             valid = validity
             if valid.shape[0]:
                 cols[k].validity = &valid[0]
-        with nogil:
-            for i in range(n):                  # pass 1: the size (and any escaping)
-                size += m + 2                   # [ ] , ... \n
-                for k in range(m):
-                    got = _put_value(NULL, &cols[k], i + cols[k].offset)
-                    if got < 0:
-                        escape = True
-                        break
-                    size += got
-                if escape:
-                    break
-        if escape:
-            return None
-        out = bytearray(size)
+        size = n * (m + 2)                      # [ ] , ... \\n
+        for k in range(m):
+            size += _bound(&cols[k], n)
+        out = bytearray(size)                   # room for the longest rows; cut at the end
         w = out
         with nogil:
-            for i in range(n):                  # pass 2: the bytes
+            for i in range(n):                  # one pass, writing
                 w[at] = 91                      # '['
                 at += 1
                 for k in range(m):
                     if k:
                         w[at] = 44              # ','
                         at += 1
-                    at += _put_value(&w[at], &cols[k], i + cols[k].offset)
+                    got = _put_value(&w[at], &cols[k], i + cols[k].offset)
+                    if got < 0:
+                        escape = True
+                        break
+                    at += got
+                if escape:
+                    break
                 w[at] = 93                      # ']'
                 w[at + 1] = 10                  # '\\n'
                 at += 2
+        if escape:
+            return None
+        del out[at:]
         return out
     finally:
         free(cols)
