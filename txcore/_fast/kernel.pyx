@@ -15,6 +15,7 @@ Layers:
 The Python layer (``txcore.engine``) encodes batches, compiles the rules into
 flat arrays, sizes the tables and builds the output Arrow arrays.
 """
+from libc.stdlib cimport free, malloc
 from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t)
 from txcore._fast.kernel cimport (BAND, CARD, COUNTER, EFFECT, ENTRY, MERCH, REG, RULE, SLOT,
@@ -46,6 +47,8 @@ cdef enum:
     S_ZERO_EFFECT = 4
     S_N_EFFECTS = 5
 cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
+# An entry's effect while its row's effect is not interned yet: PENDING - row (< -1).
+cdef int64_t PENDING = -2
 
 
 def sizes():
@@ -126,6 +129,7 @@ cdef extern from *:
 cdef enum:
     PREFETCH_SLOTS = 16
     PREFETCH_CARDS = 8
+    PREFETCH_EFFECTS = 8  # the intern pass: effect slot 2x this far ahead, effect row 1x
 
 
 cdef inline int64_t _find_card(const CARD[::1] cards, const SLOT[::1] slots,
@@ -210,6 +214,16 @@ cdef inline int32_t _intern(EFFECT[::1] effects, int32_t[::1] slots, int64_t[::1
     cdef uint64_t mask = slots.shape[0] - 1
     cdef uint64_t pos = _effect_hash(fee_standard, discount, fee_rule, waiver_rule,
                                      discount_rule, ruleset) & mask
+    return _intern_at(effects, slots, scalars, pos, fee_standard, discount, fee_rule,
+                      waiver_rule, discount_rule, ruleset)
+
+
+cdef inline int32_t _intern_at(EFFECT[::1] effects, int32_t[::1] slots, int64_t[::1] scalars,
+                               uint64_t pos, int64_t fee_standard, int64_t discount,
+                               int32_t fee_rule, int32_t waiver_rule, int32_t discount_rule,
+                               int32_t ruleset) noexcept nogil:
+    """``_intern`` from the fields' first slot ``pos``."""
+    cdef uint64_t mask = slots.shape[0] - 1
     cdef int32_t s
     cdef EFFECT* f
     while True:
@@ -375,6 +389,12 @@ def price_rows(
     cdef int32_t ahead
     cdef const CARD* card
     cdef const EFFECT* was
+    cdef int64_t r, was_std, was_discount
+    cdef int32_t was_fee_rule, was_waiver_rule, was_discount_rule, was_ruleset
+    cdef uint64_t effect_mask = effect_slots.shape[0] - 1
+    cdef int64_t* row_entry = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
+    if row_entry == NULL:
+        raise MemoryError()
     with nogil:
         for i in range(n):
             if i + PREFETCH_SLOTS < n:
@@ -382,8 +402,10 @@ def price_rows(
                 TX_PREFETCH(&card_slots[card_lo[i + PREFETCH_SLOTS] & card_mask])
             if i + PREFETCH_CARDS < n:
                 ahead = card_slots[card_lo[i + PREFETCH_CARDS] & card_mask].idx
-                if ahead >= 0:
+                if ahead >= 0:  # a 40-byte CARD may straddle two cache lines: fetch both
                     TX_PREFETCH(&cards[ahead])
+                    TX_PREFETCH(<const char*>&cards[ahead] + sizeof(CARD) - 1)
+            row_entry[i] = -1
             reason[i] = 0
             member[i] = cross_bank[i] = same_city[i] = 0
             fee_rule[i] = waiver_rule[i] = discount_rule[i] = ruleset[i] = -1
@@ -437,19 +459,28 @@ def price_rows(
                 if o < 0:
                     scalars[S_ZERO_EFFECT] += 1
                 else:
-                    was = &effects[entries[o].effect]
-                    std = was.fee_standard
+                    if entries[o].effect >= 0:
+                        was = &effects[entries[o].effect]
+                        was_std, was_discount = was.fee_standard, was.discount
+                        was_fee_rule, was_waiver_rule = was.fee_rule, was.waiver_rule
+                        was_discount_rule, was_ruleset = was.discount_rule, was.ruleset
+                    else:  # priced earlier in this batch, its effect not interned yet
+                        r = PENDING - entries[o].effect
+                        was_std, was_discount = fee_standard[r], discount[r]
+                        was_fee_rule, was_waiver_rule = fee_rule[r], waiver_rule[r]
+                        was_discount_rule, was_ruleset = discount_rule[r], ruleset[r]
+                    std = was_std
                     waived = std if entries[o].flags & F_WAIVED else 0
                     fee_standard[i] = -std
                     fee_waived[i] = -waived
                     fee_charged[i] = -(std - waived)
-                    discount[i] = -was.discount
-                    fee_rule[i] = was.fee_rule
-                    waiver_rule[i] = was.waiver_rule
-                    discount_rule[i] = was.discount_rule
-                    ruleset[i] = was.ruleset
+                    discount[i] = -was_discount
+                    fee_rule[i] = was_fee_rule
+                    waiver_rule[i] = was_waiver_rule
+                    discount_rule[i] = was_discount_rule
+                    ruleset[i] = was_ruleset
                     if entries[o].flags & F_SLOT:  # the free slot goes back to its card-month
-                        ckey = _counter_key(c, was.waiver_rule, entries[o].day)
+                        ckey = _counter_key(c, was_waiver_rule, entries[o].day)
                         used = _used(counters, counter_slots, ckey)
                         _set_used(counters, counter_slots, scalars, ckey,
                                   used - 1 if used > 0 else 0)
@@ -527,8 +558,31 @@ def price_rows(
             entries[e].flags = flags
             if flags & F_REVERSAL:
                 entries[e].effect = -1  # never read: a reversal cannot be reversed
-            else:
+            else:  # interned after the loop, where the lookups can be fetched ahead
+                entries[e].effect = <int32_t>(PENDING - i)
+                row_entry[i] = e
+            scalars[S_LATEST] = now
+
+        # Intern what each priced row did.  A pass of its own so that the effect table's
+        # slot (and then its row) is prefetched rows ahead; inline, each lookup of a rare
+        # effect waited on memory.  An entry taken over later in the batch by a forgotten
+        # txn id's new row is left to that row (its effect is no longer PENDING - i).
+        for i in range(n):
+            if i + 2 * PREFETCH_EFFECTS < n and row_entry[i + 2 * PREFETCH_EFFECTS] >= 0:
+                r = i + 2 * PREFETCH_EFFECTS
+                TX_PREFETCH(&effect_slots[_effect_hash(
+                    fee_standard[r], discount[r], fee_rule[r], waiver_rule[r],
+                    discount_rule[r], ruleset[r]) & effect_mask])
+            if i + PREFETCH_EFFECTS < n and row_entry[i + PREFETCH_EFFECTS] >= 0:
+                r = i + PREFETCH_EFFECTS
+                ahead = effect_slots[_effect_hash(
+                    fee_standard[r], discount[r], fee_rule[r], waiver_rule[r],
+                    discount_rule[r], ruleset[r]) & effect_mask]
+                if ahead >= 0:
+                    TX_PREFETCH(&effects[ahead])
+            e = row_entry[i]
+            if e >= 0 and entries[e].effect == PENDING - i:
                 entries[e].effect = _intern(effects, effect_slots, scalars, fee_standard[i],
                                             discount[i], fee_rule[i], waiver_rule[i],
                                             discount_rule[i], ruleset[i])
-            scalars[S_LATEST] = now
+    free(row_entry)

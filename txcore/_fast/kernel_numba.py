@@ -17,6 +17,7 @@ CYTHON_MODULE = 0
 _jit = numba.njit(cache=False, nogil=True, boundscheck=False)
 _M1 = np.uint64(0xbf58476d1ce4e5b9)
 _M2 = np.uint64(0x94d049bb133111eb)
+PENDING = -2  # an entry's effect while its row's is not interned yet: PENDING - row
 
 
 @_jit
@@ -260,7 +261,9 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
     """See ``kernel.pyx``: price one encoded batch in posting order."""
     n_merch = len(merch_rule)
     retention = scalars[RETENTION]
+    row_entry = np.empty(len(pre), np.int64)
     for i in range(len(pre)):
+        row_entry[i] = -1
         reason[i] = 0
         member[i] = 0
         cross_bank[i] = 0
@@ -320,19 +323,28 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
             if o < 0:
                 scalars[ZERO_EFFECT] += 1
             else:
-                was = effects[entries[o].effect]
-                std = was.fee_standard
+                if entries[o].effect >= 0:
+                    was = effects[entries[o].effect]
+                    was_std, was_discount = was.fee_standard, was.discount
+                    was_fee_rule, was_waiver_rule = was.fee_rule, was.waiver_rule
+                    was_discount_rule, was_ruleset = was.discount_rule, was.ruleset
+                else:  # priced earlier in this batch, its effect not interned yet
+                    r = PENDING - entries[o].effect
+                    was_std, was_discount = fee_standard[r], discount[r]
+                    was_fee_rule, was_waiver_rule = fee_rule[r], waiver_rule[r]
+                    was_discount_rule, was_ruleset = discount_rule[r], ruleset[r]
+                std = was_std
                 waived = std if entries[o].flags & F_WAIVED else 0
                 fee_standard[i] = -std
                 fee_waived[i] = -waived
                 fee_charged[i] = -(std - waived)
-                discount[i] = -was.discount
-                fee_rule[i] = was.fee_rule
-                waiver_rule[i] = was.waiver_rule
-                discount_rule[i] = was.discount_rule
-                ruleset[i] = was.ruleset
+                discount[i] = -was_discount
+                fee_rule[i] = was_fee_rule
+                waiver_rule[i] = was_waiver_rule
+                discount_rule[i] = was_discount_rule
+                ruleset[i] = was_ruleset
                 if entries[o].flags & F_SLOT:
-                    ckey = _counter_key(c, was.waiver_rule, entries[o].day)
+                    ckey = _counter_key(c, was_waiver_rule, entries[o].day)
                     used = _used(counters, counter_slots, ckey)
                     _set_used(counters, counter_slots, scalars, ckey, used - 1 if used > 0 else 0)
                 entries[o].flags |= F_REVERSED
@@ -405,8 +417,13 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         entries[e].flags = flags
         if flags & F_REVERSAL:
             entries[e].effect = -1  # never read: a reversal cannot be reversed
-        else:
+        else:  # interned after the loop, as kernel.pyx does (it prefetches there)
+            entries[e].effect = PENDING - i
+            row_entry[i] = e
+        scalars[LATEST] = now
+    for i in range(len(pre)):
+        e = row_entry[i]
+        if e >= 0 and entries[e].effect == PENDING - i:
             entries[e].effect = _intern(effects, effect_slots, scalars, fee_standard[i],
                                         discount[i], fee_rule[i], waiver_rule[i],
                                         discount_rule[i], ruleset[i])
-        scalars[LATEST] = now
