@@ -214,16 +214,6 @@ cdef inline int32_t _intern(EFFECT[::1] effects, int32_t[::1] slots, int64_t[::1
     cdef uint64_t mask = slots.shape[0] - 1
     cdef uint64_t pos = _effect_hash(fee_standard, discount, fee_rule, waiver_rule,
                                      discount_rule, ruleset) & mask
-    return _intern_at(effects, slots, scalars, pos, fee_standard, discount, fee_rule,
-                      waiver_rule, discount_rule, ruleset)
-
-
-cdef inline int32_t _intern_at(EFFECT[::1] effects, int32_t[::1] slots, int64_t[::1] scalars,
-                               uint64_t pos, int64_t fee_standard, int64_t discount,
-                               int32_t fee_rule, int32_t waiver_rule, int32_t discount_rule,
-                               int32_t ruleset) noexcept nogil:
-    """``_intern`` from the fields' first slot ``pos``."""
-    cdef uint64_t mask = slots.shape[0] - 1
     cdef int32_t s
     cdef EFFECT* f
     while True:
