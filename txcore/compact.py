@@ -241,8 +241,13 @@ class CompactState:
                         chunk: int = 1 << 20):
         """Each loaded entry's effect row (-1 for reversals), a chunk at a time."""
         discount = pc.fill_null(index.column("discount"), 0).to_numpy(zero_copy_only=False)
+        # rule-set and rule ids first: they are 16-bit codes in an effect, and the many
+        # "merchant:<id>" discount rules (32-bit) must not push them past 2**15
         codes = {name: _codes(self.strings, index.column(name))
-                 for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset")}
+                 for name in ("ruleset", "fee_rule", "waiver_rule", "discount_rule")}
+        for name in ("ruleset", "fee_rule", "waiver_rule"):
+            if len(codes[name]) and codes[name].max() >= 2**15:
+                raise ValueError(f"more than 32767 distinct strings before a {name} id")
         for start in range(0, index.num_rows, chunk):
             part = slice(start, min(start + chunk, index.num_rows))
             rows = np.zeros(len(std[part]), L.EFFECT)
