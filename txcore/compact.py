@@ -149,6 +149,16 @@ class CompactState:
             out[missing] = found
         return out
 
+    def _card_column(self, column) -> np.ndarray:
+        """The slot of each card digest of a state table's column (a card appears on
+        many rows: each distinct one is added once, in order of first appearance)."""
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if len(column) == 0:
+            return np.zeros(0, np.int64)
+        encoded = pc.dictionary_encode(column.cast(KEY))
+        slots = self.add_cards(*digest_words(encoded.dictionary))
+        return slots[encoded.indices.to_numpy(zero_copy_only=False)]
+
     def attach_registry(self, hi: np.ndarray, lo: np.ndarray, reg: np.ndarray):
         """Registry row ``i`` (``reg[i]``, a ``REG``) is the card with digest
         ``(hi[i], lo[i])``; other cards are unknown to this run."""
@@ -197,10 +207,8 @@ class CompactState:
         self = cls(retention_days, kernel)
         if latest is not None:
             self.scalars[L.LATEST] = day_number(latest)
-        hi, lo = digest_words(index.column("card"))
-        entry_cards = self.add_cards(hi, lo)
-        hi, lo = digest_words(counters.column("card"))
-        counter_cards = self.add_cards(hi, lo)
+        entry_cards = self._card_column(index.column("card"))
+        counter_cards = self._card_column(counters.column("card"))
 
         n = index.num_rows
         self.entries = np.zeros(max(n, 16), L.ENTRY)
