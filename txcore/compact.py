@@ -124,7 +124,7 @@ class CompactState:
     # -- cards ------------------------------------------------------------------------
     def add_cards(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """The slot of each card digest, adding those not seen yet (looked up in the
-        kernel's card table: a loaded state passes every index entry's card here)."""
+        kernel's card table; the registry and a loaded state's distinct cards come here)."""
         hi = np.ascontiguousarray(hi, np.uint64)
         lo = np.ascontiguousarray(lo, np.uint64)
         out = np.empty(len(hi), np.int64)
