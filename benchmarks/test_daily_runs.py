@@ -1,57 +1,155 @@
-"""Load: consecutive daily runs with state (issue: state that survives anything, item 8).
+"""Load: consecutive daily runs with state, and the DuckDB daily peer on the same days.
 
-Each day is one ``txcore run`` committing to the same state folder.  Reported
-per day: seconds, and the state folder's size and index entries; both should
-stay flat once the retention window is full.  Scale with environment
-variables (defaults in brackets):
+Each day is one ``txcore run`` (its own process) committing to one state folder, then
+the same day through the DuckDB daily peer (``duckdb_daily.py``, its own process, one
+persistent ``.duckdb`` file).  Reported per day: wall seconds and peak RSS of each,
+txcore's bytes written by the commit, the day's new index entries and changed counters,
+the state size on disk; the DuckDB file's size.  A day's input is generated just before
+it and deleted after it.  Scale with environment variables (defaults in brackets):
 
-    TXCORE_BENCH_DAYS [30]   TXCORE_BENCH_MEMBERS [120000]
-    TXCORE_BENCH_RATE [0.83] transactions per card per day (8.3 gives ~1M rows/day)
-    TXCORE_BENCH_RETENTION [10] retention days, short so the window fills within the run
+    TXCORE_BENCH_DAYS [8]        TXCORE_BENCH_MEMBERS [120000]
+    TXCORE_BENCH_RATE [0.83]     transactions per card per day (8.3 gives ~1 M rows a day)
+    TXCORE_BENCH_RETENTION [5]   retention days (txcore's default is 45)
+    TXCORE_BENCH_PEER [1]        0: txcore only
+    TXCORE_BENCH_LOG             also append each day's JSON line to this file
 
-Run: ``pytest benchmarks/test_daily_runs.py -p no:cacheprovider -s``
+Quick: ``pytest benchmarks/test_daily_runs.py -p no:cacheprovider -s``.  The real scale
+(1 M rows a day, the default 45-day window, 60 days so it is full for the last 15)::
+
+    TXCORE_BENCH_RATE=8.3 TXCORE_BENCH_DAYS=60 TXCORE_BENCH_RETENTION=45 \\
+        pytest benchmarks/test_daily_runs.py -p no:cacheprovider -s
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import txcore
-from txcore.fixtures import make_fixtures
+import numpy as np
+
+from txcore.fixtures import iter_fixtures
+from txcore.segments import CREC, HEADER, REC
 
 REPO = Path(__file__).resolve().parent.parent
+ENTRY_BYTES = 16 + REC.itemsize   # an index entry: its txn digest and record
+COUNTER_BYTES = CREC.itemsize
 
 
 def _env(name, default, cast=int):
     return cast(os.environ.get(name, default))
 
 
-def test_daily_runs_stay_flat(benchmark, tmp_path):
-    days = _env("TXCORE_BENCH_DAYS", 30)
-    retention = _env("TXCORE_BENCH_RETENTION", 10)
-    files = make_fixtures(tmp_path / "fx", members=_env("TXCORE_BENCH_MEMBERS", 120000),
-                          days=days, seed=1, start=dt.date(2015, 11, 1),
-                          rate=_env("TXCORE_BENCH_RATE", "0.83", float))
-    cards, merchants, day_files = files[0], files[1], files[2:]
-    state = tmp_path / "state"
+def _timed(cmd) -> tuple[float, int]:
+    """Run ``cmd``; its wall seconds and peak RSS (bytes), or raise with its stderr."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise AssertionError(f"{cmd[:4]}... exit {proc.returncode}: {err[-2000:]}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def _files(state: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in state.iterdir() if p.is_file()}
+
+
+def _changed_counters(state: Path, before: dict, after: dict) -> int:
+    """Counter rows of the new counter files that differ from the files they replace."""
+    old = {(f["bucket"], f["month"]): f for f in before.get("files", {}).values()
+           if f.get("kind") == "counters"}
+    changed = 0
+    for f in after["files"].values():
+        if f.get("kind") != "counters" or f["generation"] != after["generation"]:
+            continue
+        new = np.fromfile(state / f["name"], CREC, offset=HEADER)
+        prev = old.get((f["bucket"], f["month"]))
+        if prev is None:
+            changed += len(new)
+            continue
+        rows = _PREVIOUS.get(prev["name"])  # read before the run deleted it
+        if rows is None:
+            changed += len(new)
+        else:
+            changed += len(np.setdiff1d(new.view(np.void), rows.view(np.void)))
+    return changed
+
+
+_PREVIOUS: dict[str, np.ndarray] = {}  # counter files' rows before the day's run
+
+
+def _remember_counters(state: Path, manifest: dict):
+    _PREVIOUS.clear()
+    for f in manifest.get("files", {}).values():
+        if f.get("kind") == "counters":
+            _PREVIOUS[f["name"]] = np.fromfile(state / f["name"], CREC, offset=HEADER)
+
+
+def test_daily_runs(benchmark, tmp_path):
+    days = _env("TXCORE_BENCH_DAYS", 8)
+    retention = _env("TXCORE_BENCH_RETENTION", 5)
+    peer = _env("TXCORE_BENCH_PEER", 1)
+    log_file = os.environ.get("TXCORE_BENCH_LOG")
+    fixtures = iter_fixtures(tmp_path / "fx", members=_env("TXCORE_BENCH_MEMBERS", 120000),
+                             days=days, seed=1, start=dt.date(2015, 11, 1),
+                             rate=_env("TXCORE_BENCH_RATE", "0.83", float))
+    cards, merchants = next(fixtures), next(fixtures)
+    state, db = tmp_path / "state", tmp_path / "peer.duckdb"
     log = []
 
     def all_days():
-        for i, day in enumerate(day_files):
-            started = time.perf_counter()
-            s = txcore.run([day], rules=REPO / "rules", cards=cards, merchants=merchants,
-                           out_dir=tmp_path / "out" / str(i), state_dir=state,
-                           retention_days=retention, progress=False)
-            seconds = time.perf_counter() - started
-            manifest = json.loads((state / "CURRENT").read_text())
-            size = sum(p.stat().st_size for p in state.iterdir() if p.is_file())
-            log.append({"day": i + 1, "rows": s["rows"]["input"], "seconds": round(seconds, 2),
-                        "state_bytes": size, "index": manifest["counts"]["index"],
-                        "counters": manifest["counts"]["counters"]})
-            print(json.dumps(log[-1]))
+        for i, day in enumerate(fixtures):
+            out = tmp_path / "out"
+            before_files = _files(state) if state.exists() else {}
+            before = json.loads((state / "CURRENT").read_text()) if before_files else {}
+            _remember_counters(state, before)
+            seconds, rss = _timed([
+                sys.executable, "-m", "txcore", "run", "--rules", str(REPO / "rules"),
+                "--cards", str(cards), "--merchants", str(merchants), "-o", str(out),
+                "--state", str(state), "--retention-days", str(retention), "--no-progress",
+                str(day)])
+            after = json.loads((state / "CURRENT").read_text())
+            files = _files(state)
+            written = sum(size for name, size in files.items()
+                          if name not in before_files or name == "CURRENT")
+            new_entries = sum(f["entries"] for f in after["files"].values()
+                              if f.get("kind") == "segment"
+                              and f["generation"] == after["generation"])
+            changed = _changed_counters(state, before, after)
+            summary = json.loads((out / "summary.json").read_text())
+            row = {"day": i + 1, "rows": summary["rows"]["input"], "seconds": round(seconds, 2),
+                   "peak_rss_mb": round(rss / 2**20), "commit_bytes": written,
+                   "new_entries": new_entries, "changed_counters": changed,
+                   "commit_ratio": round(written / max(1, new_entries * ENTRY_BYTES
+                                                      + changed * COUNTER_BYTES), 2),
+                   "state_bytes": sum(files.values()),
+                   "live_records": after["counts"]["index_records"],
+                   "segments": after["counts"]["segments"],
+                   "counters": after["counts"]["counters"]}
+            for p in out.iterdir():
+                p.unlink()
+            if peer:
+                peer_seconds, peer_rss = _timed([
+                    sys.executable, str(REPO / "benchmarks" / "duckdb_daily.py"), str(db),
+                    str(day), str(cards), str(merchants), str(tmp_path / "peer.parquet"),
+                    str(retention)])
+                row.update(duckdb_seconds=round(peer_seconds, 2),
+                           duckdb_peak_rss_mb=round(peer_rss / 2**20),
+                           duckdb_bytes=db.stat().st_size)
+            day.unlink()
+            log.append(row)
+            print(json.dumps(row), flush=True)
+            if log_file:
+                with open(log_file, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
 
     benchmark.pedantic(all_days, rounds=1, iterations=1)
     benchmark.extra_info["days"] = log

@@ -63,6 +63,20 @@ def write_bytes(path: Path, data: bytes, name: str):
     step(name)
 
 
+def write_chunks(path: Path, chunks, name: str) -> str:
+    """Write ``chunks`` (bytes-like, in order) as one file, fsync it, mark a step; its sha256."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            digest.update(chunk)
+            fh.write(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    step(name)
+    return digest.hexdigest()
+
+
 class _HashingFile:
     """A binary file that hashes what is written to it."""
 

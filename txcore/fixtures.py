@@ -320,6 +320,13 @@ def _to_csv_day(table: pa.Table, rng) -> pa.Table:
 def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
                   start: dt.date = DEFAULT_START, rate: float = 2.8, fmt: str = "parquet"):
     """Write the data set; return the list of files written."""
+    return list(iter_fixtures(out_dir, members, days, seed, start, rate, fmt))
+
+
+def iter_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
+                  start: dt.date = DEFAULT_START, rate: float = 2.8, fmt: str = "parquet"):
+    """Write the data set a file at a time, yielding each path once it is written (cards,
+    merchants, then the days in order: a long benchmark need not hold every day on disk)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cards, issue, unit_idx = make_cards(members, np.random.default_rng([seed, 1_000_000]))
@@ -327,6 +334,7 @@ def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
     written = [out / "cards.csv", out / "merchants.csv"]
     pacsv.write_csv(cards, written[0])
     pacsv.write_csv(merchants, written[1])
+    yield from written
     merchant_ids = np.asarray(merchants.column("merchant_id").to_numpy(zero_copy_only=False))
     prev = None
     for k in range(days):
@@ -345,5 +353,4 @@ def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
                             path)
         else:
             pq.write_table(table, path, compression="zstd")
-        written.append(path)
-    return written
+        yield path

@@ -28,7 +28,7 @@ from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import load_book
 from txcore.state import DEFAULT_RETENTION_DAYS, State
-from txcore.store import Staging, StateStore
+from txcore.store import Query, Staging, StateStore
 from txcore.writer import OUTPUT_FORMATS, BatchWriter
 
 
@@ -76,7 +76,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         if state_dir:
             stack.enter_context(lock(state_dir))
             store = StateStore(state_dir, key_file)
-            state = store.load(retention_days)
+            state = store.load(retention_days, _query(sources, store.keyer))
         elif snapshot:
             state = StateStore(snapshot, key_file, readonly=True).load(retention_days)
             state.ledger = {}  # a replay re-prices files the snapshot may have committed
@@ -132,6 +132,70 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         except BaseException:
             staging.discard()
             raise
+
+
+def _query(sources, keyer) -> Query | None:
+    """What the run's rows can look up in the state: the keyed digests of every txn_id and
+    orig_txn_id, and the earliest local date, read from those columns alone before the
+    run (a Parquet file's other columns are not read).  None (load the whole state) when
+    an input is stdin, which can be read only once, or cannot be read here — the run
+    itself then says what is wrong with it."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from txcore.encoder import _buffers, _text_column
+    from txcore.extensions import encode
+    from txcore.validate import _text
+
+    his, los, earliest = [], [], None
+    unknown_dates = False
+    try:
+        for source in sources:
+            if source.path is None:
+                return None
+            if source.format == "parquet":
+                pf = pq.ParquetFile(source.path)
+                wanted = [c for c in ("txn_id", "orig_txn_id", "ts")
+                          if c in pf.schema_arrow.names]
+                batches = (b for g in range(pf.metadata.num_row_groups)
+                           for b in pf.iter_batches(row_groups=[g], columns=wanted))
+            else:
+                batches = InputSource(source.spec, source.batch_size).batches()
+            for batch in batches:
+                for name in ("txn_id", "orig_txn_id"):
+                    if name not in batch.schema.names:
+                        continue
+                    arr, plain = _text_column(batch, name)
+                    n = batch.num_rows
+                    hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+                    if arr is not None:
+                        length = np.full(n, -1, np.int32)
+                        encode.hash_strings(*_buffers(arr), keyer.k0, keyer.k1, hi, lo, length)
+                        valid = length >= 0
+                    else:  # an odd column type: each value's text, as the validator reads it
+                        texts = [None if v is None else _text(v)
+                                 for v in batch.column(name).to_pylist()]
+                        valid = np.array([t is not None for t in texts], bool)
+                        for i, t in enumerate(texts):
+                            if t is not None:
+                                hi[i], lo[i] = keyer.words(t)
+                    his.append(hi[valid])
+                    los.append(lo[valid])
+                if "ts" not in batch.schema.names or \
+                        not pa.types.is_timestamp(batch.schema.field("ts").type):
+                    unknown_dates = True
+                    continue
+                low = pc.min(batch.column("ts").cast(pa.timestamp("us"))).as_py()
+                if low is not None:
+                    day = low.date() - dt.timedelta(days=1)  # any zone's local date
+                    earliest = day if earliest is None or day < earliest else earliest
+    except (OSError, pa.ArrowException, ValueError, InputRefused, OverflowError):
+        return None
+    hi = np.concatenate(his) if his else np.zeros(0, np.uint64)
+    lo = np.concatenate(los) if los else np.zeros(0, np.uint64)
+    return Query.of(hi, lo, None if unknown_dates else earliest)
 
 
 def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> dict:

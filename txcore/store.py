@@ -1,12 +1,26 @@
-"""The state folder on disk, and the atomic commit of a run (SPEC §6).
+"""The state folder on disk, and the atomic commit of a run (user guide: docs/state.md).
 
-Layout of ``--state DIR``::
+Layout of ``--state DIR`` (format 4)::
 
-    CURRENT                    the manifest of the committed generation (JSON, checksummed)
-    counters.000012.parquet    free-slot counters      } files of generation 12, each
-    index.000012.parquet       reversal / txn_id index } with its sha256 in CURRENT
-    ledger.000012.json         committed input files   }
-    card.key                   the card key, unless kept elsewhere (txcore.keys)
+    CURRENT                          the manifest of the committed generation (JSON,
+                                     checksummed): every file below with its sha256
+    seg.000012.b03.bin               index segment: the entries run 12 wrote for card
+                                     bucket 3 (txcore.segments), dropped whole once its
+                                     newest day leaves the retention window
+    ctr.201511.000012.b03.bin        free-slot counters of bucket 3, November 2015, as
+                                     run 12 left them (rewritten whole when they change)
+    strings.000012.json              rule / waiver id strings the files' codes refer to
+    ledger.000012.json               committed input files
+    card.key                         the card key, unless kept elsewhere (txcore.keys)
+
+A run reads only what the day's rows need: the txn digests of its rows are probed
+against every live segment's sorted keys (memory-mapped), only the hits are loaded,
+and only the counter files of the months its rows can touch; it writes one segment
+per bucket and the counter files that changed.  Files a commit does not rewrite are
+carried forward by the new manifest.  The card buckets (P, fixed when the state is
+created, in the manifest) partition segments and counter files by a keyed hash of
+the card, so a worker can own a bucket's files; txn-id uniqueness is global, so a
+txn id is probed against every bucket's segment keys.
 
 A run's outputs are written under ``OUTDIR/.txcore-staging-<run_id>/`` and its
 new state as generation N+1 files, each fsynced.  The **commit point** is the
@@ -34,11 +48,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from txcore import durable, keys, pipeline
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from txcore import durable, keys, segments
 from txcore.errors import StateError
+from txcore.extensions import probe as _probe
+from txcore.flatrules import Strings
 from txcore.state import DEFAULT_RETENTION_DAYS, State
 
-FORMAT = 3  # 3: SipHash-128 digests (2 had BLAKE2b)
+OLD_FORMAT = 3
+FORMAT = 4  # 4: segments and counter files by card bucket; 3: one Parquet index and counters
+DEFAULT_BUCKETS = 4
 MANIFEST = "CURRENT"
 STAGING_PREFIX = ".txcore-staging-"
 
@@ -109,27 +131,67 @@ def publish(out_dir: Path, staging_dir: Path, names: list[str]):
     durable.step("staging-removed")
 
 
+@dataclass
+class Query:
+    """What a run's rows can look up: their txn digests (txn_id and orig_txn_id, sorted by
+    ``(hi, lo)``, each once) and the earliest local date among them (None: unknown, every
+    month's counters are read)."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    earliest: dt.date | None
+
+    @classmethod
+    def of(cls, hi: np.ndarray, lo: np.ndarray, earliest: dt.date | None) -> Query:
+        keys_ = np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)],
+                                   axis=1), axis=0)
+        return cls(np.ascontiguousarray(keys_[:, 0]), np.ascontiguousarray(keys_[:, 1]),
+                   earliest)
+
+
+@dataclass
+class _Loaded:
+    """What :meth:`StateStore.load` read, so a commit writes only what changed."""
+
+    strings: Strings
+    hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    recs: np.ndarray = field(default_factory=lambda: np.zeros(0, segments.REC))
+    months: set | None = None  # counter months read (None: all)
+    counters: dict = field(default_factory=dict)  # (bucket, month) -> CREC rows, sorted
+
+
 class StateStore:
     """A state folder: open (verify, roll forward), load, commit."""
 
-    def __init__(self, folder, key_file=None, readonly=False):
+    def __init__(self, folder, key_file=None, readonly=False, upgrading=False,
+                 buckets: int = DEFAULT_BUCKETS):
         """Open a state folder.  ``readonly`` (a snapshot for replay): it must exist and
-        is only read — no key is created, no publication rolled forward, nothing deleted."""
+        is only read — no key is created, no publication rolled forward, nothing deleted.
+        ``upgrading``: a format-3 state is opened (for :meth:`upgrade`) instead of refused.
+        ``buckets``: the card buckets of a state created here (an existing one keeps its own)."""
         self.folder = Path(folder)
         path = keys.key_path(self.folder, key_file)
         if readonly and not ((self.folder / MANIFEST).is_file() and path.is_file()):
             raise StateError(f"{self.folder}: not a committed state (with its card key)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keyer = keys.Keyer(keys.load_or_create(path))
+        self.upgrading = upgrading
         self.manifest = self._read_manifest()
         self.fresh = self.manifest is None
         if self.fresh:  # a new state: generation 0, written at the first commit
-            self.manifest = self._manifest(0, "init", None, self.keyer.fingerprint, {}, {}, None)
+            self.manifest = self._manifest(0, "init", None, self.keyer.fingerprint, {}, {}, None,
+                                           buckets=buckets)
         if self.manifest["key_fingerprint"] != self.keyer.fingerprint:
             raise StateError(f"{self.folder}: the card key is not the one this state was "
                              f"written with; use the original key file")
+        self._loaded: _Loaded | None = None
         if not readonly:
             self.recover()
+
+    @property
+    def buckets(self) -> int:
+        return int(self.manifest.get("buckets", DEFAULT_BUCKETS))
 
     # -- reading --------------------------------------------------------------------
     def _read_manifest(self) -> dict | None:
@@ -146,7 +208,10 @@ class StateStore:
         if not isinstance(manifest, dict) or manifest.get("checksum") != _checksum(manifest):
             raise StateError(f"{path}: manifest checksum mismatch; the state is corrupt and "
                              f"is not used")
-        if manifest.get("format") != FORMAT:
+        if manifest.get("format") == OLD_FORMAT and not getattr(self, "upgrading", False):
+            raise StateError(f"{path}: state format {OLD_FORMAT} (an older txcore's); convert "
+                             f"it once with `txcore state upgrade {self.folder}`")
+        if manifest.get("format") not in (FORMAT, OLD_FORMAT):
             raise StateError(f"{path}: state format {manifest.get('format')!r}, "
                              f"this txcore reads {FORMAT}")
         return manifest
@@ -184,10 +249,81 @@ class StateStore:
         except (StateError, TypeError, KeyError):
             return None
 
-    def load(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> State:
+    def files_of(self, kind: str) -> list[dict]:
+        """The manifest entries of the segments (``"segment"``) or counter files
+        (``"counters"``), oldest generation first."""
+        found = [f for f in self.manifest["files"].values() if f.get("kind") == kind]
+        return sorted(found, key=lambda f: (f["generation"], f["name"]))
+
+    def _strings(self) -> Strings:
+        if "strings" not in self.manifest["files"]:
+            return Strings()
+        try:
+            return Strings(json.loads(self._read_file("strings")))
+        except ValueError as exc:
+            raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+
+    def load(self, retention_days: int = DEFAULT_RETENTION_DAYS,
+             query: Query | None = None) -> State:
+        """The committed state: whole (``query`` None: replay, tests, upgrade — every file's
+        sha256 checked), or only what a run's rows can look up (``query``)."""
         state = State(retention_days, self.keyer)
         if self.manifest["generation"] == 0:
+            self._loaded = _Loaded(Strings(), months=set())
             return state
+        if self.manifest["format"] == OLD_FORMAT:
+            return self._load_format3(state)
+        strings = self._strings()
+        loaded = _Loaded(strings)
+        seg_files = self.files_of("segment")
+        if query is None:
+            parts = [(segments.read_segment(self.folder, f), f["generation"]) for f in seg_files]
+            if parts:
+                hi, lo, recs = segments.newest(
+                    np.concatenate([p[0][0] for p in parts]),
+                    np.concatenate([p[0][1] for p in parts]),
+                    np.concatenate([np.full(len(p[0][0]), p[1]) for p in parts]),
+                    np.concatenate([p[0][2] for p in parts]))
+                loaded.hi, loaded.lo, loaded.recs = hi, lo, recs
+        else:
+            at, recs = segments.probe(self.folder, seg_files, query.hi, query.lo)
+            loaded.hi, loaded.lo, loaded.recs = query.hi[at], query.lo[at], recs
+        latest = self.manifest.get("latest")
+        first = self._first_month(query, latest, retention_days)
+        loaded.months = None if first is None else _FromMonth(first)
+        months, rows = [], []
+        for f in self.files_of("counters"):
+            if first is not None and f["month"] < first:
+                continue  # no row of this run can touch that month
+            crecs = segments.read_counters(self.folder, f)
+            loaded.counters[(f["bucket"], f["month"])] = crecs
+            months.append(np.full(len(crecs), f["month"], np.int64))
+            rows.append(crecs)
+        crecs = np.concatenate(rows) if rows else np.zeros(0, segments.CREC)
+        months = np.concatenate(months) if months else np.zeros(0, np.int64)
+        try:
+            state.set_tables(segments.counters_table(months, crecs, strings),
+                             segments.index_table(loaded.hi, loaded.lo, loaded.recs, strings),
+                             None if latest is None else dt.date.fromisoformat(latest))
+            state.ledger = json.loads(self._read_file("ledger"))
+        except (KeyError, ValueError, pa.ArrowException) as exc:
+            raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+        self._loaded = loaded
+        return state
+
+    @staticmethod
+    def _first_month(query, latest, retention_days) -> int | None:
+        """The first month (yyyymm) whose counters a run of ``query`` can touch: its rows'
+        own months, and a reversal's original's (within the window before ``latest``)."""
+        if query is None or query.earliest is None:
+            return None
+        first = query.earliest
+        if latest is not None:
+            first = min(first, dt.date.fromisoformat(latest) - dt.timedelta(days=retention_days))
+        return first.year * 100 + first.month
+
+    def _load_format3(self, state: State) -> State:
+        """A format-3 state whole (its two Parquet tables), for :meth:`upgrade`."""
         try:
             latest = self.manifest.get("latest")
             state.set_tables(_table(self._read_file("counters")),
@@ -196,47 +332,123 @@ class StateStore:
             state.ledger = json.loads(self._read_file("ledger"))
         except (KeyError, ValueError, pa.ArrowException) as exc:
             raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+        self._loaded = _Loaded(Strings(), months=None)
         return state
 
     # -- the commit -------------------------------------------------------------------
     def commit(self, state: State, run_id: str, staging: Staging | None = None,
                workers: int = 1):
-        """Write generation N+1 and swap the manifest; then publish ``staging``.  With
-        ``workers > 1`` the index's next piece is built while the last one is written."""
+        """Write generation N+1 — one segment per bucket with the run's new and changed
+        index entries, the counter files that changed, ledger (and strings if new ones
+        came) — and swap the manifest; drop expired segments; publish ``staging``."""
         if self.fresh:  # first write CURRENT for generation 0, so a CURRENT lost later is
             self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
             self.fresh = False
-        gen = self.manifest["generation"] + 1
-        counters, index_schema, index_pieces = state.tables_for_commit()
-        files, n_index = {}, 0
+        if self._loaded is None:
+            if self.manifest["generation"]:
+                raise StateError(f"{self.folder}: commit without a load")  # a bug, not data
+            self._loaded = _Loaded(Strings(), months=set())
+        loaded, gen, buckets = self._loaded, self.manifest["generation"] + 1, self.buckets
+        strings = loaded.strings
+        n_strings = len(strings.values)
+        upgrade = self.manifest["format"] == OLD_FORMAT
+        carried = {} if upgrade else {k: v for k, v in self.manifest["files"].items()
+                                      if v.get("kind") in ("segment", "counters")}
+        files = {}
+        counters, _, index_pieces = state.tables_for_commit()
 
-        def counted(pieces):
-            nonlocal n_index
-            for piece in pieces:
-                n_index += piece.num_rows
-                yield piece
+        # the index: entries the run added or changed (reversed, a forgotten id taken again)
+        parts = [segments.index_records(p, strings) for p in index_pieces]
+        if parts:
+            hi = np.concatenate([p[0] for p in parts])
+            lo = np.concatenate([p[1] for p in parts])
+            recs = np.concatenate([p[2] for p in parts])
+        else:
+            hi = lo = np.zeros(0, np.uint64)
+            recs = np.zeros(0, segments.REC)
+        del parts, index_pieces
+        order = np.lexsort((lo, hi))
+        hi, lo, recs = hi[order], lo[order], recs[order]
+        if len(loaded.hi) and len(hi):
+            at = np.empty(len(hi), np.int64)
+            q_at = np.empty(len(hi), np.int64)
+            k = _probe.merge_match(loaded.hi, loaded.lo, hi, lo, at, q_at)
+            same = segments.same_rows(loaded.recs[at[:k]], recs[q_at[:k]])
+            keep = np.ones(len(hi), bool)
+            keep[q_at[:k][same]] = False
+            hi, lo, recs = hi[keep], lo[keep], recs[keep]
+        bucket = segments.bucket_of(recs["card_hi"], buckets)
+        for b in range(buckets):
+            rows = np.flatnonzero(bucket == b)
+            if len(rows):
+                name = f"seg.{gen:06d}.b{b:02d}.bin"
+                entry = segments.write_segment(self.folder / name, b, gen, hi[rows], lo[rows],
+                                               recs[rows], f"state:segment:b{b:02d}")
+                files[name] = {"kind": "segment", **entry}
+        del hi, lo, recs
 
-        name = f"counters.{gen:06d}.parquet"
-        files["counters"] = {"name": name, "sha256": durable.write_parquet(
-            self.folder / name, counters.schema, [counters], "state:counters")}
-        name = f"index.{gen:06d}.parquet"
-        files["index"] = {"name": name, "sha256": durable.write_parquet(
-            self.folder / name, index_schema,
-            counted(pipeline.prefetched(index_pieces, workers, depth=1)), "state:index")}
+        # counters: each (bucket, month) file whose rows changed, rewritten whole
+        months, crecs = segments.counter_records(counters, strings)
+        bucket = segments.bucket_of(crecs["card_hi"], buckets)
+        old = {(f["bucket"], f["month"]): k for k, f in carried.items() if f["kind"] == "counters"}
+        for b, month in sorted(set(zip(bucket.tolist(), months.tolist()))):
+            rows = crecs[(bucket == b) & (months == month)]
+            rows = rows[np.lexsort((rows["waiver"], rows["card_lo"], rows["card_hi"]))]
+            before = loaded.counters.get((b, month))
+            if before is None and (b, month) in old and loaded.months is not None \
+                    and month not in loaded.months:
+                raise StateError(f"{self.folder}: counters of {month} were not loaded but "
+                                 f"changed")  # a bug: refuse rather than lose counters
+            if before is not None and len(before) == len(rows) \
+                    and segments.same_rows(before, rows).all():
+                continue
+            name = f"ctr.{month:06d}.{gen:06d}.b{b:02d}.bin"
+            entry = segments.write_counters(self.folder / name, b, month, gen, rows,
+                                            f"state:counters:b{b:02d}:{month}")
+            carried.pop(old.get((b, month)), None)
+            files[name] = {"kind": "counters", **entry}
+
+        # retention: a segment whose newest day left the window is dropped whole
+        expired = []
+        if state.latest is not None:
+            oldest = (state.latest - dt.timedelta(days=state.retention_days)
+                      - dt.date(1970, 1, 1)).days
+            expired = [k for k, f in carried.items()
+                       if f["kind"] == "segment" and f["max_day"] < oldest]
+        for k in expired:
+            carried.pop(k)
+        files.update(carried)
+
         name = f"ledger.{gen:06d}.json"
         data = (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode()
         durable.write_bytes(self.folder / name, data, "state:ledger")
         files["ledger"] = {"name": name, "sha256": _sha256(data)}
+        if len(strings.values) != n_strings or upgrade or "strings" not in self.manifest["files"]:
+            name = f"strings.{gen:06d}.json"
+            data = (json.dumps(strings.values, ensure_ascii=False) + "\n").encode()
+            durable.write_bytes(self.folder / name, data, "state:strings")
+            files["strings"] = {"name": name, "sha256": _sha256(data)}
+        else:
+            files["strings"] = self.manifest["files"]["strings"]
+        seg = [f for f in files.values() if f.get("kind") == "segment"]
+        ctr = [f for f in files.values() if f.get("kind") == "counters"]
         manifest = self._manifest(
             gen, run_id, state.latest.isoformat() if state.latest else None,
             self.keyer.fingerprint, files,
-            {"counters": counters.num_rows, "index": n_index, "ledger": len(state.ledger)},
+            {"segments": len(seg), "index_records": sum(f["entries"] for f in seg),
+             "counter_files": len(ctr), "counters": sum(f["entries"] for f in ctr),
+             "ledger": len(state.ledger)},
             None if staging is None else {"dir": str(staging.out_dir),
                                           "staging": staging.dir.name, "names": staging.names},
-            retention_days=state.retention_days)
+            retention_days=state.retention_days, buckets=buckets)
         durable.fsync_dir(self.folder)
         durable.step("state-dir-synced")
+        old_files = self.manifest["files"]
         self._swap_manifest(manifest, "commit")  # <- the commit point
+        self._loaded = None
+        for k in expired:  # out of the manifest now: deleting them is cleanup
+            (self.folder / old_files[k]["name"]).unlink(missing_ok=True)
+            durable.step("state:expire-segment")
         self.recover()  # publish the outputs, drop the previous generation
 
     @staticmethod
@@ -258,6 +470,75 @@ class StateStore:
         durable.fsync_dir(self.folder)
         durable.step(f"{name}:synced")
 
+    # -- upgrade, info, verify ----------------------------------------------------------
+    def upgrade(self) -> bool:
+        """Convert a format-3 state to this format: one commit like a run's (the old files
+        are dropped once the new manifest is in place).  False if nothing to do."""
+        if self.manifest["format"] == FORMAT:
+            return False
+        retention = int(self.manifest.get("retention_days", DEFAULT_RETENTION_DAYS))
+        state = self.load(retention)
+        self.manifest["buckets"] = self.buckets
+        self.commit(state, f"upgrade-from-{OLD_FORMAT}")
+        return True
+
+    def verify(self) -> dict:
+        """Check every file of the committed state against its sha256 (and each segment's
+        header and block checksums); the counts checked."""
+        self._strings()
+        self._read_file("ledger")
+        n = 0
+        for f in self.files_of("segment"):
+            segments.read_segment(self.folder, f)
+            with segments.Segment(self.folder, f) as seg:
+                seg.check_rows(np.arange(seg.n))
+            n += 1
+        for f in self.files_of("counters"):
+            segments.read_counters(self.folder, f)
+            n += 1
+        return {"files": n + 2, "generation": self.manifest["generation"]}
+
+    def info(self) -> str:
+        """A plain-text description of the committed state (no card number: none is held)."""
+        m = self.manifest
+        epoch = dt.date(1970, 1, 1)
+        size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        lines = [f"state {self.folder}", f"  format      {m['format']}",
+                 f"  generation  {m['generation']} (run {m['run_id']})",
+                 f"  latest day  {m.get('latest')}",
+                 f"  retention   {m.get('retention_days', DEFAULT_RETENTION_DAYS)} days",
+                 f"  buckets     {self.buckets}",
+                 f"  size        {size:,} bytes on disk"]
+        if m["format"] == OLD_FORMAT:
+            lines.append(f"  (format {OLD_FORMAT}: run `txcore state upgrade {self.folder}`)")
+            return "\n".join(lines)
+        seg = self.files_of("segment")
+        lines.append(f"  segments    {len(seg)}, {sum(f['entries'] for f in seg):,} records")
+        for f in seg:
+            lines.append(f"    {f['name']}  bucket {f['bucket']}  "
+                         f"{epoch + dt.timedelta(days=f['min_day'])} .. "
+                         f"{epoch + dt.timedelta(days=f['max_day'])}  {f['entries']:,} entries  "
+                         f"{f['size']:,} bytes")
+        ctr = self.files_of("counters")
+        lines.append(f"  counters    {sum(f['entries'] for f in ctr):,} in {len(ctr)} files")
+        by_month: dict[int, int] = {}
+        for f in ctr:
+            by_month[f["month"]] = by_month.get(f["month"], 0) + f["entries"]
+        for month, count in sorted(by_month.items()):
+            lines.append(f"    {month // 100}-{month % 100:02d}  {count:,}")
+        lines.append(f"  ledger      {m['counts'].get('ledger', 0)} committed input files")
+        return "\n".join(lines)
+
+
+class _FromMonth:
+    """The months loaded: every month (yyyymm) from ``first`` on."""
+
+    def __init__(self, first: int):
+        self.first = first
+
+    def __contains__(self, month) -> bool:
+        return month >= self.first
+
 
 def _table(data: bytes) -> pa.Table:
     """A Parquet file's table, read from an Arrow-owned copy of its (verified) bytes.
@@ -272,4 +553,4 @@ def _table(data: bytes) -> pa.Table:
 
 
 def _generation_file(name: str) -> bool:
-    return name.startswith(("counters.", "index.", "ledger."))
+    return name.startswith(("counters.", "index.", "ledger.", "seg.", "ctr.", "strings."))
