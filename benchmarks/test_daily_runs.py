@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from txcore.fixtures import iter_fixtures
-from txcore.segments import CREC, HEADER, REC
+from txcore.state.segments import CREC, HEADER, REC
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_BYTES = 16 + REC.itemsize   # an index entry: its txn digest and record

@@ -5,13 +5,13 @@ Layout of ``--state DIR`` (format 4)::
     CURRENT                          the manifest of the committed generation (JSON,
                                      checksummed): every file below with its sha256
     seg.000012.b03.bin               index segment: the entries run 12 wrote for card
-                                     bucket 3 (txcore.segments), dropped whole once its
+                                     bucket 3 (txcore.state.segments), dropped whole once its
                                      newest day leaves the retention window
     ctr.201511.000012.b03.bin        free-slot counters of bucket 3, November 2015, as
                                      run 12 left them (rewritten whole when they change)
     strings.000012.json              rule / waiver id strings the files' codes refer to
     ledger.000012.json               committed input files
-    card.key                         the card key, unless kept elsewhere (txcore.keys)
+    card.key                         the card key, unless kept elsewhere (txcore.state.keys)
 
 A run reads only what the day's rows need: the txn digests of its rows are probed
 against every live segment's sorted keys (memory-mapped), only the hits are loaded,
@@ -52,11 +52,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from txcore import durable, keys, segments
+from txcore import durable
+from txcore._fast import compiled_or_twin
+from txcore._fast.layout import Strings
 from txcore.errors import StateError
-from txcore.extensions import probe as _probe
-from txcore.flatrules import Strings
-from txcore.state import DEFAULT_RETENTION_DAYS, State
+from txcore.state import keys, segments
+from txcore.state.memory import DEFAULT_RETENTION_DAYS, State
+
+_probe = compiled_or_twin("probe")
 
 OLD_FORMAT = 3
 FORMAT = 4  # 4: segments and counter files by card bucket; 3: one Parquet index and counters

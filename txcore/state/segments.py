@@ -42,11 +42,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from txcore import durable
-from txcore import layout as L
-from txcore.compact import _codes, _months, digest_array, digest_words
+from txcore._fast import compiled_or_twin
+from txcore._fast import layout as L
+from txcore._fast.layout import Strings
 from txcore.errors import StateError
-from txcore.extensions import probe as _probe
-from txcore.flatrules import Strings
+from txcore.state import schema
+from txcore.state.compact import _codes, _months, digest_array, digest_words
+
+_probe = compiled_or_twin("probe")
 
 HEADER = 4096
 BLOCK = 4096
@@ -129,7 +132,7 @@ def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strin
         "discount_rule": text(recs["discount_rule"]), "ruleset": text(recs["ruleset"]),
         "slot_waiver": strings.decode(np.where(slot, recs["waiver_rule"], -1)),
         "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(), mask=~slot),
-    })
+    }, schema=schema.INDEX)
 
 
 def counter_records(counters: pa.Table, strings: Strings):
@@ -148,7 +151,7 @@ def counters_table(months: np.ndarray, crecs: np.ndarray, strings: Strings) -> p
         "waiver_id": strings.decode(crecs["waiver"].astype(np.int64)),
         "month": pa.array(np.asarray(months, np.int32), pa.int32()),
         "used": pa.array(crecs["used"], pa.int32()),
-    })
+    }, schema=schema.COUNTERS)
 
 
 def empty_index(strings: Strings) -> pa.Table:
