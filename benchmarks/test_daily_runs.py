@@ -43,19 +43,31 @@ def _env(name, default, cast=int):
     return cast(os.environ.get(name, default))
 
 
+#: Runs a command and prints its wall seconds and peak RSS.  A child's peak RSS starts at
+#: its parent's (Linux keeps it across fork and exec), so the command is started from
+#: this small launcher rather than from the benchmark process, which holds a day's data.
+LAUNCHER = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([time.perf_counter() - started, usage.ru_maxrss * 1024,
+                  os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def _timed(cmd) -> tuple[float, int]:
     """Run ``cmd``; its wall seconds and peak RSS (bytes), or raise with its stderr."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode()
-    proc.stdout.close()
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise AssertionError(f"{cmd[:4]}... exit {proc.returncode}: {err[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], capture_output=True,
+                          text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise AssertionError(f"{cmd[:4]}...: {proc.stderr[-2000:]}")
+    seconds, rss, code = json.loads(proc.stdout.strip().splitlines()[-1])
+    if code != 0:
+        raise AssertionError(f"{cmd[:4]}... exit {code}: {proc.stderr[-2000:]}")
+    return seconds, rss
 
 
 def _files(state: Path) -> dict[str, int]:

@@ -40,6 +40,7 @@ from conftest import FIXTURES, RULES
 from txcore.state import keys
 from txcore.errors import StateError
 from txcore.fixtures import make_fixtures
+from txcore.state.segments import HEADER
 from txcore.state.store import StateStore
 
 CRASH_EXIT = 77  # txcore.durable.CRASH_EXIT
@@ -560,12 +561,24 @@ def damaged(committed_state, tmp_path) -> Path:
     return Path(shutil.copytree(committed_state, tmp_path / "state"))
 
 
+#: the state folder's kinds of files: index segments, counter files, strings, ledger
+KINDS = ["seg", "ctr", "strings", "ledger"]
+
+
 def state_file(state_dir: Path, kind: str) -> Path:
+    """The state's file of ``kind`` (of segments and counter files: the oldest, first
+    bucket — a file every run of this module reads)."""
     if kind == "CURRENT":
         return state_dir / "CURRENT"
-    found = [p for p in state_dir.iterdir() if p.name.startswith(f"{kind}.")]
-    assert len(found) == 1, found
+    found = sorted(p for p in state_dir.iterdir() if p.name.startswith(f"{kind}."))
+    assert found, kind
     return found[0]
+
+
+def inside(path: Path) -> int | None:
+    """Where a flipped byte of ``path`` is read by every run: in a segment, among the txn
+    digests every run merges with its own (the header + 8 bytes); elsewhere the middle."""
+    return HEADER + 8 if path.name.startswith("seg.") else None
 
 
 def flip(path: Path, offset: int | None = None):
@@ -590,14 +603,14 @@ def assert_refused(bundled, state_dir, tmp_path, pattern, name=None, extra=()) -
     return err
 
 
-@pytest.mark.parametrize("kind", ["counters", "index", "ledger", "CURRENT"])
+@pytest.mark.parametrize("kind", [*KINDS, "CURRENT"])
 def test_a_flipped_byte_in_the_state_is_refused(bundled, damaged, kind, tmp_path):
     path = state_file(damaged, kind)
-    flip(path)
+    flip(path, inside(path))
     assert_refused(bundled, damaged, tmp_path, r"checksum|corrupt", path.name)
 
 
-@pytest.mark.parametrize("kind", ["counters", "index", "ledger"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_missing_generation_file_is_refused(bundled, damaged, kind, tmp_path):
     path = state_file(damaged, kind)
     path.unlink()
@@ -649,13 +662,173 @@ def test_every_flipped_byte_of_the_manifest_is_detected(bundled, damaged):
     assert not missed, f"flips at {missed} of CURRENT went unnoticed"
 
 
-@pytest.mark.parametrize("kind", ["counters", "index", "ledger"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_flipped_bytes_anywhere_in_a_state_file_are_detected(bundled, damaged, kind):
     path = state_file(damaged, kind)
     size = len(path.read_bytes())
     missed = undetected_flips(bundled, damaged, path,
                               sorted({0, size - 1, *range(0, size, max(1, size // 40))}))
     assert not missed, f"flips at {missed} of {path.name} went unnoticed"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_truncated_state_file_is_refused(bundled, damaged, kind, tmp_path):
+    path = state_file(damaged, kind)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert_refused(bundled, damaged, tmp_path, r"checksum|corrupt|truncated", path.name)
+
+
+@pytest.mark.parametrize("kind", ["seg", "ctr"])
+def test_a_file_swapped_in_from_another_generation_is_refused(bundled, damaged, kind,
+                                                              tmp_path):
+    """A segment or counter file of an older generation, renamed to a committed one's name
+    (same bucket, well-formed, its own checksums right) is not the file committed."""
+    older = {p.name: p.read_bytes() for p in damaged.iterdir() if p.name.startswith(kind)}
+    ok(cli(bundled, run_args(bundled, bundled.days[2:3], damaged, tmp_path / "day2")))
+    current = json.loads((damaged / "CURRENT").read_text())
+    newest = max((f for f in current["files"].values() if f["name"].startswith(kind)
+                  and f["generation"] == current["generation"]), key=lambda f: f["name"])
+    bucket_part = newest["name"].rsplit(".", 2)[-2]  # "b02"
+    old_name = next(n for n in sorted(older) if f".{bucket_part}." in n)
+    (damaged / newest["name"]).write_bytes(older[old_name])
+    assert_refused(bundled, damaged, tmp_path, r"checksum|corrupt|another generation",
+                   newest["name"])
+
+
+def test_a_corrupt_record_is_refused_by_the_run_that_reads_it_and_by_verify(
+        bundled, damaged, tmp_path):
+    """A flipped byte among a segment's records (not its txn digests, which every run
+    reads): ``txcore state verify`` refuses the state, and so does any run whose rows look
+    that record up — here a file repeating DAY1's txn ids, every one a duplicate."""
+    manifest = json.loads((damaged / "CURRENT").read_text())
+    seg = max((f for f in manifest["files"].values() if f.get("kind") == "segment"
+               and f["generation"] == 2), key=lambda f: f["entries"])
+    path = damaged / seg["name"]
+    flip(path, HEADER + 16 * seg["entries"] + 56 * (seg["entries"] // 2) + 3)
+    r = cli(bundled, ["state", "verify", str(damaged)])
+    assert r.returncode == 2 and seg["name"] in r.stderr and "Traceback" not in r.stderr, \
+        r.stderr
+    again = tmp_path / "txns-again.parquet"
+    table = pq.read_table(bundled.days[1])
+    pq.write_table(table.slice(1), again)  # another file (new sha256), DAY1's txn ids
+    before = snapshot(damaged)
+    r = cli(bundled, run_args(bundled, [again], damaged, tmp_path / "out"))
+    assert r.returncode == 2 and seg["name"] in r.stderr and "checksum" in r.stderr, r.stderr
+    assert snapshot(damaged) == before
+
+
+def test_state_info_and_verify(bundled, committed_state, tmp_path):
+    r = ok(cli(bundled, ["state", "info", str(committed_state)]), "state info")
+    for word in ("generation  2", "buckets     4", "segments", "counters", "bytes on disk",
+                 "2015-10-30 .. 2015-10-30", "2015-10-31 .. 2015-10-31"):
+        assert word in r.stdout, r.stdout
+    assert not re.search(r"\d{13,}", r.stdout), "a long digit run (a card number?) in info"
+    r = ok(cli(bundled, ["state", "verify", str(committed_state)]), "state verify")
+    assert "match their checksums" in r.stdout
+
+
+def _as_format3(state_dir: Path, key: Path):
+    """Rewrite a state folder as txcore wrote it before format 4 (two Parquet tables, a
+    ledger, a format-3 manifest), from its whole loaded state."""
+    import hashlib
+    store = StateStore(state_dir, key_file=key)
+    state = store.load()
+    counters, index = state.tables()
+    gen = store.manifest["generation"]
+    files = {}
+    for kind, table in (("counters", counters), ("index", index)):
+        name = f"{kind}.{gen:06d}.parquet"
+        pq.write_table(table, state_dir / name, compression="zstd")
+        files[kind] = {"name": name,
+                       "sha256": hashlib.sha256((state_dir / name).read_bytes()).hexdigest()}
+    name = f"ledger.{gen:06d}.json"
+    (state_dir / name).write_bytes(
+        (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode())
+    files["ledger"] = {"name": name,
+                       "sha256": hashlib.sha256((state_dir / name).read_bytes()).hexdigest()}
+    for p in state_dir.iterdir():
+        if p.name.startswith(("seg.", "ctr.", "strings.")) or (
+                p.name.startswith("ledger.") and p.name != name):
+            p.unlink()
+    manifest = {"format": 3, "generation": gen, "run_id": store.manifest["run_id"],
+                "latest": store.manifest["latest"],
+                "key_fingerprint": store.manifest["key_fingerprint"], "files": files,
+                "counts": {"counters": counters.num_rows, "index": index.num_rows,
+                           "ledger": len(state.ledger)}, "outputs": None,
+                "retention_days": state.retention_days}
+    body = json.dumps({k: v for k, v in manifest.items()}, sort_keys=True).encode()
+    manifest["checksum"] = hashlib.sha256(body).hexdigest()
+    (state_dir / "CURRENT").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def test_a_format3_state_is_refused_until_upgraded_and_upgrade_survives_a_crash_anywhere(
+        bundled, committed_state, tmp_path):
+    expected = state_view(committed_state, bundled.key)
+    old = tmp_path / "old"
+    shutil.copytree(committed_state, old)
+    _as_format3(old, bundled.key)
+    assert_refused(bundled, old, tmp_path, r"txcore state upgrade", "CURRENT")
+    r = ok(cli(bundled, ["state", "info", str(old)]))
+    assert "format      3" in r.stdout
+    step = 1
+    while True:  # crash the upgrade at its 1st, 2nd, ... durable step; then upgrade again
+        trial = tmp_path / f"crash{step}"
+        shutil.copytree(old, trial)
+        r = cli(bundled, ["state", "upgrade", str(trial)], TXCORE_CRASH_AT=str(step))
+        if r.returncode == 0:
+            break
+        assert r.returncode == CRASH_EXIT, r.stderr
+        fmt = json.loads((trial / "CURRENT").read_text())["format"]
+        assert fmt in (3, 4)
+        ok(cli(bundled, ["state", "upgrade", str(trial)]), f"upgrade after crash at {step}")
+        got = state_view(trial, bundled.key)
+        assert_same_state({**got, "generation": 3}, {**expected, "generation": 3},
+                          f"upgraded after a crash at step {step}")
+        assert not [p for p in trial.iterdir() if p.suffix == ".parquet"]
+        step += 1
+    assert step > 5, "the upgrade took fewer durable steps than it writes files"
+    assert "upgraded from state format 3 to 4" in r.stdout
+    got = state_view(trial, bundled.key)
+    assert got["generation"] == 3
+    assert_same_state({**got, "generation": 2}, expected, "upgraded")
+    assert "nothing to do" in ok(cli(bundled, ["state", "upgrade", str(trial)])).stdout
+    # the next day on the upgraded state prices as on the state that was never format 3
+    plain = tmp_path / "plain"
+    shutil.copytree(committed_state, plain)
+    ok(cli(bundled, run_args(bundled, bundled.days[2:3], trial, tmp_path / "a")))
+    ok(cli(bundled, run_args(bundled, bundled.days[2:3], plain, tmp_path / "b")))
+    assert raw(tmp_path / "a")["txns-2015-11-01.priced.parquet"] == \
+        raw(tmp_path / "b")["txns-2015-11-01.priced.parquet"]
+    assert_same_state({**state_view(trial, bundled.key), "generation": 0},
+                      {**state_view(plain, bundled.key), "generation": 0}, "the day after")
+
+
+def test_expired_segments_are_dropped_and_a_crash_while_dropping_them_loses_nothing(
+        bundled, tmp_path):
+    """With a 1-day window, DAY0's segments leave the window at DAY2; dropping them is
+    cleanup after the commit point: a crash there leaves only unreferenced files, which
+    the next run removes."""
+    def three_days(folder, **env):
+        for i, day in enumerate(bundled.days[:3]):
+            r = cli(bundled, run_args(bundled, [day], folder, tmp_path / f"o-{folder.name}-{i}",
+                                      ["--retention-days", "1"]), **(env if i == 2 else {}))
+        return r
+
+    plain, crashed = tmp_path / "plain", tmp_path / "crashed"
+    ok(three_days(plain))
+    manifest = json.loads((plain / "CURRENT").read_text())
+    assert {f["generation"] for f in manifest["files"].values() if f.get("kind") == "segment"} \
+        == {2, 3}, "DAY0's segments are not dropped"
+    assert not [p for p in plain.iterdir() if p.name.startswith("seg.000001.")]
+    assert three_days(crashed, TXCORE_CRASH_AT="state:expire-segment").returncode == CRASH_EXIT
+    assert [p for p in crashed.iterdir() if p.name.startswith("seg.000001.")]
+    ok(cli(bundled, run_args(bundled, bundled.days[3:4], crashed, tmp_path / "c3",
+                             ["--retention-days", "1"])))
+    ok(cli(bundled, run_args(bundled, bundled.days[3:4], plain, tmp_path / "p3",
+                             ["--retention-days", "1"])))
+    assert not [p for p in crashed.iterdir() if p.name.startswith("seg.000001.")]
+    assert_same_state({**state_view(crashed, bundled.key), "generation": 0},
+                      {**state_view(plain, bundled.key), "generation": 0}, "after expiry")
 
 
 # ------------------------------------------------------------ 5. leftovers of dead runs

@@ -119,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transactions per card per day (default 2.8)")
     p.add_argument("--format", default="parquet", choices=("parquet", "csv"))
 
+    p = sub.add_parser("state", help="state folder tools: info, verify, upgrade",
+                       description="Inspect, verify or upgrade a state folder (docs/state.md).")
+    ssub = p.add_subparsers(dest="state_command", required=True, parser_class=_Parser)
+    for name, text in (
+            ("info", "print generation, buckets, segments, counters and size on disk"),
+            ("verify", "check every file of the state against its checksums (exit 2 if not)"),
+            ("upgrade", "convert an older state format to this txcore's, atomically")):
+        c = ssub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        c.add_argument("dir", metavar="DIR")
+        c.add_argument("--card-key", metavar="FILE",
+                       help="card key file (default <DIR>/card.key)")
+
     p = sub.add_parser("demo", help="price the bundled fixtures and print the summary",
                        description="Price the bundled fixture days with the default rules from "
                                    "an empty state and print the summary.")
@@ -202,6 +214,8 @@ def _dispatch(args) -> int:
         for f in files:
             print(f)
         return 0
+    if args.command == "state":
+        return _state(args)
     if args.command == "demo":
         result = txcore.demo(args.out, backend=args.backend)
         if args.json:
@@ -211,6 +225,29 @@ def _dispatch(args) -> int:
             print(f"\noutputs and summary.json in {result['out_dir']}")
         return 0
     raise AssertionError(args.command)
+
+
+def _state(args) -> int:
+    from txcore.runner import lock
+    from txcore.state.store import StateStore
+    if args.state_command == "upgrade":
+        with lock(args.dir):
+            store = StateStore(args.dir, args.card_key, upgrading=True)
+            before = store.manifest["format"]
+            if store.upgrade():
+                print(f"{args.dir}: upgraded from state format {before} to "
+                      f"{store.manifest['format']} (generation {store.manifest['generation']})")
+            else:
+                print(f"{args.dir}: already state format {before}; nothing to do")
+        return 0
+    store = StateStore(args.dir, args.card_key, readonly=True, upgrading=True)
+    if args.state_command == "info":
+        print(store.info())
+        return 0
+    checked = store.verify()
+    print(f"{args.dir}: {checked['files']} files of generation {checked['generation']} "
+          f"match their checksums")
+    return 0
 
 
 def _threads(workers: int) -> int:

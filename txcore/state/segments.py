@@ -105,6 +105,43 @@ def index_records(index: pa.Table, strings: Strings):
     return hi, lo, recs
 
 
+def compact_records(compact, strings: Strings):
+    """``(hi, lo, recs)`` of a compact state's index entries within the window, straight
+    from its arrays (what :func:`index_records` of its tables gives, without Arrow)."""
+    # field by field: numpy gathers plain columns far faster than rows of a record dtype
+    e = compact.entries[: int(compact.scalars[L.N_ENTRIES])]
+    latest = compact.scalars[L.LATEST]
+    if latest != L.NO_LATEST:
+        e = np.compress(latest - e["day"].astype(np.int64) <= compact.retention_days, e)
+    flags = e["flags"]
+    reversal = (flags & L.F_REVERSAL) != 0
+    effect = np.where(reversal, 0, e["effect"])
+    card = e["card"]
+    recs = np.zeros(len(e), REC)
+    recs["card_hi"] = compact.cards["key_hi"][card]
+    recs["card_lo"] = compact.cards["key_lo"][card]
+    recs["day"] = e["day"]
+    recs["flags"] = np.where(reversal, flags & (L.F_REVERSAL | L.F_REVERSED), flags)
+    recs["fee_standard"] = np.where(reversal, 0, compact.effects["fee_standard"][effect])
+    recs["discount"] = np.where(reversal, 0, compact.effects["discount"][effect])
+    # the compact state's string codes -> the state folder's (a code per distinct string)
+    lookup = np.array([strings.code(v) for v in compact.strings.values] + [-1], np.int64)
+    for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset"):
+        codes = compact.effects[name][effect].astype(np.int64)
+        recs[name] = np.where(reversal | (codes < 0), -1, lookup[np.where(codes < 0, -1, codes)])
+    return e["key_hi"].copy(), e["key_lo"].copy(), recs
+
+
+def sort_by_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The order that sorts digests by ``(hi, lo)``: by ``hi`` alone (64 random bits: two
+    equal in a run are rare), then by ``(hi, lo)`` only if two are equal."""
+    order = np.argsort(hi)
+    h = hi[order]
+    if len(h) > 1 and np.any(h[1:] == h[:-1]):
+        order = np.lexsort((lo, hi))
+    return order
+
+
 def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strings) -> pa.Table:
     """The index table of records (inverse of :func:`index_records`)."""
     flags = recs["flags"]
@@ -160,31 +197,30 @@ def empty_index(strings: Strings) -> pa.Table:
 
 
 # -- writing ---------------------------------------------------------------------------
-def _crcs(data: bytes) -> np.ndarray:
-    view = memoryview(data)
+def _crcs(data) -> np.ndarray:
+    view = memoryview(data).cast("B")
     return np.array([zlib.crc32(view[i:i + BLOCK]) for i in range(0, len(view), BLOCK)],
                     "<u4")
 
 
 def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: str) -> dict:
-    """Write a segment (keys sorted here), fsync it, mark ``step``; its manifest entry."""
-    order = np.lexsort((lo, hi))
-    hi = np.ascontiguousarray(hi[order], _WORDS)
-    lo = np.ascontiguousarray(lo[order], _WORDS)
-    recs = np.ascontiguousarray(recs[order])
+    """Write a segment (``hi, lo`` sorted by the caller, :func:`sort_by_key`), fsync it,
+    mark ``step``; its manifest entry."""
     n = len(hi)
     days = recs["day"]
     min_day, max_day = (int(days.min()), int(days.max())) if n else (0, 0)
     off_lo = HEADER + 8 * n
     off_recs = off_lo + 8 * n
-    body = hi.tobytes() + lo.tobytes() + recs.tobytes()
+    body = np.empty((16 + REC.itemsize) * n, np.uint8)  # one copy of each section
+    body[: 8 * n] = np.asarray(hi, _WORDS).view(np.uint8)
+    body[8 * n: 16 * n] = np.asarray(lo, _WORDS).view(np.uint8)
+    body[16 * n:] = np.ascontiguousarray(recs).view(np.uint8)
     crcs = _crcs(body).tobytes()
     off_crcs = HEADER + len(body)
     size = off_crcs + len(crcs)
     file_id = os.urandom(16)
     head = _HEAD.pack(SEG_MAGIC, bucket, 0, generation, n, min_day, max_day, file_id, off_lo,
-                      off_recs, off_crcs, size, zlib.crc32(memoryview(body)[:8 * n]),
-                      zlib.crc32(crcs))
+                      off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]), zlib.crc32(crcs))
     header = head + struct.pack("<I", zlib.crc32(head))
     header += b"\0" * (HEADER - len(header))
     sha = durable.write_chunks(path, [header, body, crcs], step)
@@ -309,17 +345,17 @@ def probe(folder: Path, entries: list[dict], q_hi: np.ndarray, q_lo: np.ndarray)
                 seg.check_rows(rows)
                 found_q.append(q_at[:k].copy())
                 found_gen.append(np.full(k, entry["generation"], np.int64))
-                found_recs.append(seg.recs[rows].copy())
+                found_recs.append(np.take(seg.recs, rows))
     if not found_q:
         return np.zeros(0, np.int64), np.zeros(0, REC)
     q = np.concatenate(found_q)
     gen = np.concatenate(found_gen)
     recs = np.concatenate(found_recs)
     order = np.lexsort((gen, q))
-    q, recs = q[order], recs[order]
+    q, recs = q[order], np.take(recs, order)
     last = np.ones(len(q), bool)
     last[:-1] = q[1:] != q[:-1]  # the newest generation of each key: the last of its run
-    return q[last], recs[last]
+    return q[last], np.compress(last, recs)
 
 
 def read_segment(folder: Path, entry: dict):
@@ -357,10 +393,10 @@ def read_counters(folder: Path, entry: dict) -> np.ndarray:
 def newest(hi, lo, gen, recs):
     """Of records that may repeat a key, each key's record of the newest generation."""
     order = np.lexsort((gen, lo, hi))
-    hi, lo, recs = hi[order], lo[order], recs[order]
+    hi, lo, recs = hi[order], lo[order], np.take(recs, order)
     last = np.ones(len(hi), bool)
     last[:-1] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-    return hi[last], lo[last], recs[last]
+    return hi[last], lo[last], np.compress(last, recs)
 
 
 def same_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

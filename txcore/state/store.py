@@ -146,10 +146,12 @@ class Query:
 
     @classmethod
     def of(cls, hi: np.ndarray, lo: np.ndarray, earliest: dt.date | None) -> Query:
-        keys_ = np.unique(np.stack([np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)],
-                                   axis=1), axis=0)
-        return cls(np.ascontiguousarray(keys_[:, 0]), np.ascontiguousarray(keys_[:, 1]),
-                   earliest)
+        hi, lo = np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)
+        order = segments.sort_by_key(hi, lo)
+        hi, lo = hi[order], lo[order]
+        first = np.ones(len(hi), bool)  # each key once
+        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+        return cls(hi[first], lo[first], earliest)
 
 
 @dataclass
@@ -276,6 +278,7 @@ class StateStore:
             return state
         if self.manifest["format"] == OLD_FORMAT:
             return self._load_format3(state)
+        self._check_sizes()
         strings = self._strings()
         loaded = _Loaded(strings)
         seg_files = self.files_of("segment")
@@ -313,6 +316,21 @@ class StateStore:
             raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
         self._loaded = loaded
         return state
+
+    def _check_sizes(self):
+        """Every committed file is there with its committed size (a stat each: a file
+        deleted or truncated is refused even where this run would not read it)."""
+        for entry in self.manifest["files"].values():
+            path = self.folder / entry["name"]
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                raise StateError(f"{path}: committed state file missing: {exc}; the state "
+                                 f"is corrupt and is not used") from exc
+            if "size" in entry and size != entry["size"]:
+                raise StateError(f"{path}: checksum mismatch: {size} bytes, the manifest "
+                                 f"says {entry['size']} (truncated?); the state is corrupt "
+                                 f"and is not used")
 
     @staticmethod
     def _first_month(query, latest, retention_days) -> int | None:
@@ -358,32 +376,40 @@ class StateStore:
         carried = {} if upgrade else {k: v for k, v in self.manifest["files"].items()
                                       if v.get("kind") in ("segment", "counters")}
         files = {}
-        counters, _, index_pieces = state.tables_for_commit()
 
         # the index: entries the run added or changed (reversed, a forgotten id taken again)
-        parts = [segments.index_records(p, strings) for p in index_pieces]
-        if parts:
-            hi = np.concatenate([p[0] for p in parts])
-            lo = np.concatenate([p[1] for p in parts])
-            recs = np.concatenate([p[2] for p in parts])
+        if state.compact is not None:  # a compiled engine's arrays, without Arrow tables
+            hi, lo, recs = segments.compact_records(state.compact, strings)
+            counters = state.compact.counters_table()
         else:
-            hi = lo = np.zeros(0, np.uint64)
-            recs = np.zeros(0, segments.REC)
-        del parts, index_pieces
-        order = np.lexsort((lo, hi))
-        hi, lo, recs = hi[order], lo[order], recs[order]
+            counters, _, index_pieces = state.tables_for_commit()
+            parts = [segments.index_records(p, strings) for p in index_pieces]
+            hi = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
+            lo = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
+            recs = np.concatenate([p[2] for p in parts]) if parts \
+                else np.zeros(0, segments.REC)
+            del parts, index_pieces
+        # one permutation: by key, without the entries the run left as they were, then
+        # stably by bucket (each bucket's run stays sorted); the records are gathered once
+        order = segments.sort_by_key(hi, lo)
+        hi, lo = hi[order], lo[order]
         if len(loaded.hi) and len(hi):
             at = np.empty(len(hi), np.int64)
             q_at = np.empty(len(hi), np.int64)
             k = _probe.merge_match(loaded.hi, loaded.lo, hi, lo, at, q_at)
-            same = segments.same_rows(loaded.recs[at[:k]], recs[q_at[:k]])
+            same = segments.same_rows(np.take(loaded.recs, at[:k]),
+                                      np.take(recs, order[q_at[:k]]))
             keep = np.ones(len(hi), bool)
             keep[q_at[:k][same]] = False
-            hi, lo, recs = hi[keep], lo[keep], recs[keep]
-        bucket = segments.bucket_of(recs["card_hi"], buckets)
+            order, hi, lo = order[keep], hi[keep], lo[keep]
+        bucket = segments.bucket_of(recs["card_hi"][order], buckets)
+        by_bucket = np.argsort(bucket, kind="stable")
+        hi, lo, bucket = hi[by_bucket], lo[by_bucket], bucket[by_bucket]
+        recs = np.take(recs, order[by_bucket])
+        bounds = np.searchsorted(bucket, np.arange(buckets + 1))
         for b in range(buckets):
-            rows = np.flatnonzero(bucket == b)
-            if len(rows):
+            rows = slice(bounds[b], bounds[b + 1])
+            if bounds[b + 1] > bounds[b]:
                 name = f"seg.{gen:06d}.b{b:02d}.bin"
                 entry = segments.write_segment(self.folder / name, b, gen, hi[rows], lo[rows],
                                                recs[rows], f"state:segment:b{b:02d}")
@@ -425,12 +451,12 @@ class StateStore:
         name = f"ledger.{gen:06d}.json"
         data = (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode()
         durable.write_bytes(self.folder / name, data, "state:ledger")
-        files["ledger"] = {"name": name, "sha256": _sha256(data)}
+        files["ledger"] = {"name": name, "sha256": _sha256(data), "size": len(data)}
         if len(strings.values) != n_strings or upgrade or "strings" not in self.manifest["files"]:
             name = f"strings.{gen:06d}.json"
             data = (json.dumps(strings.values, ensure_ascii=False) + "\n").encode()
             durable.write_bytes(self.folder / name, data, "state:strings")
-            files["strings"] = {"name": name, "sha256": _sha256(data)}
+            files["strings"] = {"name": name, "sha256": _sha256(data), "size": len(data)}
         else:
             files["strings"] = self.manifest["files"]["strings"]
         seg = [f for f in files.values() if f.get("kind") == "segment"]
@@ -488,6 +514,11 @@ class StateStore:
     def verify(self) -> dict:
         """Check every file of the committed state against its sha256 (and each segment's
         header and block checksums); the counts checked."""
+        self._check_sizes()
+        if self.manifest["format"] == OLD_FORMAT:
+            for kind in ("counters", "index", "ledger"):
+                self._read_file(kind)
+            return {"files": 3, "generation": self.manifest["generation"]}
         self._strings()
         self._read_file("ledger")
         n = 0
