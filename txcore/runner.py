@@ -78,7 +78,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             store = StateStore(state_dir, key_file)
             state = store.load(retention_days, _query(sources, store.keyer))
         elif snapshot:
-            state = StateStore(snapshot, key_file, readonly=True).load(retention_days)
+            snap = StateStore(snapshot, key_file, readonly=True)
+            state = snap.load(retention_days, _query(sources, snap.keyer))
             state.ledger = {}  # a replay re-prices files the snapshot may have committed
         else:
             state = State(retention_days)

@@ -96,6 +96,39 @@ def _months(days: np.ndarray) -> np.ndarray:
     return months + 1970 * 12
 
 
+def index_table(txn_hi, txn_lo, card_hi, card_lo, day, flags, effect, strings: Strings
+                ) -> pa.Table:
+    """The index table (:data:`schema.INDEX`) of entries given as columns: digest words,
+    local day, flags (``layout.F_*``) and ``effect`` with the fields of ``layout.EFFECT``
+    (rule ids as codes of ``strings``; ignored for reversals, whose money and ids are null)."""
+    reversal = (flags & L.F_REVERSAL) != 0
+    slot = ((flags & L.F_SLOT) != 0) & ~reversal
+    std = effect["fee_standard"]
+    waived = np.where((flags & L.F_WAIVED) != 0, std, 0)
+
+    def money(values):
+        return pa.array(values, pa.int64(), mask=reversal)
+
+    def text(codes):
+        return strings.decode(np.where(reversal, -1, codes))
+
+    months = _months(day)
+    return pa.table({
+        "txn": digest_array(txn_hi, txn_lo),
+        "card": digest_array(card_hi, card_lo),
+        "local_date": pa.array(day.astype(np.int32), pa.int32()).cast(pa.date32()),
+        "is_reversal": pa.array(reversal),
+        "reversed": pa.array((flags & L.F_REVERSED) != 0),
+        "fee_standard": money(std), "fee_waived": money(waived),
+        "fee_charged": money(std - waived), "discount": money(effect["discount"]),
+        "fee_rule": text(effect["fee_rule"]), "waiver_rule": text(effect["waiver_rule"]),
+        "discount_rule": text(effect["discount_rule"]), "ruleset": text(effect["ruleset"]),
+        "slot_waiver": strings.decode(np.where(slot, effect["waiver_rule"], -1)),
+        "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
+                               mask=~slot),
+    }, schema=schema.INDEX)
+
+
 class CompactState:
     def __init__(self, retention_days: int, kernel):
         self.kernel = kernel
@@ -290,35 +323,11 @@ class CompactState:
 
     def _index_table(self, e: np.ndarray) -> pa.Table:
         cards = self.cards[: self.n_cards]
-        flags = e["flags"]
-        reversal = (flags & L.F_REVERSAL) != 0
-        slot = ((flags & L.F_SLOT) != 0) & ~reversal
-        effect = self.effects[np.where(reversal, 0, e["effect"])]  # reversals: masked below
-        std = effect["fee_standard"]
-        waived = np.where((flags & L.F_WAIVED) != 0, std, 0)
-
-        def money(values):
-            return pa.array(values, pa.int64(), mask=reversal)
-
-        def text(codes):
-            return self.strings.decode(np.where(reversal, -1, codes))
-
-        months = _months(e["day"])
-        index = pa.table({
-            "txn": digest_array(e["key_hi"], e["key_lo"]),
-            "card": digest_array(cards["key_hi"][e["card"]], cards["key_lo"][e["card"]]),
-            "local_date": pa.array(e["day"].astype(np.int32), pa.int32()).cast(pa.date32()),
-            "is_reversal": pa.array(reversal),
-            "reversed": pa.array((flags & L.F_REVERSED) != 0),
-            "fee_standard": money(std), "fee_waived": money(waived),
-            "fee_charged": money(std - waived), "discount": money(effect["discount"]),
-            "fee_rule": text(effect["fee_rule"]), "waiver_rule": text(effect["waiver_rule"]),
-            "discount_rule": text(effect["discount_rule"]), "ruleset": text(effect["ruleset"]),
-            "slot_waiver": self.strings.decode(np.where(slot, effect["waiver_rule"], -1)),
-            "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
-                                   mask=~slot),
-        }, schema=schema.INDEX)
-        return index
+        reversal = (e["flags"] & L.F_REVERSAL) != 0
+        effect = self.effects[np.where(reversal, 0, e["effect"])]  # reversals: masked
+        return index_table(e["key_hi"], e["key_lo"], cards["key_hi"][e["card"]],
+                           cards["key_lo"][e["card"]], e["day"], e["flags"], effect,
+                           self.strings)
 
     def counters_table(self) -> pa.Table:
         cards = self.cards[: self.n_cards]

@@ -47,7 +47,8 @@ from txcore._fast import layout as L
 from txcore._fast.layout import Strings
 from txcore.errors import StateError
 from txcore.state import schema
-from txcore.state.compact import _codes, _months, digest_array, digest_words
+from txcore.state.compact import _codes, digest_array, digest_words
+from txcore.state.compact import index_table as compact_index_table
 
 _probe = compiled_or_twin("probe")
 
@@ -144,32 +145,8 @@ def sort_by_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strings) -> pa.Table:
     """The index table of records (inverse of :func:`index_records`)."""
-    flags = recs["flags"]
-    reversal = (flags & L.F_REVERSAL) != 0
-    slot = ((flags & L.F_SLOT) != 0) & ~reversal
-    std = recs["fee_standard"]
-    waived = np.where((flags & L.F_WAIVED) != 0, std, 0)
-
-    def money(values):
-        return pa.array(values, pa.int64(), mask=reversal)
-
-    def text(codes):
-        return strings.decode(np.where(reversal, -1, codes))
-
-    months = _months(recs["day"])
-    return pa.table({
-        "txn": digest_array(hi, lo),
-        "card": digest_array(recs["card_hi"], recs["card_lo"]),
-        "local_date": pa.array(recs["day"].astype(np.int32), pa.int32()).cast(pa.date32()),
-        "is_reversal": pa.array(reversal),
-        "reversed": pa.array((flags & L.F_REVERSED) != 0),
-        "fee_standard": money(std), "fee_waived": money(waived),
-        "fee_charged": money(std - waived), "discount": money(recs["discount"]),
-        "fee_rule": text(recs["fee_rule"]), "waiver_rule": text(recs["waiver_rule"]),
-        "discount_rule": text(recs["discount_rule"]), "ruleset": text(recs["ruleset"]),
-        "slot_waiver": strings.decode(np.where(slot, recs["waiver_rule"], -1)),
-        "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(), mask=~slot),
-    }, schema=schema.INDEX)
+    return compact_index_table(hi, lo, recs["card_hi"], recs["card_lo"], recs["day"],
+                               recs["flags"], recs, strings)
 
 
 def counter_records(counters: pa.Table, strings: Strings):
@@ -203,6 +180,12 @@ def _crcs(data) -> np.ndarray:
                     "<u4")
 
 
+def _header(head: bytes) -> bytes:
+    """The 4 KiB header block: the fields, zeros, and a crc32 of all before it."""
+    block = head + b"\0" * (HEADER - 4 - len(head))
+    return block + struct.pack("<I", zlib.crc32(block))
+
+
 def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: str) -> dict:
     """Write a segment (``hi, lo`` sorted by the caller, :func:`sort_by_key`), fsync it,
     mark ``step``; its manifest entry."""
@@ -212,8 +195,8 @@ def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: 
     off_lo = HEADER + 8 * n
     off_recs = off_lo + 8 * n
     body = np.empty((16 + REC.itemsize) * n, np.uint8)  # one copy of each section
-    body[: 8 * n] = np.asarray(hi, _WORDS).view(np.uint8)
-    body[8 * n: 16 * n] = np.asarray(lo, _WORDS).view(np.uint8)
+    body[: 8 * n] = np.ascontiguousarray(hi, _WORDS).view(np.uint8)
+    body[8 * n: 16 * n] = np.ascontiguousarray(lo, _WORDS).view(np.uint8)
     body[16 * n:] = np.ascontiguousarray(recs).view(np.uint8)
     crcs = _crcs(body).tobytes()
     off_crcs = HEADER + len(body)
@@ -221,9 +204,7 @@ def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: 
     file_id = os.urandom(16)
     head = _HEAD.pack(SEG_MAGIC, bucket, 0, generation, n, min_day, max_day, file_id, off_lo,
                       off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]), zlib.crc32(crcs))
-    header = head + struct.pack("<I", zlib.crc32(head))
-    header += b"\0" * (HEADER - len(header))
-    sha = durable.write_chunks(path, [header, body, crcs], step)
+    sha = durable.write_chunks(path, [_header(head), body, crcs], step)
     return {"name": path.name, "sha256": sha, "size": size, "file_id": file_id.hex(),
             "bucket": bucket, "generation": generation, "entries": n,
             "min_day": min_day, "max_day": max_day}
@@ -237,9 +218,7 @@ def write_counters(path: Path, bucket: int, month: int, generation: int, crecs,
     size = HEADER + len(body)
     head = _HEAD.pack(CTR_MAGIC, bucket, month, generation, len(crecs), 0, 0, file_id, 0, 0, 0,
                       size, zlib.crc32(body), 0)
-    header = head + struct.pack("<I", zlib.crc32(head))
-    header += b"\0" * (HEADER - len(header))
-    sha = durable.write_chunks(path, [header, body], step)
+    sha = durable.write_chunks(path, [_header(head), body], step)
     return {"name": path.name, "sha256": sha, "size": size, "file_id": file_id.hex(),
             "bucket": bucket, "month": month, "generation": generation, "entries": len(crecs)}
 
@@ -255,8 +234,8 @@ def _check_header(path: Path, data, entry: dict, magic: bytes):
     if len(data) < HEADER:
         raise _corrupt(path, f"truncated ({len(data)} bytes)")
     head = bytes(data[:_HEAD.size])
-    (stored,) = struct.unpack_from("<I", data, _HEAD.size)
-    if zlib.crc32(head) != stored:
+    (stored,) = struct.unpack_from("<I", data, HEADER - 4)
+    if zlib.crc32(data[:HEADER - 4]) != stored:
         raise _corrupt(path, "header checksum mismatch")
     fields = _HEAD.unpack(head)
     (mg, bucket, month, generation, n, min_day, max_day, file_id, off_lo, off_recs, off_crcs,
@@ -286,6 +265,13 @@ class Segment:
         except OSError as exc:
             raise StateError(f"{self.path}: committed state file cannot be read (missing?): "
                              f"{exc}") from exc
+        try:
+            self._open(entry)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, entry: dict):
         (_, _, _, _, self.n, _, _, _, off_lo, off_recs, off_crcs, _, hi_crc,
          table_crc) = _check_header(self.path, self._mm, entry, SEG_MAGIC)
         n = self.n
@@ -326,7 +312,7 @@ class Segment:
 
     def close(self):
         self.hi = self.lo = self.recs = self.crcs = None
-        if isinstance(self._mm, mmap.mmap):
+        if isinstance(getattr(self, "_mm", None), mmap.mmap):
             self._mm.close()
         self._fh.close()
 
@@ -358,17 +344,23 @@ def probe(folder: Path, entries: list[dict], q_hi: np.ndarray, q_lo: np.ndarray)
     return q[last], np.compress(last, recs)
 
 
-def read_segment(folder: Path, entry: dict):
-    """A whole segment ``(hi, lo, recs)``, its sha256 checked (loading a state whole)."""
+def _read_whole(folder: Path, entry: dict, magic: bytes) -> bytes:
+    """A state file's bytes, its header and sha256 checked (it is read whole)."""
     path = Path(folder) / entry["name"]
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise StateError(f"{path}: committed state file cannot be read (missing?): "
                          f"{exc}") from exc
-    _check_header(path, data, entry, SEG_MAGIC)
+    _check_header(path, data, entry, magic)
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise _corrupt(path, "checksum mismatch")
+    return data
+
+
+def read_segment(folder: Path, entry: dict):
+    """A whole segment ``(hi, lo, recs)``, its sha256 checked (loading a state whole)."""
+    data = _read_whole(folder, entry, SEG_MAGIC)
     n = entry["entries"]
     hi = np.frombuffer(data, _WORDS, n, HEADER).copy()
     lo = np.frombuffer(data, _WORDS, n, HEADER + 8 * n).copy()
@@ -378,15 +370,7 @@ def read_segment(folder: Path, entry: dict):
 
 def read_counters(folder: Path, entry: dict) -> np.ndarray:
     """A counter file's rows, its sha256 checked (they are read whole, every time)."""
-    path = Path(folder) / entry["name"]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StateError(f"{path}: committed state file cannot be read (missing?): "
-                         f"{exc}") from exc
-    _check_header(path, data, entry, CTR_MAGIC)
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise _corrupt(path, "checksum mismatch")
+    data = _read_whole(folder, entry, CTR_MAGIC)
     return np.frombuffer(data, CREC, entry["entries"], HEADER).copy()
 
 

@@ -33,8 +33,8 @@ Files of other generations and stale staging folders are removed.
 
 A manifest or state file whose checksum does not match is reported
 (:class:`StateError`) and never used.  Why a manifest swapped by rename rather
-than SQLite: the state files are columnar tables written whole per run, and
-one rename is the simplest commit point that also covers files in OUTDIR.
+than SQLite: the state files are immutable, written once each, and one rename is
+the simplest commit point that also covers files in OUTDIR.
 """
 from __future__ import annotations
 
