@@ -1,7 +1,8 @@
 """The state folder's fixed-width files (txcore.state.segments) and the segment probe.
 
-* the compiled merge probe (``_fast/probe.pyx``) against its numpy twin, with
-  Hypothesis, on key lists built to share keys, share high words, and not;
+* the compiled probes (``_fast/probe.pyx``: a galloping merge, and one that jumps by a
+  radix table of the queries) against their numpy twin and each other, with Hypothesis,
+  on key lists built to share keys, share high words, and not;
 * index records <-> the state's index table, and a compact state's records straight
   from its arrays == the records of its tables;
 * a written segment read back whole and probed: the newest generation of a key wins;
@@ -41,7 +42,11 @@ def _match(module, seg, q):
     seg_at = np.empty(len(q[0]), np.int64)
     q_at = np.empty(len(q[0]), np.int64)
     k = module.merge_match(seg[0], seg[1], q[0], q[1], seg_at, q_at)
-    return list(zip(seg_at[:k].tolist(), q_at[:k].tolist()))
+    merged = list(zip(seg_at[:k].tolist(), q_at[:k].tolist()))
+    table, shift = S.radix_table(q[0])
+    k = module.radix_match(seg[0], seg[1], q[0], q[1], table, shift, seg_at, q_at)
+    assert list(zip(seg_at[:k].tolist(), q_at[:k].tolist())) == merged
+    return merged
 
 
 @needs_c
@@ -118,8 +123,11 @@ def test_a_probe_finds_the_newest_record_of_each_key(tmp_path):
     newer["flags"] |= 2  # reversed since
     e2 = _write(tmp_path, "seg.2", 2, hi[::7], lo[::7], newer)
     pick = np.sort(rng.choice(3000, 400, replace=False))
-    q_hi = np.concatenate([hi[pick], rng.integers(0, 2**63, 100, dtype=np.uint64)])
-    q_lo = np.concatenate([lo[pick], rng.integers(0, 2**63, 100, dtype=np.uint64)])
+    # plus keys that share a stored key's high word (runs of equal hi across chunk cuts)
+    q_hi = np.concatenate([hi[pick], rng.integers(0, 2**63, 100, dtype=np.uint64),
+                           np.repeat(hi[pick[:10]], 3)])
+    q_lo = np.concatenate([lo[pick], rng.integers(0, 2**63, 100, dtype=np.uint64),
+                           rng.integers(0, 2**63, 30, dtype=np.uint64)])
     order = S.sort_by_key(q_hi, q_lo)
     q_hi, q_lo = q_hi[order], q_lo[order]
     at, found = S.probe(tmp_path, [e2, e1], q_hi, q_lo)  # either order of segments
@@ -157,3 +165,18 @@ def test_corruption_a_probe_reads_is_caught_and_a_whole_read_catches_any(tmp_pat
     S.probe(tmp_path, [entry], q_hi, q_lo)
     with pytest.raises(StateError, match="checksum"):
         S.read_segment(tmp_path, entry)
+
+
+@needs_c
+def test_the_galloping_probe_on_long_lists_agrees_with_its_twin():
+    """Lists of very different lengths, sparse and dense overlaps, equal high words."""
+    rng = np.random.default_rng(5)
+    for n, m, share in ((5000, 40_000, 0.3), (40_000, 300, 0.9), (2000, 2000, 0.0)):
+        keys = np.stack([rng.integers(0, 2**40, n + m, dtype=np.uint64),
+                         rng.integers(0, 3, n + m, dtype=np.uint64)], axis=1)
+        keys = np.unique(keys, axis=0)
+        seg = keys[rng.random(len(keys)) < n / (n + m) + share / 2]
+        q = keys[rng.random(len(keys)) < m / (n + m) + share / 2]
+        seg = (np.ascontiguousarray(seg[:, 0]), np.ascontiguousarray(seg[:, 1]))
+        q = (np.ascontiguousarray(q[:, 0]), np.ascontiguousarray(q[:, 1]))
+        assert _match(probe_c, seg, q) == _match(probe_py, seg, q)

@@ -15,9 +15,8 @@ A run reads every ``hi`` word of a live segment (the merge with the day's sorted
 digests, :func:`probe`), and ``lo`` and ``recs`` only where a key matches.  What it
 reads it checks first: the whole ``hi`` section against its crc32, every touched
 block of ``lo`` and ``recs`` against the block table.  The whole file's sha256 (in the
-manifest) is checked when a file is written, when a state is loaded whole
-(:func:`read_segment`: replay, upgrade, ``txcore state verify``) and by
-``txcore state verify``.  A run therefore misses a corrupt byte in a block it does not
+manifest) is computed when a file is written and checked when a state is loaded whole
+(:func:`read_segment`) and by ``txcore state verify``.  A run therefore misses a corrupt byte in a block it does not
 read (a record no row of the day looks up) — it is invisible to that run's results,
 and caught by the first run that reads it or by ``verify``.
 
@@ -317,15 +316,26 @@ class Segment:
         self._fh.close()
 
 
+def radix_table(q_hi: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(table, shift)``: ``table[p]`` is the first query whose ``hi >> shift`` is at least
+    ``p``, with about one query per entry (the compiled probe's index of the queries)."""
+    bits = min(24, max(8, int(len(q_hi)).bit_length()))
+    shift = 64 - bits
+    cuts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(shift)
+    return np.searchsorted(q_hi, cuts).astype(np.int64), shift
+
+
 def probe(folder: Path, entries: list[dict], q_hi: np.ndarray, q_lo: np.ndarray):
     """The newest record of each queried txn digest (sorted by ``(q_hi, q_lo)``, each once)
     that the segments ``entries`` hold: ``(q_positions, recs)``, the positions ascending."""
     found_q, found_gen, found_recs = [], [], []
-    seg_at = np.empty(len(q_hi), np.int64)
-    q_at = np.empty(len(q_hi), np.int64)
+    table, shift = radix_table(q_hi)
     for entry in entries:
         with Segment(folder, entry) as seg:
-            k = _probe.merge_match(seg.hi, seg.lo, q_hi, q_lo, seg_at, q_at) if seg.n else 0
+            seg_at = np.empty(min(seg.n, len(q_hi)), np.int64)
+            q_at = np.empty(len(seg_at), np.int64)
+            k = _probe.radix_match(seg.hi, seg.lo, q_hi, q_lo, table, shift, seg_at, q_at) \
+                if len(seg_at) else 0
             if k:
                 rows = seg_at[:k].copy()
                 seg.check_rows(rows)
