@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, RULES
-from txcore import charts
-from txcore.benefits import CardIndex
+from txcore.audit import charts
+from txcore.audit.benefits import CardIndex
+from txcore.audit.report import COLUMNS, build_report
 from txcore.cli import main
 from txcore.programme import MILESTONES, UNITS
-from txcore.report import COLUMNS, build_report
 
 CARDS = FIXTURES / "cards.csv"
 

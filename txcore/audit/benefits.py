@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from txcore.audit.rollout import UNKNOWN, Roster
 from txcore.errors import InputRefused
-from txcore.reader import InputSource
-from txcore.rollout import UNKNOWN, Roster
+from txcore.io.reader import InputSource
 
 REQUIRED = ("card_no", "ts", "kind", "fee_standard", "fee_waived", "fee_charged", "discount")
 OPTIONAL = ("amount", "benefit", "waiver_rule", "discount_rule")

@@ -15,13 +15,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from txcore.benefits import CATEGORIES, MONEY, Benefits, priced_files
-from txcore.charts import Charts
+from txcore.audit.benefits import CATEGORIES, MONEY, Benefits, priced_files
+from txcore.audit.charts import Charts
+from txcore.audit.rollout import (REASONS, Roster, month_first, month_index,
+                                  month_label, month_last, ratio, unit_code, unit_name)
 from txcore.money import yuan
 from txcore.programme import MILESTONES, UNITS
-from txcore.refdata import load_cards
-from txcore.rollout import (REASONS, UNKNOWN, Roster, month_first, month_index, month_label,
-                            month_last, ratio, unit_code, unit_name)
+from txcore.rules.refdata import load_cards
 
 CATEGORY_NAMES = {"fee_waived": "fees waived", "discount_partner": "partner-merchant discounts",
                   "discount_mcc": "category (MCC) discounts",
