@@ -112,7 +112,7 @@ class Charts:
             cmap = matplotlib.colormaps["tab20"]
             labels = list(series)
             ax.stackplot(months, *[series[k] for k in labels], labels=labels, step="post",
-                         colors=[cmap(i % 20) for i in range(len(labels))], alpha=0.9)
+                         colors=[cmap(i % 20) for i in range(len(labels))])
             share = [dict(m, target=targets.get(m["date"]), met=None) for m in milestones]
             _milestones(ax, share)
             _axes(ax, "cards", count=True)
@@ -179,8 +179,10 @@ def _milestones(ax, milestones):
         if m.get("target") is not None:
             colour = COLOURS["met"] if m.get("met") else COLOURS["milestone"]
             ax.plot([day], [m["target"]], marker="D", markersize=8, color=colour, zorder=5)
-            ax.annotate(f"target {m['target']:,}", (day, m["target"]), xytext=(-6, 6),
-                        textcoords="offset points", ha="right", fontsize=8, color=colour)
+            ax.annotate(f"target {m['target']:,}", (day, m["target"]), xytext=(7, -3),
+                        textcoords="offset points", ha="left", va="top", fontsize=8,
+                        color=colour)
+    ax.margins(x=0.09)  # room for the last milestone's label
 
 
 def _axes(ax, ylabel: str, count: bool = False):

@@ -288,6 +288,10 @@ def _page(r: _Figures, charts: Charts, title: str) -> str:
         f"<td>{'' if x['benefit_per_member'] is None else yuan(x['benefit_per_member'])}</td></tr>"
         for x in r.by_month_unit)
     files = "".join(f"<li><code>{n}</code>: {e(d)}</li>" for n, d in FILES.items())
+    final = max(m.target for m in MILESTONES if m.target is not None)
+    short_registry = (f"<p><b>The registry holds {len(roster):,} cards, fewer than the notice's "
+                      f"{final:,}: its numbered targets cannot be met with this registry.</b></p>"
+                      if len(roster) < final else "")
     font_note = (f"Charts set in {e(charts.font)}." if charts.font else
                  "<b>No CJK font was found: charts label units by code</b> (see the table).")
     return f"""<!doctype html>
@@ -305,7 +309,7 @@ img.chart{{display:block;max-width:100%;margin:.5em 0 1em}} h2{{margin-top:1.5em
 (period {period}); {r.unknown_rows:,} of them under “unknown unit”.
 Money in yuan (CNY); every figure is also in the CSV files beside this page, money in fen.
 {font_note}</p>
-<h2>1. Card rollout against the notice's milestones</h2>
+<h2>1. Card rollout against the notice's milestones</h2>{short_registry}
 <table><tr><th>date</th><th class=l>step</th><th>district target</th><th>cards issued</th>
 <th>met</th></tr>{ms_rows}</table>
 {''.join(charts_rollout)}
