@@ -208,3 +208,15 @@ def test_card_index_agrees_with_a_dict(registry, queries, picks):
     got = index.rows(pa.array(queries, pa.string()))
     assert got.tolist() == [want.get(q, -1) if q is not None else -1 for q in queries]
     assert isinstance(got, np.ndarray)
+
+
+def test_card_index_on_a_large_registry():
+    """Many collisions in the hash table: every member found, every stranger not."""
+    rng = np.random.default_rng(15)
+    numbers = np.unique(rng.integers(10**15, 10**16, 60_000)).astype(str)
+    registry, strangers = numbers[:50_000], numbers[50_000:]
+    index = CardIndex(pa.array(registry))
+    queries = np.concatenate([registry[rng.integers(0, len(registry), 20_000)], strangers])
+    want = {c: i for i, c in enumerate(registry)}
+    assert index.rows(pa.array(queries)).tolist() == [want.get(q, -1) for q in queries]
+    assert index.probes >= 1

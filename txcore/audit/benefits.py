@@ -46,10 +46,13 @@ def priced_files(paths) -> list[Path]:
 
 
 class CardIndex:
-    """Card number -> registry row, built once: the numbers as integers, sorted.
+    """Card number -> registry row, built once: an open-addressing hash table over the
+    numbers as integers, probed a whole batch at a time (numpy gathers).
 
     Priced card numbers are 12-19 ASCII digits, so each is an exact uint64; the
-    digit count is compared too, so ``0123...`` never matches ``123...``.
+    digit count is compared too, so ``0123...`` never matches ``123...``.  A
+    registry where two numbers differ only by leading zeros (the same integer) is
+    looked up through a plain dict instead.
     """
 
     def __init__(self, numbers: pa.Array):
@@ -59,21 +62,69 @@ class CardIndex:
         self.values, self.lengths = values[self.order], lengths[self.order]
         self.unique = len(self.values) < 2 or bool(np.all(np.diff(self.values) > 0))
         self._dict = None if self.unique else {n: i for i, n in enumerate(numbers.to_pylist())}
+        # the table: at most half full; slot -> registry row (-1 empty), with its key
+        self.bits = max(4, int(2 * max(len(values), 1) - 1).bit_length())
+        self.slot_row = np.full(1 << self.bits, -1, np.int64)
+        self.slot_key = np.zeros(1 << self.bits, np.uint64)
+        self.slot_len = np.zeros(1 << self.bits, lengths.dtype if len(lengths) else np.int32)
+        self.probes = 0
+        if self._dict is None:
+            pending = np.arange(len(values))
+            home = self._hash(values)
+            probe = 0
+            while len(pending):
+                slot = (home[pending] + probe) & ((1 << self.bits) - 1)
+                free = self.slot_row[slot] == -1
+                # of the rows that want the same free slot, the first takes it
+                cand, first = np.unique(slot[free], return_index=True)
+                taken = pending[free][first]
+                self.slot_row[cand] = taken
+                self.slot_key[cand] = values[taken]
+                self.slot_len[cand] = lengths[taken]
+                placed = np.zeros(len(pending), bool)
+                placed[np.flatnonzero(free)[first]] = True
+                pending = pending[~placed]
+                self.probes = probe
+                probe += 1
+
+    def _hash(self, values: np.ndarray) -> np.ndarray:
+        mixed = values * np.full(len(values), 0x9E3779B97F4A7C15, np.uint64)  # wraps mod 2**64
+        return (mixed >> np.uint64(64 - self.bits)).astype(np.int64)
 
     def rows(self, card_no: pa.Array) -> np.ndarray:
         """Registry row of each number, -1 where not in the registry."""
         card_no = pc.cast(card_no, pa.string())
         if self._dict is None and len(self.values):
             try:
-                values = pc.cast(card_no, pa.uint64()).to_numpy(zero_copy_only=False)
+                values = pc.fill_null(pc.cast(card_no, pa.uint64()), 0).to_numpy(
+                    zero_copy_only=False)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError):
-                values = None  # a null or a number that is not digits: one by one below
+                values = None  # a number that is not digits: one by one below
             if values is not None:
-                lengths = pc.utf8_length(card_no).to_numpy(zero_copy_only=False)
-                at = np.minimum(np.searchsorted(self.values, values), len(self.values) - 1)
-                hit = (self.values[at] == values) & (self.lengths[at] == lengths)
-                return np.where(hit, self.order[at], -1)
+                # a null (no card number) gets length 0, which no registry number has
+                lengths = pc.fill_null(pc.utf8_length(card_no), 0).to_numpy(
+                    zero_copy_only=False)
+                out = np.full(len(values), -1, np.int64)
+                pending = np.arange(len(values))
+                home = self._hash(values)
+                for probe in range(self.probes + 1):
+                    slot = (home[pending] + probe) & ((1 << self.bits) - 1)
+                    row = self.slot_row[slot]
+                    hit = (row >= 0) & (self.slot_key[slot] == values[pending])
+                    out[pending[hit]] = row[hit]
+                    pending = pending[~hit & (row >= 0)]
+                    if not len(pending):
+                        break
+                matched = out >= 0
+                out[matched & (lengths != self.lengths_by_row()[np.maximum(out, 0)])] = -1
+                return out
         return np.array([self._lookup(n) for n in card_no.to_pylist()], np.int64)
+
+    def lengths_by_row(self) -> np.ndarray:
+        if not hasattr(self, "_by_row"):
+            self._by_row = np.empty_like(self.lengths)
+            self._by_row[self.order] = self.lengths
+        return self._by_row
 
     def _lookup(self, number) -> int:
         if number is None:
