@@ -20,10 +20,12 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURES, RULES
 from txcore.audit import charts
-from txcore.audit.benefits import CardIndex
+from txcore.audit.benefits import Benefits, CardIndex, priced_files
 from txcore.audit.report import COLUMNS, build_report
+from txcore.audit.rollout import Roster
 from txcore.cli import main
 from txcore.programme import MILESTONES, UNITS
+from txcore.rules.refdata import load_cards
 
 CARDS = FIXTURES / "cards.csv"
 
@@ -220,3 +222,26 @@ def test_card_index_on_a_large_registry():
     want = {c: i for i, c in enumerate(registry)}
     assert index.rows(pa.array(queries)).tolist() == [want.get(q, -1) for q in queries]
     assert index.probes >= 1
+
+
+def test_every_priced_format_gives_the_same_sums(tmp_path):
+    day = str(sorted(FIXTURES.glob("txns-*.parquet"))[0])
+    registry = load_cards(CARDS).columns()
+    sums = {}
+    for fmt in ("parquet", "csv", "arrow"):
+        out = tmp_path / fmt
+        assert main(["replay", "--rules", str(RULES), "--cards", str(CARDS), "-o", str(out),
+                     "--format", fmt, "--no-progress", day]) == 0
+        benefits = Benefits(Roster(registry), registry.column("card_no").combine_chunks())
+        for f in priced_files([out]):
+            benefits.add_file(f)
+        sums[fmt] = (benefits.control(), benefits.detail(), benefits.unknown())
+    assert sums["csv"] == sums["parquet"] == sums["arrow"]
+    assert sum(c["rows"] for c in sums["csv"][0]) > 0
+
+
+def test_a_file_that_is_not_priced_is_refused_by_name(tmp_path, capfd):
+    day = sorted(FIXTURES.glob("txns-*.parquet"))[0]
+    assert main(["report", "--cards", str(CARDS), "-o", str(tmp_path), str(day)]) == 3
+    err = capfd.readouterr().err
+    assert day.name in err and "not a priced file" in err and "fee_standard" in err

@@ -10,14 +10,17 @@ under "unknown unit" with its reason, never dropped.  Sums are exact int64
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from txcore.audit.rollout import UNKNOWN, Roster
+from txcore.cardno import redact
 from txcore.errors import InputRefused
 from txcore.io.reader import InputSource
 
@@ -167,13 +170,38 @@ class Benefits:
                 for i in range(pf.num_row_groups):  # one row group at a time
                     self.add(pf.read_row_group(i, columns=cols, use_threads=False))
             except (OSError, pa.ArrowException) as exc:
-                raise InputRefused(f"{path.name}: cannot be read as parquet: {exc}") from exc
+                raise InputRefused(f"{path.name}: cannot be read as parquet: "
+                                   f"{redact(str(exc))}") from exc
+            return
+        if path.suffix.lower() == ".csv":
+            self._add_csv(path)
             return
         source = InputSource(str(path), batch_size=BATCH_ROWS)
         for batch in source.batches():
             self._check(path, batch.schema.names)
             self.add(batch.select([c for c in (*REQUIRED, *OPTIONAL)
                                    if c in batch.schema.names]))
+
+    def _add_csv(self, path: Path):
+        """A priced CSV file (as txcore writes it): the needed columns, typed, a block at a
+        time."""
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+        self._check(path, header)
+        cols = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
+        types = {c: pa.int64() for c in (*MONEY, "amount")}
+        types["ts"] = pa.timestamp("us", "UTC")
+        try:
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
+                                    convert_options=pacsv.ConvertOptions(
+                                        include_columns=cols,
+                                        column_types={c: types.get(c, pa.string())
+                                                      for c in cols}))
+            for batch in reader:
+                self.add(batch)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputRefused(f"{path.name}: cannot be read as a priced CSV file: "
+                               f"{redact(str(exc))}") from exc
 
     @staticmethod
     def _check(path, names):
