@@ -15,10 +15,10 @@ BACKENDS = {"cython": CythonEngine, "numba": NumbaEngine, "python": ReferenceEng
 DEFAULT_BACKEND = "cython"
 
 
-def make_engine(name: str, book, cards, state):
+def make_engine(name: str, book, cards, state, business_date=None):
     try:
         cls = BACKENDS[name]
     except KeyError:
         from txcore.errors import UsageError
         raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})") from None
-    return cls(book, cards, state)
+    return cls(book, cards, state, business_date)

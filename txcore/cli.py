@@ -25,6 +25,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"txcore: error: {message}\n")
 
 
+def _business_date(text: str) -> dt.date:
+    from txcore.business_date import parse_option
+    try:
+        return parse_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _business_date_arg(p):
+    p.add_argument("--business-date", type=_business_date, metavar="YYYY-MM-DD",
+                   help="the business date: rows dated more than a day after it are rejected "
+                        "bad_ts (default: the latest date YYYYMMDD or YYYY-MM-DD in the input "
+                        "file names, else today in the rules' time zone)")
+
+
 def _common_pricing_args(p):
     p.add_argument("--rules", required=True, metavar="DIR", help="rules folder (TOML versions)")
     p.add_argument("--cards", required=True, metavar="FILE", help="card registry (CSV or Parquet)")
@@ -41,6 +56,7 @@ def _common_pricing_args(p):
                    help="threads: N >= 2 reads, prices and writes side by side, and lets "
                         "pyarrow use N threads (default 1; the output is the same)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _business_date_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="input files (.parquet .csv .avro .arrow .feather .arrows, - = stdin)")
 
@@ -95,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merchants", metavar="FILE")
     p.add_argument("--priced", metavar="PATH",
                    help="recorded priced output (file or folder): show whether it agrees")
+    _business_date_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="the input files up to and including the transaction's, in order")
 
@@ -154,7 +171,7 @@ def _dispatch(args) -> int:
                             retention_days=args.retention_days, backend=args.backend,
                             progress=False if args.no_progress else None,
                             skip_committed=args.skip_committed, key_file=args.card_key,
-                            workers=_threads(args.workers))
+                            workers=_threads(args.workers), business_date=args.business_date)
         print(summary.render(result))
         return 0
     if args.command == "replay":
@@ -164,7 +181,7 @@ def _dispatch(args) -> int:
                         key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
                         retention_days=args.retention_days, backend=args.backend,
                         progress=False if args.no_progress else None,
-                        workers=_threads(args.workers))
+                        workers=_threads(args.workers), business_date=args.business_date)
         print(summary.render(result))
         print(f"  digest {result['digest']}")
         if args.report:
@@ -187,7 +204,8 @@ def _dispatch(args) -> int:
     if args.command == "explain":
         from txcore.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
-                      merchants=args.merchants, priced=args.priced))
+                      merchants=args.merchants, priced=args.priced,
+                      business_date=args.business_date))
         return 0
     if args.command == "rules":
         from txcore.rules import describe

@@ -171,6 +171,11 @@ class RuleBook:
                 return version, local_date
         return None
 
+    def zone_at(self, instant: dt.datetime) -> ZoneInfo:
+        """The zone of the version in force at ``instant`` (of the first when none is)."""
+        found = self.for_instant(instant)
+        return (found[0] if found else self.versions[0]).zone
+
     def for_naive(self, wall: dt.datetime) -> tuple[RuleSet, dt.datetime] | None:
         """Version in force for a wall-clock time without offset, and the instant.
 
