@@ -83,10 +83,11 @@ def backend(request):
     return request.param
 
 
-def price(rows, book, cards=None, state=None, backend="python", batch_size=None):
+def price(rows, book, cards=None, state=None, backend="python", batch_size=None, *,
+          business_date=None):
     """Price ``rows`` in order; returns ``(priced, rejects)`` as lists of dicts."""
     engine = make_engine(backend, book, cards if cards is not None else registry(),
-                               state if state is not None else State())
+                         state if state is not None else State(), business_date)
     priced, rejects = [], []
     size = batch_size or max(len(rows), 1)
     for start in range(0, max(len(rows), 1), size):
