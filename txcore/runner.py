@@ -20,15 +20,16 @@ from tqdm import tqdm
 
 import txcore
 from txcore import cardno, durable, pipeline, summary as summary_mod
+from txcore.pipeline import MAX_WORKERS
 from txcore.io.assemble import priced_schema, rejects_schema
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
 from txcore.io.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, StateError, UsageError, WriteError
-from txcore.io.reader import DEFAULT_BATCH_SIZE, InputSource
+from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
-from txcore.state.memory import DEFAULT_RETENTION_DAYS, State
+from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
 from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 
@@ -55,10 +56,12 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
     if not files:
         raise UsageError("no input files given")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
+    try:
+        check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+        check_int("--workers", workers, 1, MAX_WORKERS)
+        check_retention_days(retention_days)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     # 1. rules and reference data, all validated before anything is written
     merchants_table = load_merchants(merchants) if merchants else None
     book = load_book(rules, merchants_table)
@@ -200,6 +203,14 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
             "digest": run_digest([i["digest"] for i in inputs]), "workers": workers,
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
+
+
+def check_int(option: str, value, lo: int, hi: int) -> int:
+    """``value`` if it is a whole number from ``lo`` to ``hi``; else ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{option} must be a whole number from {lo:,} to {hi:,}, "
+                         f"got {value!r}")
+    return value
 
 
 def business_date_of(option, files, book) -> tuple[dt.date, str]:

@@ -31,6 +31,8 @@ from txcore.errors import InputRefused
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
            ".feather": "arrow", ".arrows": "arrows"}
 DEFAULT_BATCH_SIZE = 65536
+#: The largest --batch-size: 16 Mi rows (a batch is held in memory several times over).
+MAX_BATCH_SIZE = 1 << 24
 
 
 #: A Parquet file declaring more than this many times its size in uncompressed data,
