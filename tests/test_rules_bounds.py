@@ -176,3 +176,18 @@ def test_rule_values_at_the_limits_price_identically_on_every_backend(
         assert price(rows, book, backend=backend) == reference, backend
     priced, rejects = reference
     assert not rejects and all(abs(p["fee_standard"]) <= 2 * MAX_MONEY for p in priced)
+
+
+def test_control_totals_cannot_wrap(monkeypatch):
+    """Arrow's int64 sums wrap silently: totals are summed in slices small enough that the
+    largest fees the bounds allow cannot wrap, and added up in Python."""
+    import pyarrow as pa
+    from txcore import summary
+    assert summary.SUM_ROWS * 2 * MAX_MONEY < 2**63
+    monkeypatch.setattr(summary, "SUM_ROWS", 1)  # the same, with values near 2**62
+    n = 5
+    priced = pa.RecordBatch.from_pydict({"kind": ["withdrawal"] * n, "ruleset": ["x"] * n,
+                                         "fee_standard": pa.array([2**62] * n, pa.int64())})
+    totals = summary.Totals()
+    totals.add(priced, pa.RecordBatch.from_pydict({"reject_reason": pa.array([], pa.string())}))
+    assert totals.by_kind["withdrawal"]["fee_standard"] == n * 2**62

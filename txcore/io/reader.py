@@ -31,8 +31,9 @@ from txcore.errors import InputRefused
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
            ".feather": "arrow", ".arrows": "arrows"}
 DEFAULT_BATCH_SIZE = 65536
-#: The largest --batch-size: 16 Mi rows (a batch is held in memory several times over).
-MAX_BATCH_SIZE = 1 << 24
+#: The largest --batch-size: 4 Mi rows.  A batch is held in memory several times over, and
+#: its control totals (fees up to 2 * 10**12 fen a row) must fit 64-bit integers.
+MAX_BATCH_SIZE = 1 << 22
 
 
 #: A Parquet file declaring more than this many times its size in uncompressed data,
