@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import fastavro
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.feather as feather
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from conftest import batch_of, registry, row
+from conftest import batch_of, registry, row, write_input
 from txcore.engine import make_engine
 from txcore.io.reader import InputSource
 from txcore.state.memory import State
@@ -104,28 +100,7 @@ def _write(path, fmt, shape, values):
         unit, tz = AVRO[shape][:2] if fmt == "avro" else shape
         typ = pa.timestamp(unit, tz)
         col = pa.array(values, pa.int64()).cast(typ)
-    t = t.append_column("ts", col)
-    if fmt == "csv":
-        pacsv.write_csv(t, path)
-    elif fmt == "parquet":
-        pq.write_table(t, path)
-    elif fmt == "arrow":
-        feather.write_feather(t, path)
-    elif fmt == "arrows":
-        with pa.ipc.new_stream(path, t.schema) as w:
-            w.write_table(t)
-    else:
-        ts_type = "string" if shape == "text" else {"type": "long",
-                                                    "logicalType": AVRO[shape][2]}
-        schema = {"type": "record", "name": "t", "fields": [
-            {"name": f.name, "type": ["null", ts_type if f.name == "ts" else
-                                      ("long" if f.name == "amount" else "string")]}
-            for f in t.schema]}
-        records = t.drop_columns(["ts"]).to_pylist()
-        for r, v in zip(records, values):
-            r["ts"] = v
-        with open(path, "wb") as fh:
-            fastavro.writer(fh, fastavro.parse_schema(schema), records)
+    write_input(t.append_column("ts", col), path, fmt)
 
 
 @st.composite

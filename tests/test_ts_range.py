@@ -6,15 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import fastavro
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.feather as feather
-import pyarrow.parquet as pq
 import pytest
 
 import txcore
-from conftest import CMB_CARD, FIXTURES, RULES, batch_of, price, row
+from conftest import FIXTURES, RULES, batch_of, price, registry, row, write_input
+from txcore.engine import make_engine
+from txcore.state.memory import State
 
 OUT_OF_RANGE_TEXT = [
     "9999-12-31T23:59:59-12:00",   # the instant is in year 10000 UTC
@@ -65,9 +63,6 @@ def test_arrow_timestamps_at_the_extremes_are_bad_ts(book, backend, unit, tz):
     batch = batch_of([row(txn_id=f"T{i}", ts=None) for i in range(len(values) + 1)])
     batch = batch.set_column(batch.schema.get_field_index("ts"), "ts",
                              pa.concat_arrays([ts, good]))
-    from txcore.engine import make_engine
-    from conftest import registry
-    from txcore.state.memory import State
     engine = make_engine(backend, book, registry(), State(), BIG_BD)
     priced, rejects = engine.price_batch(batch)
     reasons = rejects.column("reject_reason").to_pylist()
@@ -106,40 +101,6 @@ def _rows_table(ts_values, ts_type=None, amounts=None):
     return t.append_column("amount", pa.array(amounts or ["500"] * n, pa.string()))
 
 
-def _write(table, path, fmt):
-    if fmt == "csv":
-        pacsv.write_csv(table, path)
-    elif fmt == "parquet":
-        pq.write_table(table, path)
-    elif fmt == "arrow":
-        feather.write_feather(table, path)
-    elif fmt == "arrows":
-        with pa.ipc.new_stream(path, table.schema) as w:
-            w.write_table(table)
-    elif fmt == "avro":
-        schema = {"type": "record", "name": "t", "fields": [
-            {"name": f.name, "type": ["null", _avro(f.type)]} for f in table.schema]}
-        with open(path, "wb") as fh:
-            fastavro.writer(fh, fastavro.parse_schema(schema), _avro_rows(table))
-
-
-def _avro(t):
-    if pa.types.is_timestamp(t):
-        local = "" if t.tz else "local-"
-        unit = {"ms": "millis", "us": "micros"}[t.unit]
-        return {"type": "long", "logicalType": f"{local}timestamp-{unit}"}
-    return "string"
-
-
-def _avro_rows(table):
-    cols = {}
-    for f in table.schema:
-        col = table.column(f.name)
-        cols[f.name] = col.cast(pa.int64()).to_pylist() if pa.types.is_timestamp(f.type) \
-            else col.to_pylist()
-    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
-
-
 TEXT_ROWS = OUT_OF_RANGE_TEXT + NON_ASCII_TS + ["2015-10-29T10:00:00+08:00"]
 
 
@@ -150,7 +111,7 @@ def test_text_inputs_with_bad_timestamps_and_digits_run_to_the_end(tmp_path, fmt
     table = _rows_table(TEXT_ROWS + ["2015-10-29T10:00:00+08:00"] * len(NON_ASCII_AMOUNTS),
                         amounts=amounts)
     path = tmp_path / f"txns-20151029.{fmt}"
-    _write(table, path, fmt)
+    write_input(table, path, fmt)
     s = txcore.run([path], rules=RULES, cards=FIXTURES / "cards.csv", out_dir=tmp_path / "o",
                    backend=engine, progress=False)
     assert s["rows"]["input"] == table.num_rows
@@ -180,7 +141,7 @@ def test_typed_timestamps_at_the_extremes_run_to_the_end(tmp_path, fmt, unit, tz
     good = 1446084000 * per_s  # 2015-10-29T02:00Z
     table = _rows_table(pa.array(values + [good], pa.int64()).cast(typ), typ)
     path = tmp_path / f"txns-20151029.{fmt}"
-    _write(table, path, fmt)
+    write_input(table, path, fmt)
     # (Parquet has no seconds unit: a rejects file of seconds beyond +-2**63 ms cannot be
     # Parquet, see test_a_seconds_timestamp_beyond_milliseconds_in_a_parquet_rejects_file)
     out = dict(fmt="arrow") if unit == "s" and fmt != "parquet" else {}
@@ -203,7 +164,7 @@ def test_typed_timestamps_at_the_extremes_run_to_the_end(tmp_path, fmt, unit, tz
 def test_a_seconds_timestamp_beyond_milliseconds_in_a_parquet_rejects_file(tmp_path):
     typ = pa.timestamp("s")
     path = tmp_path / "txns-20151029.arrow"
-    _write(_rows_table(pa.array([2**63 - 1], pa.int64()).cast(typ), typ), path, "arrow")
+    write_input(_rows_table(pa.array([2**63 - 1], pa.int64()).cast(typ), typ), path, "arrow")
     s = txcore.run([path], rules=RULES, cards=FIXTURES / "cards.csv", out_dir=tmp_path / "o",
                    backend="python", progress=False)
     assert s["rejected_by_reason"] == {"bad_ts": 1}
