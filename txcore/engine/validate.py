@@ -43,20 +43,29 @@ class TimeCheck:
 
     def problem(self, ts: dt.datetime) -> str | None:
         """None when ``ts`` passes, else what is wrong with it, in words."""
-        try:
-            if ts.tzinfo is None:
-                for zone in self.zones:
-                    ts.replace(tzinfo=zone).astimezone(dt.timezone.utc)
-                local = ts.date()
-            else:
-                ts.astimezone(dt.timezone.utc)
-                for zone in self.zones:
-                    ts.astimezone(zone)
-                found = self.book.for_instant(ts)
-                local = found[1] if found else ts.astimezone(self.book.versions[0].zone).date()
-        except OverflowError:
-            return "lies outside years 1-9999 in UTC or in the rules' time zone"
-        if self.business_date is not None and (local - self.business_date).days > 1:
+        # UTC offsets are less than a day: a time in years 2-9998 is in years 1-9999 in
+        # every zone, so only the first and last years need the zones tried
+        if not 2 <= ts.year <= 9998:
+            try:
+                if ts.tzinfo is None:
+                    for zone in self.zones:
+                        ts.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+                else:
+                    ts.astimezone(dt.timezone.utc)
+                    for zone in self.zones:
+                        ts.astimezone(zone)
+            except OverflowError:
+                return "lies outside years 1-9999 in UTC or in the rules' time zone"
+        if self.business_date is None:
+            return None
+        if ts.tzinfo is None:
+            local = ts.date()
+        elif (ts.astimezone(dt.timezone.utc).date() - self.business_date).days <= 0:
+            return None  # its local date is at most a day later, in any zone
+        else:
+            found = self.book.for_instant(ts)
+            local = found[1] if found else ts.astimezone(self.book.versions[0].zone).date()
+        if (local - self.business_date).days > 1:
             return (f"lies in the future: local date {local} is more than one day after the "
                     f"business date {self.business_date}")
         return None
