@@ -1,7 +1,10 @@
-"""The ``txcore`` command line (SPEC §8).  Thin: parses arguments, calls the API.
+"""The ``txcore`` command line (``docs/cli.md``).  Thin: parses arguments, calls the API.
 
-Exit codes: 0 success (rejects are not failures), 2 usage or invalid rules /
-reference data, 3 input refused.  Error messages never show a card number.
+Exit codes: 0 success (rejects are not failures); 1 ``replay --compare`` found
+differences; 2 usage, invalid rules or reference data, or an unusable state; 3 an input
+refused (unreadable, truncated or already committed); 4 outputs or state could not be
+written, or rows did not add up — nothing of the run committed.  Error messages never
+show a card number.
 """
 from __future__ import annotations
 

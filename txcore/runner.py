@@ -25,7 +25,7 @@ from txcore.io.assemble import priced_schema, rejects_schema
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
 from txcore.io.digest import FileDigest, run_digest
-from txcore.errors import InputRefused, StateError, UsageError, WriteError
+from txcore.errors import InputRefused, RowsLost, StateError, UsageError, WriteError
 from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
@@ -180,7 +180,7 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
             priced_w, rejects_w = out["priced"], out["rejects"]
             if source.path is None and source.sha256 in engine.state.ledger:
                 raise _already_committed(source, engine.state)  # stdin: its hash known only now
-            assert source.rows == priced_w.rows + rejects_w.rows, "a row was lost"
+            _check_rows(source.name, source.rows, priced_w.rows, rejects_w.rows)
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
                            "priced": priced_w.rows, "rejected": rejects_w.rows,
                            "digest": digest.hexdigest(),
@@ -197,7 +197,7 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
         stage.close()
         bar.close()
     n_in = sum(i["rows"] for i in inputs)
-    assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
+    _check_rows("the run", n_in, totals.priced, totals.rejected)
     return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": engine.name, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
@@ -225,6 +225,14 @@ def business_date_of(option, files, book) -> tuple[dt.date, str]:
         raise UsageError(f"business_date must be a date, got {option!r}")
     zone = book.zone_at(dt.datetime.now(dt.timezone.utc))
     return resolve_business_date(option, [str(f) for f in files], zone)
+
+
+def _check_rows(what: str, n_in: int, priced: int, rejected: int):
+    """``input = priced + rejected``, or the run stops before its commit (not an
+    ``assert``: it must hold under ``python -O`` too)."""
+    if n_in != priced + rejected:
+        raise RowsLost(f"{what}: {n_in} input rows but {priced} priced + {rejected} rejected; "
+                       f"nothing of this run was committed")
 
 
 def _writers(staging, source, priced_schema_, rejects_schema_, fmt):

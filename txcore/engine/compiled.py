@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from txcore._fast import layout as L
-from txcore.io.assemble import TS_TYPE, priced_schema, rejects_schema
+from txcore.io.assemble import TS_TYPE, priced_schema, reject_batch
 from txcore.state.compact import CompactState
 from txcore.engine.encoder import Encoder
 from txcore._fast import load_kernel
@@ -33,7 +33,7 @@ from txcore.rules.refdata import Cards
 from txcore.rules.book import RuleBook
 from txcore.state.memory import State
 from txcore.engine.validate import Reject, TimeCheck, detail, validate_batch
-from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
+from txcore.vocab import PRICED_COLUMNS
 
 
 class CompiledEngine:
@@ -123,14 +123,9 @@ class CompiledEngine:
                 columns.append(carried.column(name))
         priced = pa.RecordBatch.from_arrays(columns, schema=p_schema)
 
-        r_schema = rejects_schema(batch.schema)
-        kept = batch.take(pa.array(reject_rows, pa.int64()))
         rejects = [self._reject(batch, int(i), int(reason[i]), enc, self.times)
                    for i in reject_rows]
-        columns = [kept.column(f.name) for f in r_schema if f.name not in REJECT_COLUMNS]
-        columns += [pa.array([r.reason for r in rejects], pa.string()),
-                    pa.array([r.detail for r in rejects], pa.string())]
-        return priced, pa.RecordBatch.from_arrays(columns, schema=r_schema)
+        return priced, reject_batch(batch, reject_rows, rejects)
 
     @staticmethod
     def _reject(batch, i: int, code: int, enc, times) -> Reject:

@@ -22,8 +22,8 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from fastavro._read_common import SchemaResolutionError
-from fastavro._schema_common import SchemaParseException
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
 
 from txcore.cardno import redact
 from txcore.errors import InputRefused
