@@ -13,6 +13,7 @@ from txcore.engine.reference import ReferenceEngine, facts_of, in_force
 from txcore.io.reader import InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
+from txcore.runner import business_date_of
 from txcore.state.memory import State
 from txcore.engine.validate import Reject, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
@@ -22,16 +23,19 @@ def yuan(fen: int) -> str:
     return f"{money.yuan(fen)} CNY"
 
 
-def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None) -> str:
+def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None,
+            business_date=None) -> str:
     """The explanation of ``txn_id``; with ``priced`` (a priced file or folder of them,
-    as recorded), also the recorded values and whether the re-pricing agrees."""
+    as recorded), also the recorded values and whether the re-pricing agrees.
+    ``business_date``: as for ``txcore.run`` (docs/business-date.md)."""
     book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
-    engine = ReferenceEngine(book, registry, State())
+    engine = ReferenceEngine(book, registry, State(), business_date_of(business_date, files,
+                                                                       book)[0])
     for f in files:
         source = InputSource(str(f))
         for batch in source.batches():
-            for outcome in validate_batch(batch):
+            for outcome in validate_batch(batch, engine.times):
                 if isinstance(outcome, Reject):
                     continue  # a rejected row has its reason in the reject file
                 if outcome.txn_id == txn_id:

@@ -33,7 +33,7 @@ from txcore._fast.buffers import string_buffers
 from txcore.engine.flatrules import FlatBook
 from txcore.timeconv import day_number, utc_micros
 from txcore.state.keys import Keyer
-from txcore.engine.validate import Reject, Txn, validate_batch
+from txcore.engine.validate import Reject, TimeCheck, Txn, validate_batch
 from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT
 
 _enc = compiled_or_twin("encode")
@@ -155,9 +155,15 @@ _BENEFITS = Vocabulary(dict.fromkeys(BENEFITS, 1))
 class Encoder:
     """Encodes batches for one engine: holds the key, the zones and the code tables."""
 
-    def __init__(self, flat: FlatBook, keyer: Keyer, banks: Strings, cities: Strings):
+    def __init__(self, flat: FlatBook, keyer: Keyer, banks: Strings, cities: Strings,
+                 times: TimeCheck):
         self.flat, self.keyer, self.banks, self.cities = flat, keyer, banks, cities
         self.zones = flat.zones
+        self.times = times
+        #: a row whose local day in any zone is after this is left to the reference,
+        #: which rejects it as lying in the future when it does in the zone in force
+        self.last_day = np.iinfo(np.int32).max if times.business_date is None \
+            else day_number(times.business_date) + 1
 
     # -- codes of one value (shared by the column path and the slow path) ---------------
     def _bank(self, v):
@@ -298,12 +304,13 @@ class Encoder:
             slow |= naive & ~ok
             day[z] = np.where(aware, table.local_day(us), wall_day)
             inst[z] = np.where(aware, us, from_wall)
+            slow |= day[z] > self.last_day
         return day, inst
 
     # -- rows the reference validator decides --------------------------------------------
     def _slow_path(self, batch, rows, enc: Encoded):
         enc.slow_rows = len(rows)
-        outcomes = validate_batch(batch.take(pa.array(rows, pa.int64())))
+        outcomes = validate_batch(batch.take(pa.array(rows, pa.int64())), self.times)
         for i, outcome in zip(rows.tolist(), outcomes):
             if isinstance(outcome, Reject):
                 enc.pre[i] = 1

@@ -22,7 +22,7 @@ from txcore.io.assemble import build_outputs
 from txcore.rules.refdata import Cards
 from txcore.rules.book import Facts, RuleBook, RuleSet
 from txcore.state.memory import Effect, Entry, State
-from txcore.engine.validate import Reject, Txn, detail, validate_batch
+from txcore.engine.validate import Reject, TimeCheck, Txn, detail, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 
@@ -78,14 +78,19 @@ class ReferenceEngine:
 
     name = "python"
 
-    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None):
+    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None,
+                 business_date: dt.date | None = None):
+        """``business_date``: rows dated more than a day after it are rejected bad_ts
+        (None: no such check; ``txcore.run`` always gives one)."""
         self.book, self.cards = book, cards
         self.state = state if state is not None else State()
+        self.times = TimeCheck(book, business_date)
         self.zero_effect_reversals = 0
 
     def price_batch(self, batch: pa.RecordBatch):
         """``(priced, rejects)`` record batches for one input batch, in input order."""
-        outcomes = [r if isinstance(r, Reject) else self.price(r) for r in validate_batch(batch)]
+        outcomes = [r if isinstance(r, Reject) else self.price(r)
+                    for r in validate_batch(batch, self.times)]
         return build_outputs(batch, outcomes)
 
     # -- one row ----------------------------------------------------------------------
