@@ -4,7 +4,8 @@ The folders are the layers, lowest first (a module imports only its own layer an
 those below it; ``tests/test_layers.py`` holds this)::
 
     errors, money, vocab, timeconv,   small shared leaves
-    cardno, durable, pipeline
+    cardno, durable, pipeline,
+    programme                         (the notice's union units and timetable)
     _fast/     the compiled hot path (Cython) with pure-Python twins
     io/        input formats as Arrow batches; priced/reject outputs; the digest
     rules/     rule-set versions; card registry and partner merchants
@@ -24,7 +25,7 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 from txcore.errors import (InputRefused, RefDataError, RulesError, StateError,  # noqa: E402
-                           TxcoreError, UsageError, WriteError)
+                           RowsLost, TxcoreError, UsageError, WriteError)
 from txcore.fixtures import make_fixtures  # noqa: E402
 from txcore.rules.refdata import load_cards, load_merchants  # noqa: E402
 from txcore.rules.book import load_book  # noqa: E402
@@ -32,4 +33,4 @@ from txcore.runner import demo, run  # noqa: E402
 
 __all__ = ["run", "demo", "make_fixtures", "load_book", "load_cards", "load_merchants",
            "TxcoreError", "UsageError", "RulesError", "RefDataError", "InputRefused",
-           "StateError", "WriteError", "__version__"]
+           "StateError", "WriteError", "RowsLost", "__version__"]
