@@ -11,14 +11,14 @@ sorted by txn digest, in a form that is memory-mapped and probed, never decoded 
     recs     entries x REC   card digest, local day, flags, what the row did
     crcs     one crc32 per 4 KiB block of hi, lo and recs
 
-A run reads every ``hi`` word of a live segment (the merge with the day's sorted txn
-digests, :func:`probe`), and ``lo`` and ``recs`` only where a key matches.  What it
-reads it checks first: the whole ``hi`` section against its crc32, every touched
-block of ``lo`` and ``recs`` against the block table.  The whole file's sha256 (in the
-manifest) is computed when a file is written and checked when a state is loaded whole
-(:func:`read_segment`) and by ``txcore state verify``.  A run therefore misses a corrupt byte in a block it does not
-read (a record no row of the day looks up) — it is invisible to that run's results,
-and caught by the first run that reads it or by ``verify``.
+A run reads every ``hi`` word of a live segment (:func:`probe`), and ``lo`` and
+``recs`` only where a key matches.  What it reads it checks first: the whole ``hi``
+section against its crc32, every touched block of ``lo`` and ``recs`` against the block
+table.  The whole file's sha256 (in the manifest) is computed when a file is written and
+checked when a state is loaded whole (:func:`read_segment`) and by ``txcore state
+verify``.  A run therefore misses a corrupt byte in a block it does not read (a record
+no row of the day looks up): it is invisible to that run's results, and caught by the
+first run that reads it or by ``verify``.
 
 A **counter file** holds the free-slot counters of one card bucket and one month
 (``REC``-like ``CREC`` rows sorted by card digest and waiver), read whole and checked
