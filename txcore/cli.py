@@ -25,6 +25,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"txcore: error: {message}\n")
 
 
+def _iso_args(p):
+    p.add_argument("--institutions", metavar="FILE",
+                   help="acquiring institutions (CSV or Parquet: institution_id, bank, city); "
+                        "required for .iso8583 inputs")
+    p.add_argument("--business-date", type=_date, metavar="YYYY-MM-DD",
+                   help="the run's business date (default: the latest date in the input file "
+                        "names, else today); the year of an ISO 8583 date is the nearest to it")
+    p.add_argument("--iso-spec", metavar="FILE",
+                   help="ISO 8583 specification, JSON in pyiso8583's spec form "
+                        "(default pyiso8583's default_ascii)")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
 def _common_pricing_args(p):
     p.add_argument("--rules", required=True, metavar="DIR", help="rules folder (TOML versions)")
     p.add_argument("--cards", required=True, metavar="FILE", help="card registry (CSV or Parquet)")
@@ -41,8 +60,10 @@ def _common_pricing_args(p):
                    help="threads: N >= 2 reads, prices and writes side by side, and lets "
                         "pyarrow use N threads (default 1; the output is the same)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _iso_args(p)
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="input files (.parquet .csv .avro .arrow .feather .arrows, - = stdin)")
+                   help="input files (.parquet .csv .avro .arrow .feather .arrows .iso8583, "
+                        "- = stdin)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merchants", metavar="FILE")
     p.add_argument("--priced", metavar="PATH",
                    help="recorded priced output (file or folder): show whether it agrees")
+    _iso_args(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="the input files up to and including the transaction's, in order")
 
@@ -117,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first day (default 2015-10-29)")
     p.add_argument("--rate", type=float, default=2.8, metavar="R",
                    help="transactions per card per day (default 2.8)")
-    p.add_argument("--format", default="parquet", choices=("parquet", "csv"))
+    p.add_argument("--format", default="parquet", choices=("parquet", "csv", "iso8583"),
+                   help="day files: parquet, csv, or iso8583 (switch logs of the card traffic "
+                        "plus institutions.csv)")
 
     p = sub.add_parser("demo", help="price the bundled fixtures and print the summary",
                        description="Price the bundled fixture days with the default rules from "
@@ -154,7 +178,7 @@ def _dispatch(args) -> int:
                             retention_days=args.retention_days, backend=args.backend,
                             progress=False if args.no_progress else None,
                             skip_committed=args.skip_committed, key_file=args.card_key,
-                            workers=_threads(args.workers))
+                            workers=_threads(args.workers), **_iso(args))
         print(summary.render(result))
         return 0
     if args.command == "replay":
@@ -164,7 +188,7 @@ def _dispatch(args) -> int:
                         key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
                         retention_days=args.retention_days, backend=args.backend,
                         progress=False if args.no_progress else None,
-                        workers=_threads(args.workers))
+                        workers=_threads(args.workers), **_iso(args))
         print(summary.render(result))
         print(f"  digest {result['digest']}")
         if args.report:
@@ -187,7 +211,7 @@ def _dispatch(args) -> int:
     if args.command == "explain":
         from txcore.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
-                      merchants=args.merchants, priced=args.priced))
+                      merchants=args.merchants, priced=args.priced, **_iso(args)))
         return 0
     if args.command == "rules":
         from txcore.rules import describe
@@ -211,6 +235,11 @@ def _dispatch(args) -> int:
             print(f"\noutputs and summary.json in {result['out_dir']}")
         return 0
     raise AssertionError(args.command)
+
+
+def _iso(args) -> dict:
+    return {"institutions": args.institutions, "business_date": args.business_date,
+            "iso_spec": args.iso_spec}
 
 
 def _threads(workers: int) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from txcore import cardno, money
 from txcore.errors import UsageError
 from txcore.pricing import ReferenceEngine
-from txcore.reader import InputSource
+from txcore.reader import DEFAULT_BATCH_SIZE
+from txcore.runner import open_sources
 from txcore.refdata import load_cards, load_merchants
 from txcore.rules import Facts, load_book
 from txcore.state import State
@@ -22,16 +23,17 @@ def yuan(fen: int) -> str:
     return f"{money.yuan(fen)} CNY"
 
 
-def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None) -> str:
+def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None,
+            institutions=None, business_date=None, iso_spec=None) -> str:
     """The explanation of ``txn_id``; with ``priced`` (a priced file or folder of them,
     as recorded), also the recorded values and whether the re-pricing agrees."""
     book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
     engine = ReferenceEngine(book, registry, State())
-    for f in files:
-        source = InputSource(str(f))
+    for source in open_sources(files, DEFAULT_BATCH_SIZE, book, institutions, business_date,
+                               iso_spec):
         for batch in source.batches():
-            for outcome in validate_batch(batch):
+            for outcome in validate_batch(source.priceable(batch)):
                 if isinstance(outcome, Reject):
                     continue  # a rejected row has its reason in the reject file
                 if outcome.txn_id == txn_id:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import txcore
 from txcore import cardno, durable, pipeline, summary as summary_mod
-from txcore.assemble import priced_schema, rejects_schema
+from txcore.business_date import resolve_business_date
 from txcore.backends import DEFAULT_BACKEND, make_engine
 from txcore.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, StateError, UsageError, WriteError
@@ -35,7 +35,8 @@ from txcore.writer import OUTPUT_FORMATS, BatchWriter
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
-        key_file=None, snapshot=None, workers=1) -> dict:
+        key_file=None, snapshot=None, workers=1, institutions=None, business_date=None,
+        iso_spec=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -46,6 +47,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     ``snapshot`` (without ``state_dir``): start from that committed state, read only,
     ledger ignored — for replay.  ``workers``: threads for the run's stages
     (:mod:`txcore.pipeline`); the output does not depend on it.
+    ``institutions``, ``business_date`` (a date, else from the file names, else today)
+    and ``iso_spec`` are for ``.iso8583`` inputs (see docs/iso8583.md).
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -61,7 +64,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     book = load_book(rules, merchants_table)
     registry = load_cards(cards)
     # 2. inputs and output names
-    sources = [InputSource(str(f), batch_size) for f in files]
+    sources = open_sources(files, batch_size, book, institutions, business_date, iso_spec)
     stems = [s.stem for s in sources]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
@@ -161,13 +164,12 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                 bar.update(n)
 
             for batch in pipeline.prefetched(source.batches(), workers):
-                priced, rejects = engine.price_batch(batch)
+                priced, rejects = source.price(engine, batch)
                 stage.submit(lambda p=priced, r=rejects, n=batch.num_rows: write(p, r, n))
             stage.drain()
             if not out:  # no rows at all: still write the (empty) outputs
-                out["priced"], out["rejects"] = _writers(
-                    staging, source, priced_schema(source.schema), rejects_schema(source.schema),
-                    fmt)
+                out["priced"], out["rejects"] = _writers(staging, source,
+                                                         *source.output_schemas(), fmt)
                 writers.extend(out.values())
             priced_w, rejects_w = out["priced"], out["rejects"]
             if source.path is None and source.sha256 in engine.state.ledger:
@@ -195,6 +197,22 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
             "digest": run_digest([i["digest"] for i in inputs]), "workers": workers,
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
+
+
+def open_sources(files, batch_size, book, institutions=None, business_date=None, iso_spec=None):
+    """The inputs, in order: an ``.iso8583`` log with the institutions, specification and
+    business date it needs (``--institutions`` is required when any input is one)."""
+    from txcore.iso8583 import IsoOptions, IsoSource, Layout, is_iso_input, load_institutions, \
+        load_spec
+    specs = [str(f) for f in files]
+    if not any(is_iso_input(s) for s in specs):
+        return [InputSource(s, batch_size) for s in specs]
+    if institutions is None:
+        raise UsageError("--institutions FILE is required for .iso8583 inputs")
+    day, _ = resolve_business_date(business_date, specs, book.versions[-1].zone)
+    options = IsoOptions(load_institutions(institutions), day, Layout(load_spec(iso_spec)))
+    return [IsoSource(s, batch_size, options) if is_iso_input(s) else InputSource(s, batch_size)
+            for s in specs]
 
 
 def _writers(staging, source, priced_schema_, rejects_schema_, fmt):
