@@ -17,6 +17,6 @@ def decode_fields(
     data: np.ndarray,  # const uint8_t[::1]
     starts: np.ndarray,  # const int64_t[::1]
     lens: np.ndarray,  # const int32_t[::1]
-    layout: object,  # txcore.iso8583.Layout
+    layout: object,  # txcore.io.iso8583.Layout
     wanted: list[int],  # field numbers, 0 = MTI
 ) -> tuple[np.ndarray, list[pa.StringArray], dict[int, tuple[str, str]]]: ...

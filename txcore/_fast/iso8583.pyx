@@ -2,7 +2,7 @@
 
 A fixed-layout specification has ASCII or binary (BCD/hex) fields of fixed or
 LL.../binary/BCD variable length, an ASCII or binary MTI and primary/secondary
-bitmaps (``txcore.iso8583.Layout`` says whether a specification is one).  The
+bitmaps (``txcore.io.iso8583.Layout`` says whether a specification is one).  The
 loop decodes every message it can read plainly and writes the wanted fields
 straight into Arrow buffers (offsets, data, validity); a message with anything
 unusual — an error, a byte above 0x7F in an ASCII field, a length that is not

@@ -108,10 +108,10 @@ class InputSource:
                 self._sha256 = sha256_of(self.path)
         return self._sha256
 
-    # the runner's hooks (an ``.iso8583`` source, txcore.iso8583.IsoSource, has its own)
+    # the runner's hooks (an ``.iso8583`` source, txcore.io.iso8583.IsoSource, has its own)
     def output_schemas(self) -> tuple[pa.Schema, pa.Schema]:
         """The priced and reject schemas, from the input's (for an input without rows)."""
-        from txcore.assemble import priced_schema, rejects_schema
+        from txcore.io.assemble import priced_schema, rejects_schema
         return priced_schema(self.schema), rejects_schema(self.schema)
 
     def priceable(self, batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -37,11 +37,9 @@ import pyarrow.compute as pc
 
 from txcore import cardno
 from txcore._fast import iso8583_py
-from txcore.assemble import priced_schema, rejects_schema
 from txcore.errors import InputRefused, RefDataError, UsageError
-from txcore.reader import InputSource
-from txcore.refdata import read_table
-from txcore.vocab import BANK_RE, CITY_RE
+from txcore.io.assemble import priced_schema, rejects_schema
+from txcore.io.reader import InputSource
 
 if os.environ.get("TXCORE_NO_EXTENSIONS") == "1":
     _compiled = None
@@ -169,46 +167,6 @@ class Layout:
         return 2 * n if self.data_bin[f] else n
 
 
-# -- reference data: acquiring institutions -------------------------------------------------
-@dataclass(frozen=True)
-class Institutions:
-    """``institution_id`` (leading zeros removed) -> ``bank``, ``city``, as Arrow arrays."""
-
-    ids: pa.Array
-    banks: pa.Array
-    cities: pa.Array
-
-
-def load_institutions(path) -> Institutions:
-    """``--institutions FILE`` (CSV or Parquet: institution_id, bank, city); every problem,
-    naming file, row and column, stops the run (exit 2)."""
-    path = Path(path)
-    table = read_table(path)
-    missing = [c for c in ("institution_id", "bank", "city") if c not in table.column_names]
-    if missing:
-        raise RefDataError([f"{path.name}: missing column(s) {', '.join(missing)}"])
-    problems, seen = [], {}
-    ids, banks, cities = [], [], []
-    for row, (iid, bank, city) in enumerate(zip(*(table.column(c).cast(pa.string()).to_pylist()
-                                                  for c in ("institution_id", "bank", "city"))),
-                                            start=1):
-        key = (iid or "").lstrip("0")
-        if not iid or not iid.isascii() or not iid.isdigit() or len(iid) > 11:
-            problems.append(f"{path.name}: row {row}, institution_id: {iid!r} is not 1-11 digits")
-        elif key in seen:
-            problems.append(f"{path.name}: row {row}, institution_id: {iid!r} repeats row "
-                            f"{seen[key]}")
-        if bank is None or not BANK_RE.fullmatch(bank):
-            problems.append(f"{path.name}: row {row}, bank: {bank!r} is not a bank code")
-        if city is None or not CITY_RE.fullmatch(city):
-            problems.append(f"{path.name}: row {row}, city: {city!r} is not 6 digits")
-        seen.setdefault(key, row)
-        ids.append(key), banks.append(bank), cities.append(city)
-    if problems:
-        raise RefDataError(problems[:50])
-    return Institutions(pa.array(ids, _S), pa.array(banks, _S), pa.array(cities, _S))
-
-
 # -- the year of a date without one ---------------------------------------------------------
 def resolve_years(mmdd: pa.Array, business_date: dt.date) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the year that puts MMDD nearest the business date (the earlier on a tie)
@@ -254,9 +212,11 @@ def _words(codes: np.ndarray, vocab) -> pa.Array:
 
 
 def rows_from_fields(f: dict, status: np.ndarray, errors: dict, offsets: np.ndarray,
-                     business_date: dt.date, institutions: Institutions) -> pa.RecordBatch:
+                     business_date: dt.date, institutions) -> pa.RecordBatch:
     """The batch of rows for decoded messages: txcore's input columns, the extra columns,
-    ``iso_offset``, the hints and the message-level reject (``_iso_reason``/``_iso_detail``)."""
+    ``iso_offset``, the hints and the message-level reject (``_iso_reason``/``_iso_detail``).
+    ``institutions``: :class:`txcore.rules.institutions.Institutions` (ids without leading
+    zeros, banks, cities as Arrow arrays)."""
     n = len(status)
     mti = f[0]
     mti_code = _codes(mti, FINANCIAL_MTIS + REVERSAL_MTIS)
@@ -457,7 +417,7 @@ def _find_field(enc: dict, field: str) -> int | None:
 class IsoOptions:
     """What an ``.iso8583`` input needs besides the file."""
 
-    institutions: Institutions
+    institutions: object  # txcore.rules.institutions.Institutions
     business_date: dt.date
     layout: Layout
     decoder: object = None
