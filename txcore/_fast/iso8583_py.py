@@ -24,10 +24,10 @@ def frame_index(data, pos: int, max_frames: int, starts: np.ndarray, lens: np.nd
     length and that many bytes.  ``starts[k]`` is the offset of frame k's length prefix,
     ``lens[k]`` its message length.  Returns ``(frames, next_pos)``; a frame that does
     not fit in ``data`` is not indexed (``next_pos`` stays at its prefix)."""
-    end = len(data)
+    end, pos = len(data), int(pos)
     count = 0
     while count < max_frames and pos + 2 <= end:
-        n = (data[pos] << 8) | data[pos + 1]
+        n = (int(data[pos]) << 8) | int(data[pos + 1])
         if pos + 2 + n > end:
             break
         starts[count], lens[count] = pos, n
