@@ -22,7 +22,7 @@ from txcore.audit.explain import explain
 from txcore.business_date import resolve_business_date
 from txcore.errors import InputRefused, RefDataError, UsageError
 from txcore.fixtures import switch_fixtures
-from txcore.io.iso8583 import masked_hex, resolve_years
+from txcore.io.iso8583 import Layout, masked_hex, resolve_years
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
@@ -188,6 +188,22 @@ def test_masked_hex_in_a_bcd_message_and_an_undecodable_one():
     assert CARD.encode().hex().upper() not in masked_hex(broken, default_ascii)
     garbage = b"XXXX" + CARD.encode()  # no bitmap at all: digit runs are masked
     assert CARD.encode().hex().upper() not in masked_hex(garbage, default_ascii)
+    # field 2 found from the bitmap and its length (the fast way) = placed by pyiso8583
+    for sp, m in ((spec, raw), (default_ascii, message()), (default_ascii, broken),
+                  (default_ascii, message(t="0800", **{"2": None})),
+                  (spec, bytes(iso8583.encode({"t": "0200", "2": CARD[:-1], "70": "301"},
+                                              spec)[0]))):
+        assert masked_hex(m, sp, Layout(sp)) == masked_hex(m, sp)
+
+
+def test_the_fixture_encoder_writes_what_pyiso8583_writes():
+    samples = [{"t": "0200", "2": CARD, "3": "010000", "4": "000000010000", "32": "01350500",
+                "42": "QZ000001".ljust(15)},
+               {"t": "0420", "2": CARD, "11": "000001", "90": "0" * 42},
+               {"t": "0800", "7": "1029100000", "11": "000002", "70": "301"},
+               {"t": "0210", "39": "51", "128": "0123456789ABCDEF"}]
+    for fields in samples:
+        assert switchlog.encode(fields) == bytes(iso8583.encode(dict(fields), default_ascii)[0])
 
 
 @pytest.mark.parametrize("tail, where", [

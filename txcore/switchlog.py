@@ -36,26 +36,29 @@ def institutions(banks, cities) -> pa.Table:
 
 
 def encode(fields: dict) -> bytes:
-    """One message in pyiso8583's default_ascii layout (``tests/test_iso8583.py`` holds it
-    equal to ``iso8583.encode``): MTI, hex bitmap(s), fields in order, LL/LLL lengths."""
+    """One message in pyiso8583's default_ascii layout (``tests/test_iso8583_input.py``
+    holds it equal to ``iso8583.encode``): MTI, hex bitmap(s), fields in order, LL/LLL
+    lengths."""
     numbers = sorted(int(k) for k in fields if k != "t")
-    if any(n > 64 for n in numbers):
-        numbers = [1] + numbers
+    if numbers and numbers[-1] > 64:
+        numbers.insert(0, 1)
     bitmap = 0
     for n in numbers:
         bitmap |= 1 << (128 - n)
     width = 32 if numbers and numbers[-1] > 64 else 16
-    bits = f"{bitmap >> (128 - 4 * width):0{width}X}"
-    parts = [fields["t"], bits]
+    parts = [fields["t"], f"{bitmap >> (128 - 4 * width):0{width}X}"]
     for n in numbers:
         if n == 1:
             continue
         value = fields[str(n)]
-        lt = SPEC[str(n)]["len_type"]
+        lt = _LEN_TYPE[n]
         if lt:
             parts.append(f"{len(value):0{lt}d}")
         parts.append(value)
     return "".join(parts).encode("ascii")
+
+
+_LEN_TYPE = {int(k): v["len_type"] for k, v in SPEC.items() if k.isdigit()}
 
 
 def write_log(messages, path) -> Path:
@@ -100,7 +103,9 @@ def switch_day(table: pa.Table, day: dt.date, acquirers: Acquirers, rng: np.rand
             messages.append(encode({"t": "0800", "7": f"{local:%m%d}{next_netman:02d}0000",
                                     "11": stan(), "70": "301"}))
             next_netman += 1
-        f7, f12, f13 = local.strftime("%m%d%H%M%S"), local.strftime("%H%M%S"), local.strftime("%m%d")
+        f13 = f"{local.month:02d}{local.day:02d}"
+        f12 = f"{local.hour:02d}{local.minute:02d}{local.second:02d}"
+        f7 = f13 + f12
         channel, bank, city = t["channel"][r], t["acq_bank"][r], t["city"][r]
         if kind == "purchase" or kind not in ("withdrawal", "transfer", "reversal"):
             bank, city = partner_banks[int(rng.integers(0, len(partner_banks)))], home_city

@@ -49,7 +49,7 @@ cdef inline int _hexval(uint8_t c) noexcept nogil:
     return -1
 
 
-cdef int _bitmap(const uint8_t[::1] data, int64_t pos, int64_t end, bint binary,
+cdef int _bitmap(const uint8_t* data, int64_t pos, int64_t end, bint binary,
                  uint8_t* bits) noexcept nogil:
     """8 bitmap bytes into ``bits``; the bytes it used, or -1."""
     cdef int k, hi, lo
@@ -70,11 +70,11 @@ cdef int _bitmap(const uint8_t[::1] data, int64_t pos, int64_t end, bint binary,
     return 16
 
 
-cdef int64_t _field(const uint8_t[::1] data, int64_t pos, int64_t end, int f,
-                    const int16_t[::1] len_type, const int32_t[::1] max_len,
-                    const uint8_t[::1] data_bin, const uint8_t[::1] len_enc,
-                    const uint8_t[::1] nibbles, const uint8_t[::1] lpad,
-                    const uint8_t[::1] rpad, int64_t* start, int64_t* nbytes,
+cdef int64_t _field(const uint8_t* data, int64_t pos, int64_t end, int f,
+                    const int16_t* len_type, const int32_t* max_len,
+                    const uint8_t* data_bin, const uint8_t* len_enc,
+                    const uint8_t* nibbles, const uint8_t* lpad,
+                    const uint8_t* rpad, int64_t* start, int64_t* nbytes,
                     int8_t* drop) noexcept nogil:
     """Decode field ``f`` at ``pos``: its data's start and byte count, and which pad
     nibble to drop (0 none, 1 first, 2 last).  The next position, or -1 to defer."""
@@ -133,6 +133,8 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
     """See ``iso8583_py.decode_fields``; ``status`` is ``OK`` or ``DEFER`` here."""
     cdef Py_ssize_t n = starts.shape[0]
     cdef int nw = len(wanted)
+    if n == 0:
+        return (np.zeros(0, np.int8), [pa.array([], pa.string()) for _ in wanted], {})
     cdef int16_t[::1] want = np.asarray(wanted, np.int16)
     cdef int16_t[::1] slot = np.full(193, -1, np.int16)
     cdef int w
@@ -165,6 +167,14 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
     cdef int8_t[::1] fmode = np.zeros(nw, np.int8)  # 0 absent, 1 text, 2 hex
     cdef int32_t[::1] used = np.zeros(nw, np.int32)
     cdef uint8_t bits[24]
+    cdef const uint8_t* d = &data[0]
+    cdef const int16_t* lt_p = &len_type[0]
+    cdef const int32_t* ml_p = &max_len[0]
+    cdef const uint8_t* db_p = &data_bin[0]
+    cdef const uint8_t* le_p = &len_enc[0]
+    cdef const uint8_t* nb_p = &nibbles[0]
+    cdef const uint8_t* lp_p = &lpad[0]
+    cdef const uint8_t* rp_p = &rpad[0]
     cdef Py_ssize_t i
     cdef int64_t pos, end, s, b, k, q, t, L
     cdef int f, got, nbits
@@ -178,8 +188,8 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
                 fmode[w] = 0
             bad = False
             if header:
-                pos = _field(data, pos, end, 0, len_type, max_len, data_bin, len_enc,
-                             nibbles, lpad, rpad, &s, &b, &drop)
+                pos = _field(d, pos, end, 0, lt_p, ml_p, db_p, le_p, nb_p, lp_p, rp_p,
+                             &s, &b, &drop)
                 bad = pos < 0 or data_bin[0]
             # MTI
             if not bad:
@@ -199,12 +209,12 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
                     fmode[slot[0]] = 2 if mti_bin else 1
                     fstart[slot[0]], fbytes[slot[0]], fdrop[slot[0]] = s, b, 0
             if not bad:
-                got = _bitmap(data, pos, end, p_bin, bits)
+                got = _bitmap(d, pos, end, p_bin, bits)
                 bad = got < 0
                 pos += got
             nbits = 64
             if not bad and (bits[0] & 0x80):
-                got = _bitmap(data, pos, end, s_bin, &bits[8])
+                got = _bitmap(d, pos, end, s_bin, &bits[8])
                 bad = got < 0 or (bits[8] & 0x80) != 0  # a tertiary bitmap: deferred
                 pos += got
                 nbits = 128
@@ -214,8 +224,8 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
                     if not defined[f]:
                         bad = True
                         break
-                    pos = _field(data, pos, end, f, len_type, max_len, data_bin, len_enc,
-                                 nibbles, lpad, rpad, &s, &b, &drop)
+                    pos = _field(d, pos, end, f, lt_p, ml_p, db_p, le_p, nb_p, lp_p, rp_p,
+                                 &s, &b, &drop)
                     if pos < 0:
                         bad = True
                         break

@@ -208,7 +208,13 @@ def _codes(a, vocab) -> np.ndarray:
 
 def _words(codes: np.ndarray, vocab) -> pa.Array:
     """``vocab[code]``, null where the code is -1."""
-    return pa.array(np.array(list(vocab) + [None], object)[codes], _S)
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(vocab, _S)).dictionary_decode()
+
+
+def _values(column: pa.Array, rows: np.ndarray) -> list:
+    """Python values of ``column`` at ``rows`` (few rows: the ones a detail is written for)."""
+    return column.take(pa.array(rows, pa.int64())).to_pylist() if len(rows) else []
 
 
 def rows_from_fields(f: dict, status: np.ndarray, errors: dict, offsets: np.ndarray,
@@ -246,48 +252,52 @@ def rows_from_fields(f: dict, status: np.ndarray, errors: dict, offsets: np.ndar
         .to_numpy(zero_copy_only=False)
     counterparty = w | t
     unknown_inst = (inst < 0) & f[32].is_valid().to_numpy(zero_copy_only=False)
-    take = pa.array(np.where(inst >= 0, inst, 0))
-    known = pa.array(inst >= 0)
-    acq_bank = pc.if_else(known, institutions.banks.take(take) if len(institutions.ids)
-                          else pa.nulls(n, _S), pa.nulls(n, _S))
-    city = pc.if_else(known, institutions.cities.take(take) if len(institutions.ids)
-                      else pa.nulls(n, _S), pa.nulls(n, _S))
-    flag = pa.array(unknown_inst & counterparty)
-    acq_bank = pc.if_else(flag, pa.scalar(UNKNOWN, _S), acq_bank)
-    # ts: field 13 MMDD in the year nearest the business date, field 12 hhmmss
+    lookup = pa.array(inst.astype(np.int32), mask=inst < 0)
+    acq_bank = institutions.banks.take(lookup) if len(institutions.ids) else pa.nulls(n, _S)
+    city = institutions.cities.take(lookup) if len(institutions.ids) else pa.nulls(n, _S)
+    flagged = unknown_inst & counterparty
+    if flagged.any():
+        acq_bank = pc.if_else(pa.array(flagged), pa.scalar(UNKNOWN, _S), acq_bank)
+    # ts: field 13 MMDD in the year nearest the business date, field 12 hhmmss (a value
+    # that is not one joins as it is, and the engine rejects it bad_ts)
     years, _ = resolve_years(f[13], business_date)
-    year_text = pc.utf8_lpad(pa.array(years).cast(_S), width=4, padding="0")
+    first = business_date.year - 1
+    year_text = pa.DictionaryArray.from_arrays(
+        pa.array((years - first).astype(np.int32)),
+        pa.array([f"{y:04d}" for y in range(first, first + 3)], _S)).dictionary_decode()
     mmdd, hms = f[13], f[12]
     ts = pc.binary_join_element_wise(
         year_text, pc.utf8_slice_codeunits(mmdd, 0, 2), pc.utf8_slice_codeunits(mmdd, 2, 99), "-")
-    hms6 = pc.match_substring_regex(hms, r"^[0-9]{6}$")
-    clock = pc.if_else(hms6, pc.binary_join_element_wise(
+    clock = pc.binary_join_element_wise(
         pc.utf8_slice_codeunits(hms, 0, 2), pc.utf8_slice_codeunits(hms, 2, 4),
-        pc.utf8_slice_codeunits(hms, 4, 6), ":"), hms)
-    ts = pc.binary_join_element_wise(ts, clock, "T")
-    ts = pc.if_else(pc.and_(pc.is_valid(mmdd), pc.is_valid(hms)), ts, pa.nulls(n, _S))
+        pc.utf8_slice_codeunits(hms, 4, 6), ":")
+    hms6 = pc.fill_null(pc.match_substring_regex(hms, r"^[0-9]{6}$"), True)
+    if not pc.all(hms6).as_py():
+        clock = pc.if_else(hms6, clock, hms)
+    ts = pc.binary_join_element_wise(ts, clock, "T")  # null where field 12 or 13 is absent
     # identifiers
     txn_id = pc.binary_join_element_wise(acq, f[7], f[11], "-")
     f90 = f[90]
     orig = pc.binary_join_element_wise(_ltrim0(pc.utf8_slice_codeunits(f90, 20, 31)),
                                        pc.utf8_slice_codeunits(f90, 10, 20),
                                        pc.utf8_slice_codeunits(f90, 4, 10), "-")
-    orig = pc.if_else(pa.array(reversal), orig, pa.nulls(n, _S))
+    if pc.any(pc.and_(pa.array(~reversal), pc.is_valid(orig))).as_py():
+        orig = pc.if_else(pa.array(reversal), orig, pa.nulls(n, _S))
     currency = pc.if_else(pc.fill_null(pc.equal(f[49], "156"), False), "CNY",
                           pc.fill_null(f[49], "CNY"))
     # message-level rejects, in order: bad_message, not_financial, not_approved
     reason = np.full(n, None, object)
     detail = np.full(n, None, object)
-    f39 = f[39].to_numpy(zero_copy_only=False)
     declined = (f[39].is_valid().to_numpy(zero_copy_only=False)
                 & ~pc.fill_null(pc.equal(f[39], "00"), True).to_numpy(zero_copy_only=False))
     f90_len = pc.fill_null(pc.utf8_length(f90), FIELD_90_LENGTH).to_numpy(zero_copy_only=False)
     bad90 = reversal & (f90_len != FIELD_90_LENGTH)
-    mtis = mti.to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(declined):
-        reason[i], detail[i] = "not_approved", f"field 39={_quote(f39[i])}"
-    for i in np.flatnonzero(~(financial | reversal)):
-        reason[i], detail[i] = "not_financial", f"mti={_quote(mtis[i])}"
+    rows = np.flatnonzero(declined)
+    for i, v in zip(rows, _values(f[39], rows)):
+        reason[i], detail[i] = "not_approved", f"field 39={_quote(v)}"
+    rows = np.flatnonzero(~(financial | reversal))
+    for i, v in zip(rows, _values(mti, rows)):
+        reason[i], detail[i] = "not_financial", f"mti={_quote(v)}"
     for i in np.flatnonzero(bad90 & (status == 0)):
         reason[i], detail[i] = "bad_message", \
             f"field 90: {f90_len[i]} characters, expecting {FIELD_90_LENGTH}"
@@ -297,13 +307,15 @@ def rows_from_fields(f: dict, status: np.ndarray, errors: dict, offsets: np.ndar
     hint_kind = np.full(n, None, object)
     hint_channel = np.full(n, None, object)
     hint_acq = np.full(n, None, object)
-    f3, f18v, f22v, f32v = (f[k].to_numpy(zero_copy_only=False) for k in (3, 18, 22, 32))
-    for i in np.flatnonzero(kind_code == 4):
-        hint_kind[i] = f"field 3={_quote(f3[i])}: not a withdrawal, purchase or transfer"
-    for i in np.flatnonzero(channel == 6):
-        hint_channel[i] = f"field 18={_quote(f18v[i])}, field 22={_quote(f22v[i])}"
-    for i in np.flatnonzero(unknown_inst & counterparty):
-        hint_acq[i] = f"field 32={_quote(f32v[i])}: not in the institutions file"
+    rows = np.flatnonzero(kind_code == 4)
+    for i, v in zip(rows, _values(f[3], rows)):
+        hint_kind[i] = f"field 3={_quote(v)}: not a withdrawal, purchase or transfer"
+    rows = np.flatnonzero(channel == 6)
+    for i, v18, v22 in zip(rows, _values(f[18], rows), _values(f[22], rows)):
+        hint_channel[i] = f"field 18={_quote(v18)}, field 22={_quote(v22)}"
+    rows = np.flatnonzero(unknown_inst & counterparty)
+    for i, v in zip(rows, _values(f[32], rows)):
+        hint_acq[i] = f"field 32={_quote(v)}: not in the institutions file"
     columns = {
         "txn_id": txn_id, "card_no": f[2], "ts": ts, "kind": _words(kind_code, kind_vocab),
         "channel": _words(channel, ch_vocab), "amount": f[4], "currency": currency,
@@ -353,35 +365,77 @@ def decode_frames(data: np.ndarray, starts: np.ndarray, lens: np.ndarray, layout
     return status, dict(zip(WANTED, cols)), errors
 
 
-def masked_hex(message: bytes, spec: dict) -> str:
+def masked_hex(message: bytes, spec: dict, layout: Layout | None = None) -> str:
     """The message as upper-case hex with field 2's digits beyond the first 6 and last 4
-    shown as ``*``.  Where pyiso8583 cannot place field 2, every run of 12 or more digits
-    is masked the same way, so no card number is ever shown whole."""
+    shown as ``*``.  Field 2, the first field after the bitmaps, is found from the bitmap
+    and its length prefix; where that cannot be read, pyiso8583 places it, and where it
+    cannot either, every run of 12 or more digits is masked the same way, so no card
+    number is ever shown whole."""
     text = message.hex().upper()
     binary = spec.get("2", {}).get("data_enc") == "b"
-    try:
-        _, enc = iso8583.decode(message, spec)
-        decoded = True
-    except iso8583.DecodeError as exc:
-        enc, decoded = exc.doc_enc, False
-    except KeyError:
-        enc, decoded = {}, False
-    raw = enc.get("2", {}).get("data", b"")
-    if decoded and not raw:
-        return text  # a message without a card number
-    start = _find_field(enc, "2") if raw else None
-    if start is None:
-        return _mask_runs(text, message, binary)
+    span = _field2_span(message, layout) if layout is not None else None
+    if span is None:
+        try:
+            _, enc = iso8583.decode(message, spec)
+            decoded = True
+        except iso8583.DecodeError as exc:
+            enc, decoded = exc.doc_enc, False
+        except KeyError:
+            enc, decoded = {}, False
+        raw = enc.get("2", {}).get("data", b"")
+        if decoded and not raw:
+            return text  # a message without a card number
+        start = _find_field(enc, "2") if raw else None
+        if start is None:
+            return _mask_runs(text, message, binary)
+        span = (start, len(raw))
+    elif span == ():
+        return text
+    start, size = span
     chars = list(text)
     if binary:  # one digit per hex character
-        first, last = 2 * start, 2 * (start + len(raw))
+        first, last = 2 * start, 2 * (start + size)
         hidden = range(first + 6, max(last - 4, first + 6))
     else:  # one digit per byte, two hex characters each
-        first, last = start, start + len(raw)
+        first, last = start, start + size
         hidden = [c for k in range(first + 6, max(last - 4, first + 6)) for c in (2 * k, 2 * k + 1)]
     for c in hidden:
-        chars[c] = "*"
+        if c < len(chars):
+            chars[c] = "*"
     return "".join(chars)
+
+
+def _field2_span(message: bytes, layout: Layout):
+    """``(start, bytes)`` of field 2's data, ``()`` when the bitmap says there is none, or
+    None when the message is too odd to tell without decoding it."""
+    if layout.len_type[0] or layout.max_len[0] and layout.data_bin[0]:
+        return None
+    pos = int(layout.max_len[0]) + (2 if layout.mti_bin else 4)
+    try:
+        first = message[pos] if layout.p_bin else int(message[pos:pos + 2].decode("ascii"), 16)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+    if not first & 0x40:
+        return ()
+    pos += (8 if layout.p_bin else 16) * (2 if first & 0x80 else 1)
+    lt = int(layout.len_type[2])
+    prefix = message[pos:pos + lt]
+    if len(prefix) != lt or not 0 < lt <= 3:
+        return None
+    if layout.len_enc[2] == 2:
+        n = int.from_bytes(prefix, "big")
+    elif layout.len_enc[2] == 1:
+        digits = prefix.hex()
+        if not digits.isdigit():
+            return None
+        n = int(digits)
+    elif prefix.isdigit():
+        n = int(prefix)
+    else:
+        return None
+    if layout.nibbles[2]:
+        n = (n + 1) // 2
+    return pos + lt, min(n, len(message) - pos - lt)
 
 
 def _mask_runs(text: str, message: bytes, binary: bool) -> str:
@@ -528,7 +582,8 @@ class IsoSource(InputSource):
     def _hex(self, offset: int) -> str:
         data = self._bytes()
         n = (int(data[offset]) << 8) | int(data[offset + 1])
-        return masked_hex(bytes(data[offset + 2:offset + 2 + n]), self.options.layout.spec)
+        layout = self.options.layout
+        return masked_hex(bytes(data[offset + 2:offset + 2 + n]), layout.spec, layout)
 
 
 def _frames():
