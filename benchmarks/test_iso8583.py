@@ -4,8 +4,8 @@ core; and the decode rate of pyiso8583 (the reference) beside the compiled decod
 The log is the fixture switch's (``txcore fixtures --format iso8583``): withdrawals,
 transfers, purchases, reversals, declined attempts and echo tests; the Parquet file holds
 the rows it carries (``switchlog.switch_day``).  Target: the log within 1.5x the Parquet
-time.  Scale: ``TXCORE_BENCH_MEMBERS`` [240000] (about 0.95 M messages per day at the
-fixtures' default rate, two days generated, the second priced).
+time.  Scale: ``TXCORE_BENCH_MEMBERS`` [240000] and ``TXCORE_BENCH_RATE`` [4.2]
+transactions per card per day: one day of about 1.0 M messages.
 
 Run: ``pytest benchmarks/test_iso8583.py -p no:cacheprovider -s``
 """
@@ -33,8 +33,9 @@ RESULTS: dict = {}
 def day(tmp_path_factory):
     folder = tmp_path_factory.mktemp("iso")
     members = int(os.environ.get("TXCORE_BENCH_MEMBERS", 240000))
+    rate = float(os.environ.get("TXCORE_BENCH_RATE", 4.2))
     started = time.perf_counter()
-    written = switch_fixtures(folder, members=members, days=2, seed=5)
+    written = switch_fixtures(folder, members=members, days=1, seed=5, rate=rate)
     print(f"\nfixtures: {time.perf_counter() - started:.1f} s")
     log, rows = written[-1]
     parquet = folder / f"{log.stem}.parquet"

@@ -334,3 +334,24 @@ def test_replay_and_explain_read_iso8583(days, tmp_path):
     txn_id = withdrawal.column("txn_id")[0].as_py()
     text = explain(txn_id, logs[:1], priced=tmp_path / "run", **kw)
     assert txn_id in text and "agrees on every priced column" in text
+
+
+def test_cli_fixtures_write_switch_logs_that_price(tmp_path):
+    out = tmp_path / "demo"
+    p = subprocess.run([sys.executable, "-m", "txcore", "fixtures", "-o", str(out),
+                        "--members", "300", "--days", "2", "--format", "iso8583"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    logs = sorted(out.glob("switch-*.iso8583"))
+    assert [f.name for f in logs] == ["switch-20151029.iso8583", "switch-20151030.iso8583"]
+    assert (out / "institutions.csv").is_file() and (out / "cards.csv").is_file()
+    p = subprocess.run([sys.executable, "-m", "txcore", "run", "--rules", str(RULES),
+                        "--cards", str(out / "cards.csv"), "--merchants",
+                        str(out / "merchants.csv"), "--institutions",
+                        str(out / "institutions.csv"), "--state", str(tmp_path / "st"),
+                        "-o", str(tmp_path / "o"), "--no-progress", *map(str, logs)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["rows"]["priced"] > 500
+    assert summary["rejected_by_reason"]["not_financial"] == 48  # an echo test an hour

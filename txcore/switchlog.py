@@ -70,6 +70,11 @@ def write_log(messages, path) -> Path:
     return path
 
 
+def echo_test(day: dt.date, hour: int, stan: str) -> bytes:
+    """A network management message (0800, field 70 ``301``: echo test) on the hour."""
+    return encode({"t": "0800", "7": f"{day:%m%d}{hour:02d}0000", "11": stan, "70": "301"})
+
+
 class Acquirers:
     """Institution ids by (bank, city), from an institutions table."""
 
@@ -100,8 +105,7 @@ def switch_day(table: pa.Table, day: dt.date, acquirers: Acquirers, rng: np.rand
             continue
         local = (t["ts"][r] + offset).replace(tzinfo=None, microsecond=0)
         while next_netman < 24 and local.hour >= next_netman:  # an echo test on the hour
-            messages.append(encode({"t": "0800", "7": f"{local:%m%d}{next_netman:02d}0000",
-                                    "11": stan(), "70": "301"}))
+            messages.append(echo_test(day, next_netman, stan()))
             next_netman += 1
         f13 = f"{local.month:02d}{local.day:02d}"
         f12 = f"{local.hour:02d}{local.minute:02d}{local.second:02d}"
@@ -171,6 +175,9 @@ def switch_day(table: pa.Table, day: dt.date, acquirers: Acquirers, rng: np.rand
         if kind != "reversal" and rng.random() < 0.01:  # a declined attempt before it
             declined = dict(fields, t="0210", **{"11": stan(), "39": "51"})
             messages.insert(len(messages) - 1, encode(declined))
+    while next_netman < 24:
+        messages.append(echo_test(day, next_netman, stan()))
+        next_netman += 1
     schema = pa.schema([("txn_id", pa.string()), ("card_no", pa.string()),
                         ("ts", pa.timestamp("us", "UTC")), ("kind", pa.string()),
                         ("channel", pa.string()), ("amount", pa.int64()),

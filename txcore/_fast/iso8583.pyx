@@ -218,21 +218,28 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
                 bad = got < 0 or (bits[8] & 0x80) != 0  # a tertiary bitmap: deferred
                 pos += got
                 nbits = 128
-            f = 2
-            while not bad and f <= nbits:
-                if bits[(f - 1) >> 3] & (0x80 >> ((f - 1) & 7)):
-                    if not defined[f]:
-                        bad = True
-                        break
-                    pos = _field(d, pos, end, f, lt_p, ml_p, db_p, le_p, nb_p, lp_p, rp_p,
-                                 &s, &b, &drop)
-                    if pos < 0:
-                        bad = True
-                        break
-                    if slot[f] >= 0:
-                        fmode[slot[f]] = 2 if data_bin[f] else 1
-                        fstart[slot[f]], fbytes[slot[f]], fdrop[slot[f]] = s, b, drop
-                f += 1
+            k = 0
+            while not bad and k < (nbits >> 3):  # the set bits, a bitmap byte at a time
+                q = bits[k]
+                if k == 0:
+                    q = q & 0x7F  # bit 1 says a secondary bitmap follows: not a field
+                f = k * 8
+                while q and not bad:
+                    f += 1
+                    if q & 0x80:
+                        if not defined[f]:
+                            bad = True
+                            break
+                        pos = _field(d, pos, end, f, lt_p, ml_p, db_p, le_p, nb_p, lp_p,
+                                     rp_p, &s, &b, &drop)
+                        if pos < 0:
+                            bad = True
+                            break
+                        if slot[f] >= 0:
+                            fmode[slot[f]] = 2 if data_bin[f] else 1
+                            fstart[slot[f]], fbytes[slot[f]], fdrop[slot[f]] = s, b, drop
+                    q = (q << 1) & 0xFF
+                k += 1
             if not bad and pos != end:
                 bad = True
             if bad:

@@ -36,18 +36,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from txcore import cardno
-from txcore._fast import iso8583_py
+from txcore._fast import compiled_or_twin, iso8583_py
 from txcore.errors import InputRefused, RefDataError, UsageError
 from txcore.io.assemble import priced_schema, rejects_schema
 from txcore.io.reader import InputSource
 
-if os.environ.get("TXCORE_NO_EXTENSIONS") == "1":
-    _compiled = None
-else:
-    try:
-        from txcore._fast import iso8583 as _compiled
-    except ImportError:  # not built: pyiso8583 decodes every message
-        _compiled = None
+#: the compiled decoder (or, unbuilt or with TXCORE_NO_EXTENSIONS=1, its twin)
+_decoder = compiled_or_twin("iso8583")
 
 SUFFIX = ".iso8583"
 #: fields read from a message, 0 standing for the MTI
@@ -63,7 +58,6 @@ UNKNOWN = "?"
 #: hidden columns: carried through the engine for the reject file, dropped from priced rows
 HINTS = ("_iso_kind", "_iso_channel", "_iso_acq")
 EXTRA_COLUMNS = ("mti", "stan", "rrn", "response")
-ISO_REJECT_COLUMNS = ("iso_offset", "iso_hex")
 
 _S = pa.string()
 ROW_SCHEMA = pa.schema(
@@ -339,9 +333,8 @@ def decode_frames(data: np.ndarray, starts: np.ndarray, lens: np.ndarray, layout
     """``(status, {field: column}, errors)`` for the frames: the compiled decoder where the
     layout allows (``decoder``: a module with ``decode_fields``, default the compiled one
     when built), every message it defers decided by pyiso8583."""
-    impl = decoder if decoder is not None else (_compiled if layout.compiled else iso8583_py)
-    if impl is not iso8583_py and not layout.compiled:
-        impl = iso8583_py
+    impl = decoder if decoder is not None and layout.compiled else \
+        _decoder if layout.compiled else iso8583_py
     status, cols, errors = impl.decode_fields(data, starts, lens, layout, list(WANTED))
     deferred = np.flatnonzero(status == iso8583_py.DEFER)
     if len(deferred):
@@ -587,7 +580,7 @@ class IsoSource(InputSource):
 
 
 def _frames():
-    return _compiled if _compiled is not None else iso8583_py
+    return _decoder
 
 
 def _priced_schema() -> pa.Schema:
