@@ -355,3 +355,15 @@ def test_cli_fixtures_write_switch_logs_that_price(tmp_path):
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["rows"]["priced"] > 500
     assert summary["rejected_by_reason"]["not_financial"] == 48  # an echo test an hour
+
+
+def test_the_reference_engine_and_the_compiled_one_agree_on_a_log(days, tmp_path):
+    """Priced and reject files alike, the ISO-field details included."""
+    folder, logs, _, _ = days
+    for backend in ("python", "cython"):
+        price(folder, logs[:1], tmp_path / backend, institutions=folder / "institutions.csv",
+              backend=backend)
+    for kind in ("priced", "rejects"):
+        a, b = (pq.read_table(tmp_path / backend / f"{logs[0].stem}.{kind}.parquet")
+                for backend in ("python", "cython"))
+        assert a.num_rows > 0 and a.equals(b), kind
