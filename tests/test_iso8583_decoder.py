@@ -38,7 +38,14 @@ def bcd_spec() -> dict:
     return spec
 
 
-SPECS = {"ascii": default_ascii, "bcd": bcd_spec()}
+def primary_only_spec() -> dict:
+    """A specification without field 1: a message with a secondary bitmap is bad."""
+    spec = copy.deepcopy(default_ascii)
+    del spec["1"]
+    return spec
+
+
+SPECS = {"ascii": default_ascii, "bcd": bcd_spec(), "primary-only": primary_only_spec()}
 LAYOUTS = {name: iso.Layout(spec) for name, spec in SPECS.items()}
 INSTITUTIONS = Institutions(pa.array(["12345", "350500"]), pa.array(["CMB", "CIB"]),
                             pa.array(["350500", "350200"]))
@@ -47,7 +54,7 @@ BUSINESS_DATE = dt.date(2015, 10, 30)
 
 def test_both_specs_have_the_compiled_layout():
     assert compiled.CYTHON_MODULE == 1 and iso8583_py.CYTHON_MODULE == 0
-    assert LAYOUTS["ascii"].compiled and LAYOUTS["bcd"].compiled
+    assert all(layout.compiled for layout in LAYOUTS.values())
     odd = copy.deepcopy(default_ascii)
     odd["2"]["data_enc"] = "cp500"  # EBCDIC: pyiso8583 alone decodes it
     assert not iso.Layout(odd).compiled
@@ -179,7 +186,8 @@ def test_well_formed_messages_decode_to_pyiso8583s_fields():
               "7": "1029101010", "11": "000001", "12": "101010", "13": "1029", "18": "6011",
               "32": "12345", "37": "RRN000000001", "42": "MERCHANT1      ", "49": "156",
               "90": "0" * 42, "128": "ABCDEF0123456789"}
-    for name, spec in SPECS.items():
+    for name in ("ascii", "bcd"):
+        spec = SPECS[name]
         (status, cols, errors), _ = decode_both(framed([encode(fields, spec)] * 3), name)
         assert list(status) == [0, 0, 0] and errors == {}
         for k in iso.WANTED:
@@ -207,6 +215,14 @@ def test_every_malformation_is_a_bad_message_with_pyiso8583s_reason():
     assert reasons[4][1] == "Extra data after last field"
 
 
+def test_a_secondary_bitmap_the_specification_does_not_define_is_a_bad_message():
+    with_secondary = encode({"t": "0800", "11": "000001", "70": "301"}, default_ascii)
+    plain = encode({"t": "0800", "11": "000002"}, default_ascii)
+    (status, _, errors), _ = decode_both(framed([with_secondary, plain]), "primary-only")
+    assert list(status) == [iso8583_py.BAD, iso8583_py.OK]
+    assert errors == {0: ("1", "field not in the specification")}
+
+
 # -- fuzzing: mutated logs -------------------------------------------------------------------
 def base_logs():
     """Small logs of realistic traffic (as the fixture switch writes it), ASCII and BCD."""
@@ -222,7 +238,7 @@ def base_logs():
          "90": "0200000001102910101000001350500" + "0" * 11},
         {"t": "0800", "7": "1029130000", "11": "000004", "70": "301"},
     ]
-    return {name: [encode(f, spec) for f in fields] for name, spec in SPECS.items()}
+    return {name: [encode(f, SPECS[name]) for f in fields] for name in ("ascii", "bcd")}
 
 
 def mutate(log: bytes, rng: random.Random) -> bytes:

@@ -215,7 +215,8 @@ def decode_fields(const uint8_t[::1] data, const int64_t[::1] starts,
             nbits = 64
             if not bad and (bits[0] & 0x80):
                 got = _bitmap(d, pos, end, s_bin, &bits[8])
-                bad = got < 0 or (bits[8] & 0x80) != 0  # a tertiary bitmap: deferred
+                # deferred: a tertiary bitmap, or a specification without field 1
+                bad = got < 0 or (bits[8] & 0x80) != 0 or not defined[1]
                 pos += got
                 nbits = 128
             k = 0
