@@ -147,6 +147,7 @@ def test_message_level_rejects_and_their_order(refdata, tmp_path):
     bad = rejects.filter(pc.equal(rejects.column("reject_reason"), "bad_message"))
     assert bad.column("reject_detail").to_pylist() == ["field 49: Field data is 0 bytes, "
                                                        "expecting 3"]
+    assert bad.column("currency").to_pylist() == [None] and bad.column("iso_hex")[0].as_py()
     # reject rows in file order, each with its offset and the message as hex
     offsets = rejects.column("iso_offset").to_pylist()
     assert offsets == sorted(offsets)

@@ -279,6 +279,8 @@ def rows_from_fields(f: dict, status: np.ndarray, errors: dict, offsets: np.ndar
         orig = pc.if_else(pa.array(reversal), orig, pa.nulls(n, _S))
     currency = pc.if_else(pc.fill_null(pc.equal(f[49], "156"), False), "CNY",
                           pc.fill_null(f[49], "CNY"))
+    if errors:  # a message that could not be decoded says nothing, its currency included
+        currency = pc.if_else(pa.array(status == iso8583_py.BAD), pa.nulls(n, _S), currency)
     # message-level rejects, in order: bad_message, not_financial, not_approved
     reason = np.full(n, None, object)
     detail = np.full(n, None, object)
