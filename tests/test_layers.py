@@ -20,7 +20,7 @@ ROOT = Path(txcore.__file__).parent
 
 RANKS = {"leaf": 0, "io": 1, "rules": 2, "state": 3, "engine": 4, "orchestration": 5,
          "audit": 6, "top": 7}
-LEAVES = {"errors", "money", "vocab", "durable", "cardno", "pipeline", "timeconv",
+LEAVES = {"errors", "money", "vocab", "programme", "durable", "cardno", "pipeline", "timeconv",
           "business_date", "_fast"}
 ORCHESTRATION = {"runner", "summary", "fixtures", "switchlog"}
 TOP = {"cli", "__init__", "__main__"}

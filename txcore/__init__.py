@@ -5,7 +5,8 @@ those below it; ``tests/test_layers.py`` holds this)::
 
     errors, money, vocab, timeconv,   small shared leaves
     cardno, durable, pipeline,
-    business_date
+    programme                         (the notice's union units and timetable)
+    business_date                     (the run's business date)
     _fast/     the compiled hot path (Cython) with pure-Python twins
     io/        input formats as Arrow batches; priced/reject outputs; the digest
     rules/     rule-set versions; card registry and partner merchants
