@@ -368,3 +368,21 @@ def test_the_reference_engine_and_the_compiled_one_agree_on_a_log(days, tmp_path
         a, b = (pq.read_table(tmp_path / backend / f"{logs[0].stem}.{kind}.parquet")
                 for backend in ("python", "cython"))
         assert a.num_rows > 0 and a.equals(b), kind
+
+
+def test_the_demo_prices_the_bundled_days_as_switch_logs(tmp_path, capfd):
+    from txcore.cli import main
+    assert main(["demo", "--iso8583", "-o", str(tmp_path)]) == 0
+    assert "control totals" in capfd.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert [i["file"].rsplit("/", 1)[-1] for i in summary["inputs"]] == [
+        f"switch-201510{d}.iso8583" for d in (29, 30, 31)] + [
+        f"switch-201511{d:02d}.iso8583" for d in (1, 2)]
+    rows = summary["rows"]
+    assert rows["input"] == rows["priced"] + rows["rejected"] and rows["priced"] > 50_000
+    reasons = Counter()
+    for f in tmp_path.glob("*.rejects.parquet"):
+        reasons.update(pq.read_table(f, columns=["reject_reason"]).column(0).to_pylist())
+    assert reasons["not_financial"] == 5 * 24  # the switch's echo tests, every one a row
+    assert reasons["not_approved"] > 0
+    assert {"withdrawal", "transfer", "purchase", "reversal"} <= set(summary["by_kind"])

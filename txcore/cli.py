@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="OUTDIR", help="output folder (default: a new temp dir)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS))
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--iso8583", action="store_true",
+                   help="price the same days as ISO 8583 switch logs (made by the fixtures "
+                        "generator, with the institutions file) instead of the Parquet files")
     return parser
 
 
@@ -271,7 +274,7 @@ def _dispatch(args) -> int:
             print(f)
         return 0
     if args.command == "demo":
-        result = txcore.demo(args.out, backend=args.backend)
+        result = txcore.demo(args.out, backend=args.backend, iso8583=args.iso8583)
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:

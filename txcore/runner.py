@@ -289,12 +289,31 @@ def bundled_data() -> tuple[Path, Path]:
     raise UsageError("the bundled rules and fixtures are not installed with this txcore")
 
 
-def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None, workers=1) -> dict:
-    """Price the bundled fixture days with the default rules, from an empty state."""
+#: How the bundled fixtures were made, from the generator's default start day
+#: (``tests/test_fixtures.py`` holds them to it).
+DEMO_FIXTURES = {"members": 5000, "days": 5, "seed": 2013}
+
+
+def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None, workers=1,
+         iso8583=False) -> dict:
+    """Price the bundled fixture days with the default rules, from an empty state.
+
+    ``iso8583``: price the same days as the card switch logged them instead — ISO 8583
+    message logs written by the fixtures generator (with declined and network
+    messages besides the transactions) and the institutions file that maps acquirers
+    to banks and cities."""
     rules_dir, fixtures_dir = bundled_data()
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="txcore-demo-"))
-    with tempfile.TemporaryDirectory(prefix="txcore-demo-state-") as state_dir:
-        return run(sorted(fixtures_dir.glob("txns-*.parquet")), rules=rules_dir,
+    with ExitStack() as stack:
+        state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="txcore-demo-state-"))
+        files, extra = sorted(fixtures_dir.glob("txns-*.parquet")), {}
+        if iso8583:
+            from txcore.fixtures import switch_fixtures
+            logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="txcore-demo-iso-")))
+            switch_fixtures(logs, **DEMO_FIXTURES)
+            files = sorted(logs.glob("switch-*.iso8583"))
+            extra = {"institutions": logs / "institutions.csv"}
+        return run(files, rules=rules_dir,
                    cards=fixtures_dir / "cards.csv", merchants=fixtures_dir / "merchants.csv",
                    out_dir=out_dir, state_dir=state_dir, backend=backend, progress=progress,
-                   command="demo", workers=workers) | {"out_dir": str(out_dir)}
+                   command="demo", workers=workers, **extra) | {"out_dir": str(out_dir)}
