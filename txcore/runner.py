@@ -8,6 +8,7 @@ and nothing of the run is committed.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import fcntl
 import sys
@@ -174,7 +175,9 @@ def _query(sources, keyer) -> Query | None:
                 batches = (b for g in range(pf.metadata.num_row_groups)
                            for b in pf.iter_batches(row_groups=[g], columns=wanted))
             else:
-                batches = InputSource(source.spec, source.batch_size).batches()
+                # another reader of the same kind, not yet read (CSV, Arrow, Avro, ISO 8583
+                # logs are read whole twice: once here, once priced)
+                batches = copy.copy(source).batches()
             for batch in batches:
                 for name in ("txn_id", "orig_txn_id"):
                     if name not in batch.schema.names:
