@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +25,8 @@ import pyarrow.parquet as pq
 from fastavro._read_common import SchemaResolutionError
 from fastavro._schema_common import SchemaParseException
 
-from txcore.cardno import redact
+from txcore import paths
+from txcore.cardno import mask_names, redact
 from txcore.errors import InputRefused
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
@@ -75,29 +77,70 @@ class InputSource:
             self.path = None
         else:
             self.path = Path(spec)
-            self.name, self.stem = self.path.name, self.path.stem
+            # a card number in a file name is masked wherever the name is printed or stored
+            # (messages, summary.json, the ledger) and in the output files' names
+            self.name, self.stem = mask_names(self.path.name), mask_names(self.path.stem)
             self.format = FORMATS.get(self.path.suffix.lower())
             if self.format is None:
                 raise InputRefused(f"{self.name}: unsupported file type "
                                    f"(use {', '.join(sorted(FORMATS))} or -)")
-            if not self.path.is_file():
-                raise InputRefused(f"{self.name}: no such file")
+            paths.regular_file(self.path, "input", InputRefused)
         self._sha256 = None
         self._stdin_hash = None
+        self._spool = None
         self.rows = 0
         self.total_rows: int | None = None  # known up front for Parquet and Arrow files
         self.schema: pa.Schema | None = None  # known once reading has started
 
     def expected_rows(self) -> int | None:
-        """Rows a Parquet file declares, before reading it; else None."""
+        """Rows a Parquet file declares, before reading it; else None.
+
+        A footer whose row count disagrees with its row groups' is refused (exit 3)."""
         if self.total_rows is not None or self.path is None:
             return self.total_rows
         try:
             if self.format == "parquet":
-                return pq.ParquetFile(self.path).metadata.num_rows
+                md = pq.ParquetFile(self.path).metadata
+                self._check_declared_rows(md)
+                return md.num_rows
         except (OSError, pa.ArrowException, ValueError):
             return None  # reading it will say what is wrong
         return None
+
+    def reservable_rows(self) -> int:
+        """Rows worth reserving state room for before reading: what the file declares, but
+        never more than its size in bytes (no real row takes less than a byte on disk), so
+        a forged footer declaring 2**31 rows in a few kilobytes reserves a few kilobytes'
+        worth; rows beyond that get room as they are actually read."""
+        declared = self.expected_rows()
+        if not declared:
+            return 0
+        try:
+            return min(declared, self.path.stat().st_size)
+        except OSError:
+            return 0
+
+    def _check_declared_rows(self, md):
+        declared = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
+        if declared != md.num_rows:
+            raise InputRefused(f"{self.name}: corrupt footer: row groups hold {declared} rows, "
+                               f"the file declares {md.num_rows}")
+
+    @property
+    def hash_known(self) -> bool:
+        """Whether :attr:`sha256` can be had before reading (stdin: once spooled)."""
+        return self.path is not None or self._sha256 is not None
+
+    def spool_stdin(self):
+        """Copy stdin into an unnamed temporary file, hashing it, so its sha256 is known
+        before its rows are read (``--skip-committed``: a committed stdin is left out)."""
+        self._spool = tempfile.TemporaryFile(prefix="txcore-stdin-")
+        h = hashlib.sha256()
+        for block in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            h.update(block)
+            self._spool.write(block)
+        self._spool.seek(0)
+        self._sha256 = h.hexdigest()
 
     @property
     def sha256(self) -> str:
@@ -153,10 +196,7 @@ class InputSource:
         if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
             raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} bytes "
                                f"declare {expanded:,} bytes of data")
-        declared = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
-        if declared != md.num_rows:
-            raise InputRefused(f"{self.name}: corrupt footer: row groups hold {declared} rows, "
-                               f"the file declares {md.num_rows}")
+        self._check_declared_rows(md)
         read = 0
         # one row group at a time: a reader over the whole file keeps the buffers of every
         # row group it has read until it ends (~28 MB per million rows here), so memory would
@@ -207,7 +247,11 @@ class InputSource:
                 yield reader.get_batch(i)
 
     def _read_arrows(self):
-        if self.path is None:
+        if self._spool is not None:
+            reader = ipc.open_stream(self._spool)
+            self.schema = reader.schema
+            yield from reader
+        elif self.path is None:
             self._stdin_hash = _HashingReader(sys.stdin.buffer)
             source = io.BufferedReader(self._stdin_hash)
             reader = ipc.open_stream(source)
