@@ -34,8 +34,8 @@ def floor(threads, data, inp, out, tuned=False):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from txcore.assemble import OUTPUT_FIELDS
-    from txcore.writer import parquet_options
+    from txcore.io.assemble import OUTPUT_FIELDS
+    from txcore.io.writer import parquet_options
     _pyarrow_threads(threads)
     t0 = time.perf_counter()
     writer, n = None, 0
@@ -92,7 +92,7 @@ def txcore(threads, data, inp, out):
 
 def replay(threads, data, inp, out):
     """``txcore replay``: price and write, no state kept (as the peers)."""
-    from txcore.replay import replay as run_replay
+    from txcore.audit.replay import replay as run_replay
     _pyarrow_threads(threads)
     t0 = time.perf_counter()
     s = run_replay([inp], rules=Path(__file__).resolve().parent.parent / "rules",
@@ -107,16 +107,16 @@ def kernel(threads, data, inp, out):
     the kernel loop alone are reported beside them."""
     import pyarrow.parquet as pq
 
-    from txcore.backends import BACKENDS
-    from txcore.refdata import load_cards, load_merchants
-    from txcore.rules import load_book
-    from txcore.state import State
+    from txcore.engine import make_engine
+    from txcore.rules.refdata import load_cards, load_merchants
+    from txcore.rules.book import load_book
+    from txcore.state.memory import State
     _pyarrow_threads(threads)
     book = load_book(Path(__file__).resolve().parent.parent / "rules",
                      load_merchants(data / "merchants.csv"))
     cards = load_cards(data / "cards.csv")
     batches = pq.read_table(inp).to_batches(65536)
-    engine = BACKENDS[os.environ.get("TXCORE_BENCH_BACKEND", "cython")](book, cards, State())
+    engine = make_engine(os.environ.get("TXCORE_BENCH_BACKEND", "cython"), book, cards, State())
     n = sum(b.num_rows for b in batches)
     engine.reserve(n)
     encode = loop = outputs = 0.0

@@ -19,14 +19,14 @@ import pyarrow as pa
 pa.set_cpu_count(1)
 pa.set_io_thread_count(1)
 
-from txcore.backends import BACKENDS  # noqa: E402
-from txcore.digest import FileDigest  # noqa: E402
-from txcore.reader import InputSource  # noqa: E402
-from txcore.refdata import load_cards, load_merchants  # noqa: E402
-from txcore.rules import load_book  # noqa: E402
-from txcore.state import State  # noqa: E402
+from txcore.engine import make_engine  # noqa: E402
+from txcore.io.digest import FileDigest  # noqa: E402
+from txcore.io.reader import InputSource  # noqa: E402
+from txcore.rules.refdata import load_cards, load_merchants  # noqa: E402
+from txcore.rules.book import load_book  # noqa: E402
+from txcore.state.memory import State  # noqa: E402
 from txcore.summary import Totals  # noqa: E402
-from txcore.writer import BatchWriter  # noqa: E402
+from txcore.io.writer import BatchWriter  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TXCORE_BENCH_DATA", Path.home() / ".cache" / "txcore-bench"))
@@ -45,7 +45,7 @@ def main(rows: int):
 
     book = timed("startup: rules", load_book, REPO / "rules", load_merchants(data / "merchants.csv"))
     cards = timed("startup: card registry", load_cards, data / "cards.csv")
-    engine = timed("startup: engine (compile, attach)", BACKENDS["cython"], book, cards, State())
+    engine = timed("startup: engine (compile, attach)", make_engine, "cython", book, cards, State())
     engine.reserve(rows)
     digest, totals = FileDigest(), Totals()
     reader = InputSource(str(month)).batches()  # as txcore reads: a row group at a time

@@ -33,10 +33,10 @@ def rss_mib() -> float:
 
 
 def one_run() -> dict:
-    from txcore.backends import BACKENDS
-    from txcore.refdata import load_cards, load_merchants
-    from txcore.rules import load_book
-    from txcore.state import State
+    from txcore.engine import make_engine
+    from txcore.rules.refdata import load_cards, load_merchants
+    from txcore.rules.book import load_book
+    from txcore.state.memory import State
 
     book = load_book(REPO / "rules", load_merchants(REGISTRY / "merchants.csv"))
     rss0 = rss_mib()
@@ -44,7 +44,7 @@ def one_run() -> dict:
     cards = load_cards(REGISTRY / "cards.csv")
     t1 = time.perf_counter()
     rss1 = rss_mib()
-    engine = BACKENDS["cython"](book, cards, State())
+    engine = make_engine("cython", book, cards, State())
     t2 = time.perf_counter()
     rss2 = rss_mib()
     assert len(cards) == len(engine.reg) == 120_000

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import txcore
-from txcore.backends import BACKENDS
-from txcore.refdata import load_cards, load_merchants
-from txcore.rules import load_book
-from txcore.state import State
+from txcore.engine import make_engine
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -46,7 +46,7 @@ def test_engine_in_memory(benchmark, demo_batches, engine_inputs, backend):
     book, cards = engine_inputs
 
     def price_all():
-        engine = BACKENDS[backend](book, cards, State())
+        engine = make_engine(backend, book, cards, State())
         return sum(p.num_rows + r.num_rows for p, r in map(engine.price_batch, demo_batches))
 
     n = benchmark(price_all)

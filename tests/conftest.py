@@ -7,11 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from txcore.backends import BACKENDS
+from txcore.engine import BACKENDS, make_engine
 from txcore.fixtures import card_numbers
-from txcore.refdata import Card, Cards, Merchant, Merchants
-from txcore.rules import load_book
-from txcore.state import State
+from txcore.rules.refdata import Card, Cards, Merchant, Merchants
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 from txcore.vocab import INPUT_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def backend(request):
 
 def price(rows, book, cards=None, state=None, backend="python", batch_size=None):
     """Price ``rows`` in order; returns ``(priced, rejects)`` as lists of dicts."""
-    engine = BACKENDS[backend](book, cards if cards is not None else registry(),
+    engine = make_engine(backend, book, cards if cards is not None else registry(),
                                state if state is not None else State())
     priced, rejects = [], []
     size = batch_size or max(len(rows), 1)

@@ -1,7 +1,7 @@
 """Bad input files: refused by name, nothing of the run committed; and a fuzz of the readers.
 
 SPEC §2 (input formats), §6 (a run commits atomically), §8 (exit 3: input refused).
-Whatever a file holds, reading it through :class:`txcore.reader.InputSource` either
+Whatever a file holds, reading it through :class:`txcore.io.reader.InputSource` either
 yields every row (and then pricing accounts for every one: priced + rejected == rows
 read) or raises :class:`txcore.errors.InputRefused` naming the file.  Any other
 exception, a hang or a crash of the interpreter is a bug.
@@ -56,18 +56,18 @@ import pytest
 import txcore
 from conftest import FIXTURES, RULES
 from txcore.errors import InputRefused
-from txcore.pricing import ReferenceEngine
-from txcore.reader import MAX_UNCOMPRESSED, InputSource
-from txcore.refdata import load_cards, load_merchants
-from txcore.rules import load_book
-from txcore.state import State
+from txcore.engine.reference import ReferenceEngine
+from txcore.io.reader import MAX_UNCOMPRESSED, InputSource
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 
 CARDS = FIXTURES / "cards.csv"
 MERCHANTS = FIXTURES / "merchants.csv"
 DAY = FIXTURES / "txns-2015-11-01.parquet"
 EARLIER_DAY = FIXTURES / "txns-2015-10-31.parquet"
 THIS_FILE = Path(__file__).resolve()
-CSV_BLOCK = 1 << 22  # the CSV reader's block size (txcore.reader)
+CSV_BLOCK = 1 << 22  # the CSV reader's block size (txcore.io.reader)
 
 FUZZ_FILES = 20_000      # mutated files in the random campaign (10,000 at least)
 FUZZ_WORKERS = 2         # child processes (this machine has 2 cores)

@@ -1,7 +1,7 @@
 """The compact state's tables: what a loaded state holds comes back out unchanged.
 
 Entries keep what their row did as a row of an interned effects table
-(``txcore/compact.py``); these tests load index tables the kernels never made and
+(``txcore/state/compact.py``); these tests load index tables the kernels never made and
 check that ``to_tables`` gives them back, on both compiled kernels.
 """
 from __future__ import annotations
@@ -12,16 +12,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from txcore.compact import KEY, CompactState
-from txcore.layout import N_EFFECTS
-from txcore.extensions import kernel
+from txcore.state.compact import CompactState
+from txcore._fast.layout import N_EFFECTS
+from txcore._fast import load_kernel as kernel
+from txcore.state import schema as state_schema
 
 KERNELS = ["cython", "numba"]
 
 
 def _digests(n: int, salt: int) -> pa.Array:
     words = np.arange(2 * n, dtype=">u8").reshape(n, 2) * 7919 + salt
-    return pa.FixedSizeBinaryArray.from_buffers(KEY, n, [None, pa.py_buffer(words.tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(state_schema.KEY, n, [None, pa.py_buffer(words.tobytes())])
 
 
 def index_table(n: int, discount_rules: list, reversal_every: int = 5) -> pa.Table:
@@ -36,7 +37,7 @@ def index_table(n: int, discount_rules: list, reversal_every: int = 5) -> pa.Tab
     def text(values):
         return pa.array([None if r else v for r, v in zip(reversal, values)], pa.string())
 
-    schema = CompactState(45, kernel("cython")).index_schema()
+    schema = state_schema.INDEX
     return pa.table({
         "txn": _digests(n, 1), "card": _digests(n, 2),
         "local_date": pa.array([dt.date(2015, 11, 1)] * n, pa.date32()),

@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import FIXTURES, RULES
-from txcore import keys
+from txcore.state import keys
 from txcore.errors import StateError
 from txcore.fixtures import make_fixtures
-from txcore.store import StateStore
+from txcore.state.store import StateStore
 
 CRASH_EXIT = 77  # txcore.durable.CRASH_EXIT
 STRIDE = 8       # keep every 8th row of a bundled day: ~1,700-2,400 rows a day

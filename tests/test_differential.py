@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from conftest import CMB_CARD, RULES, batch_of, registry
 from test_properties import BOOK, streams
-from txcore.backends import BACKENDS
-from txcore.keys import Keyer
-from txcore.rules import load_book
-from txcore.state import State
+from txcore.engine import BACKENDS, make_engine
+from txcore.state.keys import Keyer
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 
 FAST = [b for b in sorted(BACKENDS) if b != "python"]
 KEY = b"differential-test-key-32-bytes!!"
@@ -51,7 +51,7 @@ def two_versions(tmp_path_factory):
 
 def run(backend, book, rows, batch_size, state=None):
     state = state if state is not None else State(keyer=Keyer(KEY))
-    engine = BACKENDS[backend](book, registry(), state)
+    engine = make_engine(backend, book, registry(), state)
     priced, rejects = [], []
     whole = batch_of(rows)  # one schema for the stream, as in a file
     for start in range(0, max(len(rows), 1), batch_size):
@@ -153,13 +153,13 @@ def test_the_bundled_days_price_identically(backend):
     import pyarrow.parquet as pq
 
     from conftest import FIXTURES
-    from txcore.refdata import load_cards, load_merchants
+    from txcore.rules.refdata import load_cards, load_merchants
     book = load_book(RULES, load_merchants(FIXTURES / "merchants.csv"))
     cards = load_cards(FIXTURES / "cards.csv")
     out = {}
     for name in (backend, "python"):
         state = State(keyer=Keyer(KEY))
-        engine = BACKENDS[name](book, cards, state)
+        engine = make_engine(name, book, cards, state)
         out[name] = [engine.price_batch(b) for f in sorted(FIXTURES.glob("txns-*.parquet"))
                      for b in pq.read_table(f).to_batches(30000)]
         out[name + " state"] = state_tables(state)

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from txcore import extensions
+from txcore import _fast
 from txcore._fast import encode_py
-from txcore.assemble import OUTPUT_FIELDS, TS_TYPE
-from txcore.digest import FileDigest, reference_rows
+from txcore.io.assemble import OUTPUT_FIELDS, TS_TYPE
+from txcore.io.digest import FileDigest, reference_rows
 
-IMPLS = [pytest.param(extensions.encode, id="as-installed"),
+IMPLS = [pytest.param(_fast.compiled_or_twin("encode"), id="as-installed"),
          pytest.param(encode_py, id="pure-python-module")]
 
 TEXT = st.one_of(st.none(), st.text(max_size=12),
@@ -42,11 +42,11 @@ def test_column_wise_digest_equals_the_json_rows(impl, rows, cut):
         else:
             cols[name] = pa.array([r[4] for r in rows], f.type)
     batch = pa.RecordBatch.from_pydict(cols)
-    saved, extensions.encode = extensions.encode, impl
+    saved, _fast._chosen["encode"] = _fast._chosen["encode"], impl
     try:
         digest = _digest(batch, cut)
     finally:
-        extensions.encode = saved
+        _fast._chosen["encode"] = saved
     assert digest == hashlib.sha256(reference_rows(batch)).hexdigest()
     assert n == 0 or reference_rows(batch).count(b"\n") >= n
 

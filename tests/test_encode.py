@@ -1,5 +1,5 @@
 """The column encoders: compiled ``encode.pyx`` against its pure-Python twin, and both
-against the reference's own parsers (``txcore.validate``)."""
+against the reference's own parsers (``txcore.engine.validate``)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from txcore._fast import encode_py
-from txcore.encoder import _buffers
-from txcore.validate import parse_ts
+from txcore.engine.encoder import _buffers
+from txcore.engine.validate import parse_ts
 
 encode_c = pytest.importorskip("txcore._fast.encode", reason="compiled extension not built")
 IMPLS = [pytest.param(encode_c, id="c-extension-module"),
@@ -129,7 +129,7 @@ WORDS = ["atm", "pos", "online", "鲤城", "a"]
                                  st.text(max_size=6)), max_size=30),
        offset=st.integers(0, 3))
 def test_match_words_twins_agree(values, offset):
-    from txcore.encoder import Vocabulary
+    from txcore.engine.encoder import Vocabulary
     vocab = Vocabulary({w: 10 + k for k, w in enumerate(WORDS)})
     arr = _column(values, False, offset)
     out = []

@@ -8,7 +8,7 @@ import pytest
 from conftest import CMB_CARD, CMB_CARD3, FIXTURES, RULES, row
 from txcore.cli import main
 from txcore.errors import UsageError
-from txcore.explain import explain
+from txcore.audit.explain import explain
 from txcore.fixtures import COLUMNS
 
 

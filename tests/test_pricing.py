@@ -8,9 +8,9 @@ import pytest
 
 from conftest import (CIB_CARD, CMB_CARD, CMB_CARD2, CMB_CARD3, QUANZHOU, STRANGER, XIAMEN, D,
                       merchants, price, price_one, registry, reject_of, row)
-from txcore.refdata import Card, Merchant
-from txcore.rules import load_book
-from txcore.state import State
+from txcore.rules.refdata import Card, Merchant
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 
 NON_MEMBER = CMB_CARD3  # a CMB card that never was a member
 

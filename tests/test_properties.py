@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CIB_CARD, CMB_CARD, CMB_CARD2, CMB_CARD3, RULES, STRANGER, merchants, price
-from txcore.refdata import Merchant
-from txcore.rules import load_book
-from txcore.store import StateStore
+from txcore.rules.refdata import Merchant
+from txcore.rules.book import load_book
+from txcore.state.store import StateStore
 from conftest import D, registry
 
 BOOK = load_book(RULES, merchants(Merchant("QZ1", "店", 800, 500, 3000, D(2013, 10, 1), None),

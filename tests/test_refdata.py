@@ -15,7 +15,7 @@ from conftest import CIB_CARD, CMB_CARD, CMB_CARD2, CMB_CARD3, FIXTURES, QUANZHO
 from txcore import cardno
 from txcore.errors import RefDataError
 from txcore.fixtures import card_numbers
-from txcore.refdata import Card, Cards, Merchant, Merchants, load_cards, load_merchants
+from txcore.rules.refdata import Card, Cards, Merchant, Merchants, load_cards, load_merchants
 
 D = dt.date
 CARD_COLUMNS = ["card_no", "member_id", "unit", "issuer", "home_city", "member_from",

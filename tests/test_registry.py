@@ -21,16 +21,18 @@ from conftest import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import txcore.registry
-from txcore import layout as L
-from txcore.backends import BACKENDS
-from txcore.compact import _first_of_each
+import txcore.rules.registry
+from txcore._fast import layout as L
+from txcore.engine import make_engine
+from txcore.state.compact import _first_of_each
 from txcore.fixtures import card_numbers
-from txcore.flatrules import Strings, compile_registry, day_number
-from txcore.keys import Keyer
-from txcore.refdata import Card, Cards, cards_by_rows, load_cards, read_table
-from txcore.rules import load_book
-from txcore.state import State
+from txcore._fast.layout import Strings
+from txcore.engine.flatrules import compile_registry
+from txcore.timeconv import day_number
+from txcore.state.keys import Keyer
+from txcore.rules.refdata import Card, Cards, cards_by_rows, load_cards, read_table
+from txcore.rules.book import load_book
+from txcore.state.memory import State
 
 D = dt.date
 REGISTRY = FIXTURES / "cards.csv"
@@ -85,8 +87,8 @@ class TestColumnarCards:
 
         def refuse(*args):
             raise AssertionError("a Card was made")
-        monkeypatch.setattr(txcore.registry, "Card", refuse)
-        engine = BACKENDS["cython"](load_book(RULES), cards, State())
+        monkeypatch.setattr(txcore.rules.registry, "Card", refuse)
+        engine = make_engine("cython", load_book(RULES), cards, State())
         assert len(engine.reg) == len(cards) == 5000
         with pytest.raises(AssertionError, match="a Card was made"):
             cards[next(iter(cards))]
@@ -116,7 +118,7 @@ class TestColumnarCards:
 
     def test_columns_of_a_hand_built_registry(self):
         table = registry().columns()
-        assert table.schema == txcore.registry.SCHEMA
+        assert table.schema == txcore.rules.registry.SCHEMA
         assert table.column("card_no").to_pylist() == [CMB_CARD, CMB_CARD2, CIB_CARD, CMB_CARD3]
         assert table.column("issuer").to_pylist() == ["CMB", "CMB", "CIB", "CMB"]
         assert table.column("member_from").to_pylist() == [D(2013, 9, 1)] * 3 + [None]
@@ -124,7 +126,7 @@ class TestColumnarCards:
 
     def test_columns_of_a_loaded_registry(self):
         table = loaded().columns()
-        assert table.schema == txcore.registry.SCHEMA
+        assert table.schema == txcore.rules.registry.SCHEMA
         assert table.equals(by_rows().columns())
 
     def test_wrong_columns_are_refused(self):
@@ -198,8 +200,8 @@ class TestCompileRegistry:
 class TestEngine:
     def test_same_engine_tables_as_from_the_row_by_row_registry(self):
         book, keyer = load_book(RULES), Keyer()
-        columnar = BACKENDS["cython"](book, loaded(), State(keyer=keyer))
-        reference = BACKENDS["cython"](book, by_rows(), State(keyer=keyer))
+        columnar = make_engine("cython", book, loaded(), State(keyer=keyer))
+        reference = make_engine("cython", book, by_rows(), State(keyer=keyer))
         assert np.array_equal(columnar.reg, reference.reg)
         assert columnar.banks.values == reference.banks.values
         assert columnar.cities.values == reference.cities.values

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from txcore.errors import RefDataError
 from txcore.fixtures import card_numbers
-from txcore.refdata import cards_by_rows, load_cards, read_table
-from txcore.registry_check import checked_columns
+from txcore.rules.refdata import cards_by_rows, load_cards, read_table
+from txcore.rules.registry_check import checked_columns
 
 D = dt.date
 COLUMNS = ("card_no", "member_id", "unit", "issuer", "home_city", "member_from", "member_to")

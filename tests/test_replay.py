@@ -10,8 +10,8 @@ import pytest
 import txcore
 from conftest import FIXTURES, RULES
 from txcore.cli import main
-from txcore.digest import run_digest
-from txcore.replay import replay
+from txcore.io.digest import run_digest
+from txcore.audit.replay import replay
 
 DAYS = sorted(FIXTURES.glob("txns-*.parquet"))
 REF = dict(rules=RULES, cards=FIXTURES / "cards.csv", merchants=FIXTURES / "merchants.csv",

@@ -12,8 +12,8 @@ from conftest import RULES
 from txcore import money
 from txcore.cli import main
 from txcore.errors import RulesError
-from txcore.refdata import Merchants, load_merchants
-from txcore.rules import FeeRule, RuleBook, describe, load_book
+from txcore.rules.refdata import Merchants, load_merchants
+from txcore.rules.book import FeeRule, RuleBook, describe, load_book
 
 UTC = dt.timezone.utc
 SHANGHAI_TZ = "Asia/Shanghai"

@@ -29,10 +29,10 @@ from conftest import RULES
 from txcore import durable
 from txcore.errors import InputRefused
 from txcore.fixtures import make_fixtures
-from txcore.pricing import ReferenceEngine
-from txcore.refdata import load_cards, load_merchants
-from txcore.rules import load_book
-from txcore.store import Staging, StateStore
+from txcore.engine.reference import ReferenceEngine
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.rules.book import load_book
+from txcore.state.store import Staging, StateStore
 
 POOL = Path(tempfile.mkdtemp(prefix="txcore-sm-pool-"))
 FILES = make_fixtures(POOL, members=150, days=40, seed=11, start=dt.date(2015, 10, 20), rate=1.0)

@@ -9,24 +9,17 @@ prints a value goes through :func:`mask` or :func:`redact`.
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pyarrow as pa
 
-from txcore._fast import cardcheck_py
+from txcore._fast import cardcheck_py, compiled_or_twin, is_compiled
 
-if os.environ.get("TXCORE_NO_EXTENSIONS") == "1":
-    _impl = cardcheck_py
-else:
-    try:
-        from txcore._fast import cardcheck as _impl
-    except ImportError:  # not built: the twin gives the same answers, slower
-        _impl = cardcheck_py
+_impl = compiled_or_twin("cardcheck")
 
 #: ``"cython"`` when the compiled module is in use, else ``"python"``.
-IMPLEMENTATION = "cython" if getattr(_impl, "CYTHON_MODULE", 0) else "python"
+IMPLEMENTATION = "cython" if is_compiled(_impl) else "python"
 
 
 def is_card_no(value: str) -> bool:

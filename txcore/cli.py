@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from txcore import __version__, cardno
-from txcore.backends import BACKENDS, DEFAULT_BACKEND
+from txcore.engine import BACKENDS, DEFAULT_BACKEND
 from txcore.errors import TxcoreError
-from txcore.reader import DEFAULT_BATCH_SIZE
-from txcore.state import DEFAULT_RETENTION_DAYS
-from txcore.writer import OUTPUT_FORMATS
+from txcore.io.reader import DEFAULT_BATCH_SIZE
+from txcore.state.memory import DEFAULT_RETENTION_DAYS
+from txcore.io.writer import OUTPUT_FORMATS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,7 +158,7 @@ def _dispatch(args) -> int:
         print(summary.render(result))
         return 0
     if args.command == "replay":
-        from txcore.replay import replay
+        from txcore.audit.replay import replay
         result = replay(args.files, rules=args.rules, cards=args.cards, merchants=args.merchants,
                         out_dir=args.out, compare=args.compare, snapshot=args.snapshot,
                         key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
@@ -185,12 +185,12 @@ def _dispatch(args) -> int:
         _report(args.files, args.cards, args.out, args.timezone)
         return 0
     if args.command == "explain":
-        from txcore.explain import explain
+        from txcore.audit.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
                       merchants=args.merchants, priced=args.priced))
         return 0
     if args.command == "rules":
-        from txcore.rules import describe
+        from txcore.rules.book import describe
         merchants = txcore.load_merchants(args.merchants) if args.merchants else None
         print(describe(txcore.load_book(args.dir, merchants)))
         print("rules OK")
@@ -224,7 +224,7 @@ def _threads(workers: int) -> int:
 
 
 def _report(files, cards, out, timezone="Asia/Shanghai"):
-    from txcore.report import summarise, write_report
+    from txcore.audit.report import summarise, write_report
     csv_path, html_path = write_report(summarise(files, cards, timezone), out)
     print(f"  report: {csv_path} and {html_path}")
 

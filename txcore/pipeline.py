@@ -26,20 +26,24 @@ def prefetched(batches, workers: int, depth: int = 2):
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Put ``item`` unless the consumer has stopped (then never block on a full queue)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for b in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(b):
                     return
-            q.put(_DONE)
+            offer(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="txcore-reader", daemon=True)
     thread.start()
@@ -56,7 +60,7 @@ def prefetched(batches, workers: int, depth: int = 2):
         thread.join()
 
 
-class Writer:
+class OrderedJobs:
     """Runs write jobs in order on one thread (inline when ``workers <= 1``); at most
     ``depth`` jobs wait.  A job's exception is raised by the next ``submit`` or ``drain``."""
 

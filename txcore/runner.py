@@ -3,7 +3,7 @@
 All reference data and rules are loaded and validated before anything is
 written.  Outputs are written into a staging folder and the run commits —
 state and outputs together — only when every input has been read whole
-(:mod:`txcore.store`); an input that cannot be read stops the run (exit 3)
+(:mod:`txcore.state.store`); an input that cannot be read stops the run (exit 3)
 and nothing of the run is committed.
 """
 from __future__ import annotations
@@ -21,16 +21,16 @@ from tqdm import tqdm
 
 import txcore
 from txcore import cardno, durable, paths, pipeline, summary as summary_mod
-from txcore.assemble import priced_schema, rejects_schema
-from txcore.backends import DEFAULT_BACKEND, make_engine
-from txcore.digest import FileDigest, run_digest
+from txcore.io.assemble import priced_schema, rejects_schema
+from txcore.engine import DEFAULT_BACKEND, make_engine
+from txcore.io.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, StateError, UsageError, WriteError
-from txcore.reader import DEFAULT_BATCH_SIZE, InputSource
-from txcore.refdata import load_cards, load_merchants
-from txcore.rules import load_book
-from txcore.state import DEFAULT_RETENTION_DAYS, State
-from txcore.store import Staging, StateStore
-from txcore.writer import OUTPUT_FORMATS, BatchWriter
+from txcore.io.reader import DEFAULT_BATCH_SIZE, InputSource
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.rules.book import load_book
+from txcore.state.memory import DEFAULT_RETENTION_DAYS, State
+from txcore.state.store import Staging, StateStore
+from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
@@ -43,7 +43,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     None shows a progress bar only when stderr is a terminal.  An input whose
     sha256 the state's ledger holds is refused (exit 3), or with
     ``skip_committed`` left out of the run and listed under ``skipped``.
-    ``key_file``: the card key (:mod:`txcore.keys`), default ``<state>/card.key``.
+    ``key_file``: the card key (:mod:`txcore.state.keys`), default ``<state>/card.key``.
     ``snapshot`` (without ``state_dir``): start from that committed state, read only,
     ledger ignored — for replay.  ``workers``: threads for the run's stages
     (:mod:`txcore.pipeline`); the output does not depend on it.
@@ -151,7 +151,7 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=None, unit="rows", unit_scale=True, disable=not show, file=sys.stderr,
                desc=command)
-    stage = pipeline.Writer(workers)
+    stage = pipeline.OrderedJobs(workers)
     try:
         for source in sources:
             if len(sources) == 1:

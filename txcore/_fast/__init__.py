@@ -1,13 +1,59 @@
-"""The compiled hot path.
+"""The compiled hot path, and the one place that picks a compiled module or its twin.
 
-* ``kernel.pyx`` (structs in ``kernel.pxd``): the pricing loop; its twin is the numba
-  module ``kernel_numba.py`` (the ``numba`` backend);
+* ``kernel.pyx`` (structs in ``kernel.pxd``, their numpy twins in ``layout.py``):
+  the pricing loop; its twin is the numba module ``kernel_numba.py`` (the ``numba``
+  backend);
 * ``encode.pyx``: column encoders over Arrow buffers (SipHash-128, ISO timestamps,
   integers, digest rows); twin ``encode_py.py``;
-* ``cardcheck.pyx``: the card-number check; twin ``cardcheck_py.py``.
+* ``cardcheck.pyx``: the card-number check; twin ``cardcheck_py.py``;
+* ``buffers.py``: an Arrow string column as the ``(offsets, data, validity,
+  offset)`` buffers every encoder takes.
 
 Each twin has the same functions over the same buffers: the readable version, and
 the fallback when an extension is not built.  Tests run both and Hypothesis checks
-them against each other and against the reference engine.  Modules are picked by
-:mod:`txcore.extensions` and :mod:`txcore.cardno`, never imported directly.
+them against each other and against the reference engine.  Callers get a module
+through :func:`compiled_or_twin` or :func:`load_kernel`, never by importing it directly.
 """
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+#: ``TXCORE_NO_EXTENSIONS=1`` makes every caller use the pure-Python twins.
+NO_EXTENSIONS = os.environ.get("TXCORE_NO_EXTENSIONS") == "1"
+
+_chosen: dict[str, ModuleType] = {}
+
+
+def compiled_or_twin(name: str) -> ModuleType:
+    """``txcore._fast.<name>`` (Cython), or its twin ``<name>_py`` when
+    ``TXCORE_NO_EXTENSIONS=1`` or the extension is not built."""
+    module = _chosen.get(name)
+    if module is None:
+        module = importlib.import_module(f"txcore._fast.{name}_py")
+        if not NO_EXTENSIONS:
+            try:
+                module = importlib.import_module(f"txcore._fast.{name}")
+            except ImportError:  # not built: the twin gives the same answers, slower
+                pass
+        _chosen[name] = module
+    return module
+
+
+def is_compiled(module: ModuleType) -> bool:
+    """Whether ``module`` is a Cython build (each ``.pyx`` sets ``CYTHON_MODULE = 1``)."""
+    return bool(getattr(module, "CYTHON_MODULE", 0))
+
+
+def load_kernel(backend: str) -> ModuleType:
+    """The pricing kernel of a backend: ``"cython"`` (``txcore._fast.kernel``, its
+    structs and enums checked against :mod:`txcore._fast.layout`) or ``"numba"``."""
+    if backend == "cython":
+        compiled = importlib.import_module("txcore._fast.kernel")  # ImportError: not built
+        from txcore._fast.layout import check_compiled
+        check_compiled(compiled)
+        return compiled
+    if backend == "numba":
+        return importlib.import_module("txcore._fast.kernel_numba")
+    raise ValueError(backend)

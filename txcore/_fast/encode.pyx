@@ -3,7 +3,7 @@ encoding a batch for the pricing kernel.
 
 * ``hash_strings``: keyed SipHash-2-4-128 of each value (txn ids, card numbers),
   with its byte length (-1 for null).  The same digest keys the state, so no
-  identifier is ever at rest in clear (``txcore.keys``).
+  identifier is ever at rest in clear (``txcore.state.keys``).
 * ``parse_timestamps``: ISO 8601 text (SPEC §10) to wall-clock microseconds and
   an offset; anything unusual is left to the reference validator.
 * ``parse_integers``: ASCII decimal text to int64.
@@ -406,7 +406,7 @@ cdef inline Py_ssize_t _bound(const Column* c, Py_ssize_t n) noexcept nogil:
 
 
 def digest_rows(list columns, Py_ssize_t n):
-    """The canonical rows ``[v0,v1,...]\\n`` of ``n`` rows (``txcore.digest``), or None
+    """The canonical rows ``[v0,v1,...]\\n`` of ``n`` rows (``txcore.io.digest``), or None
     when a text value needs JSON escaping (the caller then encodes in Arrow).
 
     ``columns[k]`` is ``(kind, offsets, data, values, validity, offset)``: kind 0 text

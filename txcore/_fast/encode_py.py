@@ -5,9 +5,10 @@ when the extension is not built; ``tests/test_encode.py`` holds the two equal.
 """
 import datetime as dt
 
+from txcore.timeconv import day_number
+
 CYTHON_MODULE = 0
 _M = (1 << 64) - 1
-_EPOCH = dt.date(1970, 1, 1)
 
 
 def _rotl(x, b):
@@ -104,7 +105,7 @@ def parse_ts(raw: bytes):
     elif rest:
         return 0, 0, 0
     try:
-        day = (dt.date(y, mo, d) - _EPOCH).days
+        day = day_number(dt.date(y, mo, d))
         dt.time(hh, mi, ss)
     except ValueError:
         return 0, 0, 0

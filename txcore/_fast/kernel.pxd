@@ -1,5 +1,5 @@
 # C structs of the pricing kernel; each matches the numpy dtype of the same name in
-# txcore/layout.py (align=True), field for field.
+# txcore/_fast/layout.py (align=True), field for field.
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef struct ENTRY:

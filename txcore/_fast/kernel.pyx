@@ -1,6 +1,6 @@
 """The pricing kernel: SPEC §4-§6 for a whole encoded batch in one ``nogil`` loop.
 
-Same semantics as the reference engine (``txcore/pricing.py``), row for row;
+Same semantics as the reference engine (``txcore/engine/reference.py``), row for row;
 ``tests/test_differential.py`` checks it against the reference with Hypothesis.
 Numba twin: ``kernel_numba.py`` (same function, same arrays).
 
@@ -12,7 +12,7 @@ Layers:
    counters (card, waiver, month -> used) and the interned effects (what a row did
    -> its effect row, shared by every entry that did the same);
 3. ``price_rows``: the loop over one batch, in posting order.
-The Python layer (``txcore.engine``) encodes batches, compiles the rules into
+The Python layer (``txcore.engine.compiled``) encodes batches, compiles the rules into
 flat arrays, sizes the tables and builds the output Arrow arrays.
 """
 from libc.stdlib cimport free, malloc
@@ -23,7 +23,7 @@ from txcore._fast.kernel cimport (BAND, CARD, COUNTER, EFFECT, ENTRY, MERCH, REG
 
 CYTHON_MODULE = 1
 
-# keep in step with txcore/layout.py
+# Values of txcore/_fast/layout.py (KERNEL_ENUMS), checked when the module loads: enums()
 cdef enum:
     F_REVERSAL = 1
     F_REVERSED = 2
@@ -51,8 +51,24 @@ cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
 cdef int64_t PENDING = -2
 
 
+NO_LATEST_VALUE = NO_LATEST
+
+
+def enums():
+    """The ``cdef enum`` values above, checked against ``layout.KERNEL_ENUMS`` at load."""
+    return {"F_REVERSAL": F_REVERSAL, "F_REVERSED": F_REVERSED, "F_WAIVED": F_WAIVED,
+            "F_SLOT": F_SLOT, "R_NO_RULESET": R_NO_RULESET, "R_UNKNOWN_CARD": R_UNKNOWN_CARD,
+            "R_DUPLICATE": R_DUPLICATE, "R_DISB_NON_MEMBER": R_DISB_NON_MEMBER,
+            "R_MISMATCH": R_MISMATCH, "R_ALREADY": R_ALREADY, "K_WITHDRAWAL": K_WITHDRAWAL,
+            "K_TRANSFER": K_TRANSFER, "K_PURCHASE": K_PURCHASE,
+            "K_DISBURSEMENT": K_DISBURSEMENT, "K_REVERSAL": K_REVERSAL,
+            "S_N_ENTRIES": S_N_ENTRIES, "S_N_COUNTERS": S_N_COUNTERS, "S_LATEST": S_LATEST,
+            "S_RETENTION": S_RETENTION, "S_ZERO_EFFECT": S_ZERO_EFFECT,
+            "S_N_EFFECTS": S_N_EFFECTS}
+
+
 def sizes():
-    """C struct sizes, checked against the numpy dtypes of ``txcore.layout``."""
+    """C struct sizes, checked against the numpy dtypes of ``txcore._fast.layout``."""
     return {"ENTRY": sizeof(ENTRY), "EFFECT": sizeof(EFFECT), "CARD": sizeof(CARD), "COUNTER": sizeof(COUNTER),
             "REG": sizeof(REG), "VERSION": sizeof(VERSION), "RULE": sizeof(RULE),
             "BAND": sizeof(BAND), "MERCH": sizeof(MERCH), "SLOT": sizeof(SLOT)}
@@ -304,7 +320,7 @@ def rebuild_counter_slots(const COUNTER[::1] counters, Py_ssize_t n, int32_t[::1
 cdef inline bint _matches(const RULE* r, int8_t kind, int8_t channel, int8_t fee_item,
                           int32_t issuer, int16_t mcc, bint cross, bint same, int64_t amount,
                           const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok) noexcept nogil:
-    """Conditions.matches (txcore/rules.py): an omitted condition matches anything."""
+    """Conditions.matches (txcore/rules/book.py): an omitted condition matches anything."""
     if not (r.kind_mask >> kind) & 1:
         return False
     if not (r.channel_mask >> channel) & 1:
@@ -358,7 +374,7 @@ def price_rows(
         ENTRY[::1] entries, SLOT[::1] entry_slots,
         EFFECT[::1] effects, int32_t[::1] effect_slots,
         COUNTER[::1] counters, int32_t[::1] counter_slots,
-        int64_t[::1] scalars,             # see txcore/layout.py
+        int64_t[::1] scalars,             # see txcore/_fast/layout.py
         # per row, OUT
         int8_t[::1] reason, uint8_t[::1] member, uint8_t[::1] cross_bank,
         uint8_t[::1] same_city, int64_t[::1] ts, int32_t[::1] fee_rule,

@@ -1,7 +1,7 @@
 """Numba twin of ``kernel.pyx``: the same pricing loop over the same arrays.
 
 Written as plain Python over numpy structured arrays (dtypes in
-``txcore.layout``) and compiled by numba on first use; with
+``txcore._fast.layout``) and compiled by numba on first use; with
 ``NUMBA_DISABLE_JIT=1`` it runs as ordinary Python, which is how a reader can
 step through it.  ``tests/test_differential.py`` checks it, like the Cython
 kernel, against the reference engine.
@@ -9,7 +9,7 @@ kernel, against the reference engine.
 import numba
 import numpy as np
 
-from txcore.layout import (DISBURSEMENT, F_REVERSAL, F_REVERSED, F_SLOT, F_WAIVED, LATEST,
+from txcore._fast.layout import (DISBURSEMENT, F_REVERSAL, F_REVERSED, F_SLOT, F_WAIVED, LATEST,
                            N_COUNTERS, N_EFFECTS, N_ENTRIES, NO_LATEST, PURCHASE, RETENTION, REVERSAL_KIND,
                            TRANSFER, WITHDRAWAL, ZERO_EFFECT)
 

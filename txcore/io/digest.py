@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from txcore._fast import compiled_or_twin
+
 COLUMNS = ("txn_id", "ts", "member", "cross_bank", "same_city", "fee_rule", "fee_standard",
            "fee_waived", "fee_charged", "waiver_rule", "free_slot", "discount",
            "discount_rule", "ruleset")
@@ -59,7 +61,7 @@ class FileDigest:
     def add(self, priced: pa.RecordBatch):
         """Hash the batch's rows, encoded in one compiled pass over the Arrow buffers; a
         batch with text that needs JSON escaping is encoded by :func:`reference_rows`."""
-        from txcore.extensions import encode
+        encode = compiled_or_twin("encode")
         if priced.num_rows == 0:
             return
         rows = encode.digest_rows([_column(priced.column(name)) for name in COLUMNS],

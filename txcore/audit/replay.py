@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from txcore import runner
-from txcore.assemble import OUTPUT_FIELDS
+from txcore.io.assemble import OUTPUT_FIELDS
 from txcore.errors import InputRefused, UsageError
-from txcore.reader import InputSource
+from txcore.io.reader import InputSource
 
 COMPARED = tuple(f.name for f in OUTPUT_FIELDS)
 DIFF_SCHEMA = pa.schema([("txn_id", pa.string()), ("column", pa.string()),

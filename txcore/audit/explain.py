@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from txcore import cardno, money
 from txcore.errors import UsageError
-from txcore.pricing import ReferenceEngine
-from txcore.reader import InputSource
-from txcore.refdata import load_cards, load_merchants
-from txcore.rules import Facts, load_book
-from txcore.state import State
-from txcore.validate import Reject, validate_batch
+from txcore.engine.reference import ReferenceEngine
+from txcore.io.reader import InputSource
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.rules.book import Facts, load_book
+from txcore.state.memory import State
+from txcore.engine.validate import Reject, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 
@@ -48,7 +48,7 @@ def _recorded(txn_id, result, priced) -> str:
     """Whether the recorded priced row agrees with this re-pricing."""
     import pyarrow.compute as pc
 
-    from txcore.replay import COMPARED, read_recorded
+    from txcore.audit.replay import COMPARED, read_recorded
     recorded = read_recorded(priced)
     rows = recorded.filter(pc.equal(pc.cast(recorded["txn_id"], "string"), txn_id)).to_pylist()
     if not rows:

@@ -1,6 +1,6 @@
 """Output writers (SPEC §5, §8): one batch at a time.
 
-Writers write into the run's staging folder (:class:`txcore.store.Staging`);
+Writers write into the run's staging folder (:class:`txcore.state.store.Staging`);
 ``close`` flushes and fsyncs.  Nothing is visible in OUTDIR until the run
 commits and the staging folder is published.
 """

@@ -4,7 +4,7 @@
 :class:`Txn` or a :class:`Reject` with the reason code of the *first* failing
 check in the order of SPEC §10 and the column and value at fault.  The checks
 that need the rules, the registry or the run's history (no_ruleset,
-unknown_card, duplicate_txn_id, ...) come after, in :mod:`txcore.pricing`.
+unknown_card, duplicate_txn_id, ...) come after, in :mod:`txcore.engine.reference`.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from txcore import cardno
+from txcore.timeconv import EPOCH
 from txcore.vocab import (BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, FEE_ITEMS, INPUT_COLUMNS,
                           KINDS, KINDS_POSITIVE_AMOUNT, KINDS_WITH_COUNTERPARTY, MAX_AMOUNT, MCC_RE)
 
@@ -121,7 +122,6 @@ def column_values(batch: pa.RecordBatch, name: str) -> list:
     return col.to_pylist()
 
 
-_EPOCH = dt.datetime(1970, 1, 1)
 _PER_SECOND = {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}
 
 
@@ -137,7 +137,7 @@ def _timestamps(col) -> list:
             out.append(None)
             continue
         try:
-            t = _EPOCH + dt.timedelta(microseconds=v * 10**6 // per)
+            t = EPOCH.replace(tzinfo=None) + dt.timedelta(microseconds=v * 10**6 // per)
             out.append(t.replace(tzinfo=dt.timezone.utc) if aware else t)
         except OverflowError:
             out.append(_Unreadable(v))

@@ -5,7 +5,7 @@ rules in file order) with conditions as bit masks and lookup tables; the card
 registry becomes ``REG`` rows and the partner merchants a ``[version,
 merchant]`` grid of ``MERCH`` cells.  Strings (rule ids, bank and city codes)
 become small integers through :class:`Strings` tables; the kernel compares
-integers only.  Layouts: :mod:`txcore.layout`.
+integers only.  Layouts: :mod:`txcore._fast.layout`.
 """
 from __future__ import annotations
 
@@ -16,46 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from txcore import layout as L
-from txcore import zones
-from txcore.refdata import Cards
-from txcore.rules import Conditions, RuleBook
+from txcore._fast import layout as L
+from txcore._fast.layout import Strings
+from txcore.engine import zones
+from txcore.rules.refdata import Cards
+from txcore.rules.book import Conditions, RuleBook
+from txcore.timeconv import day_number
 
-_EPOCH = dt.date(1970, 1, 1)
 ALL = 0xFFFFFFFF
-
-
-def day_number(day: dt.date | None, none=L.NEVER) -> int:
-    return none if day is None else (day - _EPOCH).days
-
-
-class Strings:
-    """Interned strings: ``code(text) -> int``, ``values[code] -> text``."""
-
-    def __init__(self, values=()):
-        self.values: list[str] = []
-        self.codes: dict[str, int] = {}
-        self._arrow = None
-        for v in values:
-            self.code(v)
-
-    def code(self, text: str) -> int:
-        c = self.codes.get(text)
-        if c is None:
-            c = self.codes[text] = len(self.values)
-            self.values.append(text)
-            self._arrow = None
-        return c
-
-    def arrow(self) -> pa.Array:
-        if self._arrow is None:
-            self._arrow = pa.array(self.values, pa.string())
-        return self._arrow
-
-    def decode(self, codes: np.ndarray) -> pa.Array:
-        """A string array from codes (-1 = null), with no per-row Python work."""
-        indices = pa.array(codes.astype(np.int32, copy=False), mask=codes < 0)
-        return pa.DictionaryArray.from_arrays(indices, self.arrow()).cast(pa.string())
 
 
 def _mask(values, codes) -> int:

@@ -1,7 +1,7 @@
-"""The card registry validated by columns: the fast path of :func:`txcore.refdata.load_cards`.
+"""The card registry validated by columns: the fast path of :func:`txcore.rules.refdata.load_cards`.
 
 :func:`checked_columns` accepts exactly what the row-by-row reference
-(:func:`txcore.refdata.cards_by_rows`) accepts, with Arrow compute over whole
+(:func:`txcore.rules.refdata.cards_by_rows`) accepts, with Arrow compute over whole
 columns and no per-row Python work.  It says only *whether* every row is valid: on
 any problem it returns None and the caller runs the reference, which words the
 problems (file, row, column).  It also returns None for column types it does not
@@ -27,18 +27,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from txcore import cardno
-from txcore.registry import SCHEMA
+from txcore.rules.registry import SCHEMA
+from txcore.timeconv import day_number
 from txcore.vocab import BANK_RE, CITY_RE
 
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_EPOCH = dt.date(1970, 1, 1)
-_FIRST_DAY = (dt.date.min - _EPOCH).days   # the dates Python can hold
-_LAST_DAY = (dt.date.max - _EPOCH).days
+_FIRST_DAY = day_number(dt.date.min)   # the dates Python can hold
+_LAST_DAY = day_number(dt.date.max)
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def checked_columns(table: pa.Table) -> pa.Table | None:
-    """The registry as a :data:`txcore.registry.SCHEMA` table when every row of
+    """The registry as a :data:`txcore.rules.registry.SCHEMA` table when every row of
     ``table`` is valid, else None (the caller has checked the required columns)."""
     text = {name: _text(table, name) for name in ("card_no", "member_id", "unit", "issuer",
                                                   "home_city")}

@@ -3,7 +3,7 @@
 The pricing kernel (``txcore/_fast/kernel.pyx`` and its numba twin
 ``kernel_numba.py``) works on numpy structured arrays with these dtypes.  They
 are declared ``align=True`` so that each matches, field for field, the C
-struct of the same name in ``txcore/_fast/kernel.pxd``; ``txcore.engine``
+struct of the same name in ``txcore/_fast/kernel.pxd``; ``txcore.engine.compiled``
 checks the sizes against the compiled module when it loads.
 
 Days are days since 1970-01-01 (``int32``); instants are microseconds since
@@ -11,8 +11,9 @@ the epoch (``int64``); money is fen (``int64``); ``*_rule`` / ``ruleset`` are
 codes into the engine's string table (-1 = null).
 """
 import numpy as np
+import pyarrow as pa
 
-NEVER = np.iinfo(np.int32).max  # a date that never comes: "no member_from", "absent", "open"
+from txcore.timeconv import NEVER  # noqa: F401  a day that never comes ("absent", "open")
 
 #: Flags of an index entry.
 F_REVERSAL, F_REVERSED, F_WAIVED, F_SLOT = 1, 2, 4, 8
@@ -85,3 +86,64 @@ OTHER_CHANNEL = 7
 FEE_ITEM_CODES = {"issuance": 1, "loss_report": 2, "annual": 3, "small_account": 4}
 OTHER_FEE_ITEM = 5
 MCC_TABLE = 10000  # mcc codes are the 4-digit number; -1 = none
+
+#: The kernel's ``cdef enum`` values (``kernel.pyx``): checked against the compiled
+#: module when it loads (:func:`check_compiled`), as the struct sizes are.
+KERNEL_ENUMS = {
+    "F_REVERSAL": F_REVERSAL, "F_REVERSED": F_REVERSED, "F_WAIVED": F_WAIVED, "F_SLOT": F_SLOT,
+    **{"R_" + name: code for name, code in (("NO_RULESET", 1), ("UNKNOWN_CARD", 2),
+                                             ("DUPLICATE", 3), ("DISB_NON_MEMBER", 4),
+                                             ("MISMATCH", 5), ("ALREADY", 6))},
+    "K_WITHDRAWAL": WITHDRAWAL, "K_TRANSFER": TRANSFER, "K_PURCHASE": PURCHASE,
+    "K_DISBURSEMENT": DISBURSEMENT, "K_REVERSAL": REVERSAL_KIND,
+    "S_N_ENTRIES": N_ENTRIES, "S_N_COUNTERS": N_COUNTERS, "S_LATEST": LATEST,
+    "S_RETENTION": RETENTION, "S_ZERO_EFFECT": ZERO_EFFECT, "S_N_EFFECTS": N_EFFECTS,
+}
+assert [KERNEL_ENUMS["R_" + n] for n in ("NO_RULESET", "UNKNOWN_CARD", "DUPLICATE",
+        "DISB_NON_MEMBER", "MISMATCH", "ALREADY")] == sorted(KERNEL_REASONS)
+
+_STRUCTS = ("ENTRY", "EFFECT", "CARD", "COUNTER", "REG", "VERSION", "RULE", "BAND", "MERCH", "SLOT")
+
+
+def check_compiled(kernel) -> None:
+    """Refuse a compiled kernel whose structs or enums differ from this layout (a stale
+    build): its sizes and enum values must be the ones declared here."""
+    sizes = kernel.sizes()
+    for name in _STRUCTS:
+        if globals()[name].itemsize != sizes.get(name):
+            raise ImportError(f"txcore._fast.kernel: struct {name} is {sizes.get(name)} bytes, "
+                              f"txcore._fast.layout says {globals()[name].itemsize}; rebuild")
+    enums = kernel.enums()
+    if enums != KERNEL_ENUMS or kernel.NO_LATEST_VALUE != NO_LATEST:
+        differ = sorted(k for k in set(enums) | set(KERNEL_ENUMS) if enums.get(k) != KERNEL_ENUMS.get(k))
+        raise ImportError(f"txcore._fast.kernel: enum values {differ or ['NO_LATEST']} differ from "
+                          "txcore._fast.layout; rebuild")
+
+
+class Strings:
+    """Interned strings: ``code(text) -> int``, ``values[code] -> text``."""
+
+    def __init__(self, values=()):
+        self.values: list[str] = []
+        self.codes: dict[str, int] = {}
+        self._arrow = None
+        for v in values:
+            self.code(v)
+
+    def code(self, text: str) -> int:
+        c = self.codes.get(text)
+        if c is None:
+            c = self.codes[text] = len(self.values)
+            self.values.append(text)
+            self._arrow = None
+        return c
+
+    def arrow(self) -> pa.Array:
+        if self._arrow is None:
+            self._arrow = pa.array(self.values, pa.string())
+        return self._arrow
+
+    def decode(self, codes: np.ndarray) -> pa.Array:
+        """A string array from codes (-1 = null), with no per-row Python work."""
+        indices = pa.array(codes.astype(np.int32, copy=False), mask=codes < 0)
+        return pa.DictionaryArray.from_arrays(indices, self.arrow()).cast(pa.string())

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from txcore.money import yuan
-from txcore.reader import InputSource
-from txcore.refdata import load_cards
+from txcore.io.reader import InputSource
+from txcore.rules.refdata import load_cards
 
 MONEY = ("fee_standard", "fee_waived", "fee_charged", "discount")
 

@@ -59,7 +59,7 @@ class Keyer:
     """``keyer(text) -> 16 bytes``: the keyed digest of an identifier.
 
     ``k0, k1`` are the SipHash key words, for the column-at-a-time hashing of
-    :mod:`txcore.encoder`; the digest is ``hi, lo`` as two big-endian words.
+    :mod:`txcore.engine.encoder`; the digest is ``hi, lo`` as two big-endian words.
     """
 
     def __init__(self, key: bytes | None = None):
@@ -70,8 +70,8 @@ class Keyer:
         self.k0, self.k1 = struct.unpack("<QQ", words)
 
     def words(self, text: str) -> tuple[int, int]:
-        from txcore.extensions import encode
-        return encode.siphash128(text.encode("utf-8", "surrogatepass"), self.k0, self.k1)
+        from txcore._fast import compiled_or_twin
+        return compiled_or_twin("encode").siphash128(text.encode("utf-8", "surrogatepass"), self.k0, self.k1)
 
     def __call__(self, text: str) -> bytes:
         return struct.pack(">QQ", *self.words(text))

@@ -4,7 +4,7 @@ This module is the specification in code.  Fast backends (``txcore._fast``)
 must give the same output, to the fen, on every column; the tests check them
 against :class:`ReferenceEngine` on generated streams.
 
-Per accepted row (after the stateless checks of :mod:`txcore.validate`):
+Per accepted row (after the stateless checks of :mod:`txcore.engine.validate`):
 choose the rule-set version in force on the local date, run the stateful
 checks (no_ruleset, unknown_card, duplicate_txn_id, disbursement_to_non_member,
 reversal_mismatch, already_reversed), then price: standard fee, member waiver
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from txcore import money
-from txcore.assemble import build_outputs
-from txcore.refdata import Cards
-from txcore.rules import Facts, RuleBook, RuleSet
-from txcore.state import Effect, Entry, State
-from txcore.validate import Reject, Txn, detail, validate_batch
+from txcore.io.assemble import build_outputs
+from txcore.rules.refdata import Cards
+from txcore.rules.book import Facts, RuleBook, RuleSet
+from txcore.state.memory import Effect, Entry, State
+from txcore.engine.validate import Reject, Txn, detail, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 

@@ -6,7 +6,7 @@ row.  A table is read from ``zoneinfo`` itself — the zone database the
 reference engine uses — by probing each day from 1960 to 2060 and bisecting
 every change to the second, so both agree.  Rows outside that range, and naive
 wall times within two days of a transition (where a wall time can be skipped or
-repeated), are left to the reference code path (``txcore.encoder``).
+repeated), are left to the reference code path (``txcore.engine.encoder``).
 """
 from __future__ import annotations
 

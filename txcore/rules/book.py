@@ -137,7 +137,7 @@ class RuleSet:
     waivers: tuple[WaiverRule, ...] = ()
     discounts: tuple[DiscountRule, ...] = ()
     merchants_path: Path | None = None
-    merchants: object = None  # txcore.refdata.Merchants, set by load_book
+    merchants: object = None  # txcore.rules.refdata.Merchants, set by load_book
     zone: ZoneInfo = field(init=False)
 
     def __post_init__(self):
@@ -373,12 +373,12 @@ def _fee_bands(chk: _Checker, where: str, table: dict) -> tuple[Band, ...]:
 def load_book(folder: str | Path, merchants_override=None) -> RuleBook:
     """Load and validate every ``*.toml`` in ``folder``; raise :class:`RulesError`.
 
-    ``merchants_override`` (a loaded :class:`~txcore.refdata.Merchants`) replaces
+    ``merchants_override`` (a loaded :class:`~txcore.rules.refdata.Merchants`) replaces
     each version's own table (SPEC §10); otherwise each version loads the file it
     names, if any.  Reference-data problems there are rules problems too.
     """
     from txcore.errors import RefDataError
-    from txcore.refdata import load_merchants
+    from txcore.rules.refdata import load_merchants
 
     folder = Path(folder)
     if not folder.is_dir():

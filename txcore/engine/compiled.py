@@ -2,12 +2,12 @@
 
 ``CompiledEngine(kernel)`` is the orchestration shared by the ``cython`` and
 ``numba`` backends; they differ only in the kernel module
-(:func:`txcore.extensions.kernel`).  Per batch:
+(:func:`txcore._fast.kernel`).  Per batch:
 
-1. :class:`~txcore.encoder.Encoder` turns the columns into integer arrays
+1. :class:`~txcore.engine.encoder.Encoder` turns the columns into integer arrays
    (rows failing a stateless check are rejected by the reference validator);
 2. the kernel prices every row in posting order against the compact state
-   (:mod:`txcore.compact`), returning per-row output arrays and a reason code for
+   (:mod:`txcore.state.compact`), returning per-row output arrays and a reason code for
    the stateful rejects (no_ruleset, unknown_card, ...);
 3. the outputs are assembled with Arrow ``take`` and dictionary decoding — no
    per-row Python work except for reject details.
@@ -20,16 +20,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from txcore import layout as L
-from txcore.assemble import TS_TYPE, priced_schema, rejects_schema
-from txcore.compact import CompactState
-from txcore.encoder import Encoder
-from txcore.extensions import kernel as load_kernel
-from txcore.flatrules import Strings, compile_book, compile_registry
-from txcore.refdata import Cards
-from txcore.rules import RuleBook
-from txcore.state import State
-from txcore.validate import Reject, detail, validate_batch
+from txcore._fast import layout as L
+from txcore.io.assemble import TS_TYPE, priced_schema, rejects_schema
+from txcore.state.compact import CompactState
+from txcore.engine.encoder import Encoder
+from txcore._fast import load_kernel
+from txcore._fast.layout import Strings
+from txcore.engine.flatrules import compile_book, compile_registry
+from txcore.rules.refdata import Cards
+from txcore.rules.book import RuleBook
+from txcore.state.memory import State
+from txcore.engine.validate import Reject, detail, validate_batch
 from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
 
 

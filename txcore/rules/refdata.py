@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from txcore import cardno, paths
 from txcore.errors import RefDataError
-from txcore.registry import Card, Cards
-from txcore.registry_check import checked_columns
+from txcore.rules.registry import Card, Cards
+from txcore.rules.registry_check import checked_columns
 from txcore.vocab import BANK_RE, CITY_RE
 
 MAX_PROBLEMS = 50
@@ -154,7 +154,7 @@ def load_cards(path: str | Path) -> Cards:
     """Load and validate the card registry; raise :class:`RefDataError`.
 
     The registry is validated by columns and kept as columns
-    (:mod:`txcore.registry_check`, :class:`Cards`); when that finds anything wrong,
+    (:mod:`txcore.rules.registry_check`, :class:`Cards`); when that finds anything wrong,
     :func:`cards_by_rows` goes through it row by row to word the problems.
     """
     path = Path(path)

@@ -1,7 +1,7 @@
 """The state in compact form, for the compiled kernels: arrays and hash tables.
 
-What :class:`txcore.state.State` holds as Python dicts, this holds as numpy
-structured arrays (layouts in :mod:`txcore.layout`) with open-addressing slot
+What :class:`txcore.state.memory.State` holds as Python dicts, this holds as numpy
+structured arrays (layouts in :mod:`txcore._fast.layout`) with open-addressing slot
 tables: 32 bytes per index entry (plus its slot) instead of several hundred; what an
 entry did (money and rule ids) is a row of an interned effects table that entries
 doing the same thing share.  It reads
@@ -10,7 +10,7 @@ so either form can commit a run and either can continue it.
 
 Cards are numbered by *slot*: the position of the card's digest in ``cards``;
 entries and counters refer to cards by slot.  Rule ids are codes of a
-:class:`~txcore.flatrules.Strings` table owned here, so every engine that
+:class:`~txcore.engine.flatrules.Strings` table owned here, so every engine that
 continues this state decodes them the same way.
 """
 from __future__ import annotations
@@ -21,18 +21,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from txcore import layout as L
-from txcore.flatrules import Strings, day_number
+from txcore._fast import layout as L
+from txcore._fast.layout import Strings
+from txcore.state import schema
+from txcore.timeconv import day_number, day_of
 
-KEY = pa.binary(16)
-_EPOCH = dt.date(1970, 1, 1)
 
 
 def digest_words(column) -> tuple[np.ndarray, np.ndarray]:
     """``(hi, lo)`` uint64 words of a ``binary(16)`` digest column."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], KEY)
-    column = column.cast(KEY)
+        column = column.combine_chunks() if column.num_chunks else pa.array([], schema.KEY)
+    column = column.cast(schema.KEY)
     n = len(column)
     if n == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
@@ -44,7 +44,7 @@ def digest_words(column) -> tuple[np.ndarray, np.ndarray]:
 def digest_array(hi: np.ndarray, lo: np.ndarray) -> pa.Array:
     words = np.empty((len(hi), 2), ">u8")
     words[:, 0], words[:, 1] = hi, lo
-    return pa.FixedSizeBinaryArray.from_buffers(KEY, len(hi), [None, pa.py_buffer(words.tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(schema.KEY, len(hi), [None, pa.py_buffer(words.tobytes())])
 
 
 def _pow2_at_least(n: int) -> int:
@@ -119,7 +119,7 @@ class CompactState:
     @property
     def latest(self) -> dt.date | None:
         day = self.scalars[L.LATEST]
-        return None if day == L.NO_LATEST else _EPOCH + dt.timedelta(days=int(day))
+        return None if day == L.NO_LATEST else day_of(day)
 
     # -- cards ------------------------------------------------------------------------
     def add_cards(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ class CompactState:
         column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if len(column) == 0:
             return np.zeros(0, np.int64)
-        encoded = pc.dictionary_encode(column.cast(KEY))
+        encoded = pc.dictionary_encode(column.cast(schema.KEY))
         slots = self.add_cards(*digest_words(encoded.dictionary))
         return slots[encoded.indices.to_numpy(zero_copy_only=False)]
 
@@ -288,9 +288,6 @@ class CompactState:
             if len(e):
                 yield self._index_table(e)
 
-    def index_schema(self) -> pa.Schema:
-        return self._index_table(self.entries[:0]).schema
-
     def _index_table(self, e: np.ndarray) -> pa.Table:
         cards = self.cards[: self.n_cards]
         flags = e["flags"]
@@ -320,7 +317,7 @@ class CompactState:
             "slot_waiver": self.strings.decode(np.where(slot, effect["waiver_rule"], -1)),
             "slot_month": pa.array((months // 12) * 100 + months % 12 + 1, pa.int32(),
                                    mask=~slot),
-        })
+        }, schema=schema.INDEX)
         return index
 
     def counters_table(self) -> pa.Table:
@@ -335,5 +332,5 @@ class CompactState:
                                              .astype(np.int64)),
             "month": pa.array((month_index // 12) * 100 + month_index % 12 + 1, pa.int32()),
             "used": pa.array(c["used"], pa.int32()),
-        })
+        }, schema=schema.COUNTERS)
         return counters

@@ -1,6 +1,6 @@
 """Encode a record batch for the pricing kernel: columns to integer arrays, once per batch.
 
-This is the vectorised twin of :func:`txcore.validate.validate_batch`.  Each
+This is the vectorised twin of :func:`txcore.engine.validate.validate_batch`.  Each
 column is handled whole — low-cardinality text by dictionary-encoding and
 mapping the few distinct values to codes, identifiers by keyed hashing and
 timestamps and amounts by parsing over the Arrow buffers
@@ -23,12 +23,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from txcore import cardno, layout as L, zones
-from txcore.extensions import encode as _enc
-from txcore.flatrules import FlatBook, Strings, day_number
-from txcore.keys import Keyer
-from txcore.validate import Reject, Txn, validate_batch
+from txcore import cardno
+
+from txcore._fast import layout as L
+
+from txcore.engine import zones
+from txcore._fast import compiled_or_twin
+from txcore.engine.flatrules import FlatBook
+from txcore.timeconv import day_number, utc_micros
+from txcore.state.keys import Keyer
+from txcore.engine.validate import Reject, Txn, validate_batch
 from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT
+
+_enc = compiled_or_twin("encode")
 
 _NAIVE, _AWARE = 1, 2
 #: unit -> (mul, div): microseconds = value * mul // div (floor, as the reference)
@@ -324,10 +331,10 @@ class Encoder:
             zone = zones.zone(name)
             if t.ts.tzinfo is None:
                 enc.day[z, i] = day_number(t.ts.date())
-                enc.inst[z, i] = _micros(t.ts.replace(tzinfo=zone))
+                enc.inst[z, i] = utc_micros(t.ts.replace(tzinfo=zone))
             else:
                 enc.day[z, i] = day_number(t.ts.astimezone(zone).date())
-                enc.inst[z, i] = _micros(t.ts)
+                enc.inst[z, i] = utc_micros(t.ts)
         enc.kind[i] = L.KIND_CODES[t.kind]
         enc.channel[i] = 0 if t.channel is None else L.CHANNEL_CODES.get(t.channel,
                                                                          L.OTHER_CHANNEL)
@@ -340,10 +347,3 @@ class Encoder:
         enc.amount_ok[i] = t.amount is not None
         enc.amount[i] = 0 if t.amount is None else t.amount
 
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def _micros(instant: dt.datetime) -> int:
-    delta = instant - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -17,16 +17,17 @@ Counters are never forgotten: a late row for an old month must not find its
 card-month's free slots fresh again (that would give a slot twice).  They grow
 by one entry per card, quota waiver and month of use.
 
-Cards and txn_ids are held as keyed digests (:class:`txcore.keys.Keyer`), so
+Cards and txn_ids are held as keyed digests (:class:`txcore.state.keys.Keyer`), so
 no card number is ever at rest in the state.  Persistence and the atomic
-commit are :mod:`txcore.store`'s job.
+commit are :mod:`txcore.state.store`'s job.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from txcore.keys import Keyer
+from txcore.state import schema
+from txcore.state.keys import Keyer
 
 DEFAULT_RETENTION_DAYS = 45
 Month = tuple[int, int]
@@ -61,7 +62,7 @@ class State:
 
     Its tables (:meth:`tables`, :meth:`set_tables`) are the state folder's format.
     A compiled engine takes the counters and index over in compact form
-    (:mod:`txcore.compact`, ``state.compact``); the dicts are rebuilt from it only if
+    (:mod:`txcore.state.compact`, ``state.compact``); the dicts are rebuilt from it only if
     Python code asks for them again, so a state passes between backends intact.
     """
 
@@ -72,7 +73,7 @@ class State:
         self._index: dict[bytes, Entry] = {}
         self._latest: dt.date | None = None
         self._tables = None   # (counters, index) tables not read into the dicts yet
-        self.compact = None   # a txcore.compact.CompactState that holds them now
+        self.compact = None   # a txcore.state.compact.CompactState that holds them now
         self.ledger: dict[str, dict] = {}
         self._cards: dict[str, bytes] = {}
 
@@ -125,7 +126,7 @@ class State:
         index as an iterable of tables so a large one is written piece by piece."""
         if self.compact is not None:
             pieces = self.compact.index_tables()
-            return self.compact.counters_table(), self.compact.index_schema(), pieces
+            return self.compact.counters_table(), schema.INDEX, pieces
         counters, index = self.tables()
         return counters, index.schema, [index]
 
@@ -193,14 +194,14 @@ class State:
 # -- the state folder's tables <-> dicts ---------------------------------------------
 def _dicts_to_tables(state: State):
     import pyarrow as pa
-    key = pa.binary(16)
     ck = list(state._counters)
+    key = schema.KEY
     counters = pa.table({
         "card": pa.array([k[0] for k in ck], key),
         "waiver_id": pa.array([k[1] for k in ck], pa.string()),
         "month": pa.array([k[2][0] * 100 + k[2][1] for k in ck], pa.int32()),
         "used": pa.array([state._counters[k] for k in ck], pa.int32()),
-    })
+    }, schema=schema.COUNTERS)
     ids = list(state._index)
     entries = [state._index[t] for t in ids]
     effects = [e.effect for e in entries]
@@ -226,7 +227,7 @@ def _dicts_to_tables(state: State):
         "slot_month": pa.array([None if f is None or f.slot_month is None
                                 else f.slot_month[0] * 100 + f.slot_month[1]
                                 for f in effects], pa.int32()),
-    })
+    }, schema=schema.INDEX)
     return counters, index
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 
 import pyarrow as pa
 
+from txcore.timeconv import utc_micros
 from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
 
 TS_TYPE = pa.timestamp("us", "UTC")
@@ -24,7 +25,6 @@ OUTPUT_FIELDS = [
     pa.field("discount_rule", pa.string()), pa.field("ruleset", pa.string()),
 ]
 REJECT_FIELDS = [pa.field("reject_reason", pa.string()), pa.field("reject_detail", pa.string())]
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 assert tuple(f.name for f in OUTPUT_FIELDS) == PRICED_COLUMNS
 
 
@@ -46,11 +46,6 @@ def rejects_schema(input_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields + REJECT_FIELDS)
 
 
-def _micros(instant: dt.datetime) -> int:
-    delta = instant - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def build_outputs(batch: pa.RecordBatch, outcomes: list) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """``outcomes[i]`` is a ``Priced`` or a ``Reject`` for row ``i`` of ``batch``."""
     priced_idx, priced, reject_idx, rejects = [], [], [], []
@@ -66,7 +61,7 @@ def build_outputs(batch: pa.RecordBatch, outcomes: list) -> tuple[pa.RecordBatch
     columns = []
     for f in p_schema:
         if f.name == "ts":
-            columns.append(pa.array([_micros(o.ts) for o in priced], pa.int64()).cast(TS_TYPE))
+            columns.append(pa.array([utc_micros(o.ts) for o in priced], pa.int64()).cast(TS_TYPE))
         elif f.name == "amount":
             columns.append(pa.array([o.amount for o in priced], pa.int64()))
         elif f.name in PRICED_COLUMNS:

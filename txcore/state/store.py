@@ -6,7 +6,7 @@ Layout of ``--state DIR``::
     counters.000012.parquet    free-slot counters      } files of generation 12, each
     index.000012.parquet       reversal / txn_id index } with its sha256 in CURRENT
     ledger.000012.json         committed input files   }
-    card.key                   the card key, unless kept elsewhere (txcore.keys)
+    card.key                   the card key, unless kept elsewhere (txcore.state.keys)
 
 A run's outputs are written under ``OUTDIR/.txcore-staging-<run_id>/`` and its
 new state as generation N+1 files, each fsynced.  The **commit point** is the
@@ -37,9 +37,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from txcore import durable, keys, pipeline
+from txcore import durable, pipeline
+
+from txcore.state import keys
 from txcore.errors import StateError
-from txcore.state import DEFAULT_RETENTION_DAYS, State
+from txcore.state.memory import DEFAULT_RETENTION_DAYS, State
 
 FORMAT = 3  # 3: SipHash-128 digests (2 had BLAKE2b)
 MANIFEST = "CURRENT"
