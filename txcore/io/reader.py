@@ -28,6 +28,7 @@ from fastavro._schema_common import SchemaParseException
 from txcore import paths
 from txcore.cardno import mask_names, redact
 from txcore.errors import InputRefused
+from txcore.vocab import INPUT_COLUMNS
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
            ".feather": "arrow", ".arrows": "arrows"}
@@ -165,7 +166,7 @@ class InputSource:
             raise
         except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, EOFError,
                 StopIteration, TypeError, KeyError, IndexError, AssertionError, OverflowError,
-                MemoryError, SchemaParseException, SchemaResolutionError) as exc:
+                MemoryError, SchemaParseException, SchemaResolutionError, csv.Error) as exc:
             raise self.refuse(exc) from exc
 
     def _checked(self, batch):
@@ -181,15 +182,38 @@ class InputSource:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputRefused(f"{self.name}: duplicate column names {dupes}")
-        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
-        if any(f.type in views for f in batch.schema):
-            batch = batch.cast(pa.schema([f.with_type(views.get(f.type, f.type))
-                                          for f in batch.schema]))
+        schema = self.normalised(batch.schema)
+        if schema != batch.schema:
+            batch = batch.cast(schema)
         return batch
+
+    def normalised(self, schema: pa.Schema) -> pa.Schema:
+        """The schema batches are handed on with: view types as plain strings and binaries
+        (every kernel takes those); the transaction's own columns (``txn_id``, ``amount``,
+        ...) of type uint64 as their decimal text (a value past int64 would overflow the
+        encoders; text is checked like any text column) and of a dictionary of nulls as
+        null.  A transaction column of a type no check reads (struct, list, map, union,
+        interval, ...) refuses the file, naming the column: exit 3."""
+        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+        fields = []
+        for f in schema:
+            t = views.get(f.type, f.type)
+            if f.name in INPUT_COLUMNS:
+                if pa.types.is_dictionary(t) and pa.types.is_null(t.value_type):
+                    t = pa.null()
+                elif pa.types.is_uint64(t):
+                    t = pa.string()
+                value = t.value_type if pa.types.is_dictionary(t) else t
+                if not _readable_scalar(value):
+                    raise InputRefused(f"{self.name}: column {f.name!r} has type {f.type}, "
+                                       f"which txcore does not read (text, integer, "
+                                       f"timestamp or date)")
+            fields.append(f.with_type(t))
+        return pa.schema(fields, metadata=schema.metadata)
 
     def _read_parquet(self):
         pf = pq.ParquetFile(self.path)
-        self.total_rows, self.schema = pf.metadata.num_rows, pf.schema_arrow
+        self.total_rows, self.schema = pf.metadata.num_rows, self.normalised(pf.schema_arrow)
         md = pf.metadata
         expanded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         size = self.path.stat().st_size
@@ -220,14 +244,15 @@ class InputSource:
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False))
-        self.schema = reader.schema
+        self.schema = self.normalised(reader.schema)
         for batch in reader:
             yield batch
 
     def _read_avro(self):
         with open(self.path, "rb") as fh:
             records = fastavro.reader(fh)
-            schema = self.schema = avro_to_arrow_schema(records.writer_schema)
+            schema = avro_to_arrow_schema(records.writer_schema)
+            self.schema = self.normalised(schema)
             chunk = []
             for record in records:
                 chunk.append(record)
@@ -240,7 +265,7 @@ class InputSource:
     def _read_arrow(self):
         with pa.memory_map(str(self.path)) as source:
             reader = ipc.open_file(source)
-            self.schema = reader.schema
+            self.schema = self.normalised(reader.schema)
             self.total_rows = sum(reader.get_batch(i).num_rows
                                   for i in range(reader.num_record_batches))
             for i in range(reader.num_record_batches):
@@ -249,20 +274,28 @@ class InputSource:
     def _read_arrows(self):
         if self._spool is not None:
             reader = ipc.open_stream(self._spool)
-            self.schema = reader.schema
+            self.schema = self.normalised(reader.schema)
             yield from reader
         elif self.path is None:
             self._stdin_hash = _HashingReader(sys.stdin.buffer)
             source = io.BufferedReader(self._stdin_hash)
             reader = ipc.open_stream(source)
-            self.schema = reader.schema
+            self.schema = self.normalised(reader.schema)
             yield from reader
             source.read()  # hash any trailing bytes too
         else:
             with open(self.path, "rb") as fh:
                 reader = ipc.open_stream(fh)
-                self.schema = reader.schema
+                self.schema = self.normalised(reader.schema)
                 yield from reader
+
+
+def _readable_scalar(t: pa.DataType) -> bool:
+    """A type the row checks read (a wrong value of it is a reject, not a crash)."""
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+            or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t)
+            or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t) or pa.types.is_null(t))
 
 
 _AVRO_PRIMITIVES = {
