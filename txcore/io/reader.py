@@ -263,10 +263,12 @@ class InputSource:
     def _read_avro(self):
         with open(self.path, "rb") as fh:
             records = fastavro.reader(fh)
-            schema = avro_to_arrow_schema(records.writer_schema)
+            schema, as_text = _avro_schema(records.writer_schema)
             self.schema = self.normalised(schema)
             chunk = []
             for record in records:
+                for name in as_text:
+                    record[name] = _as_text(record.get(name))
                 chunk.append(record)
                 if len(chunk) >= self.batch_size:
                     yield pa.RecordBatch.from_pylist(chunk, schema=schema)
@@ -334,21 +336,96 @@ _AVRO_LOGICAL = {
 }
 
 
-def _avro_type(t) -> pa.DataType:
-    if isinstance(t, list):  # union: nullable when it holds "null"
-        rest = [x for x in t if x != "null"]
-        if len(rest) == 1:
-            return _avro_type(rest[0])
-        return pa.string()
-    if isinstance(t, dict):
-        if t.get("logicalType") in _AVRO_LOGICAL:
-            return _AVRO_LOGICAL[t["logicalType"]]
-        return _avro_type(t.get("type"))
-    if t in _AVRO_PRIMITIVES:
-        return _AVRO_PRIMITIVES[t]
-    raise ValueError(f"unsupported Avro field type {t!r}")
+#: Avro types a multi-type union may mix: read as their text (``["null","long","string"]``
+#: holding 1200 and "1200" reads "1200" both times; the row checks parse text).
+_AVRO_TEXT_LIKE = {"string", "long", "int", "enum"}
+
+
+class _AvroTypes:
+    """Arrow types for an Avro schema, keeping the named types (records, enums, fixed)
+    a later field may refer to by name."""
+
+    def __init__(self):
+        self.named: dict[str, pa.DataType] = {}
+
+    def of(self, t, where: str) -> tuple[pa.DataType, bool]:
+        """``(arrow type, as_text)``: ``as_text`` for a union of text-like types."""
+        if isinstance(t, list):  # union: nullable when it holds "null"
+            rest = [x for x in t if x != "null"]
+            if len(rest) == 1:
+                return self.of(rest[0], where)
+            kinds = {x.get("type") if isinstance(x, dict) else
+                     ("enum" if isinstance(self.named.get(x), _Enum) else x) for x in rest}
+            if kinds <= _AVRO_TEXT_LIKE:
+                return pa.string(), True
+            raise ValueError(f"column {where!r}: Avro union {t!r} mixes types txcore cannot "
+                             f"read as one column (it reads unions of "
+                             f"{', '.join(sorted(_AVRO_TEXT_LIKE))} as text)")
+        if isinstance(t, str):
+            if t in _AVRO_PRIMITIVES:
+                return _AVRO_PRIMITIVES[t], False
+            if t in self.named:
+                named = self.named[t]
+                return (pa.string() if isinstance(named, _Enum) else named), False
+            raise ValueError(f"column {where!r}: unsupported Avro type {t!r}")
+        if not isinstance(t, dict):
+            raise ValueError(f"column {where!r}: unsupported Avro type {t!r}")
+        logical, base = t.get("logicalType"), t.get("type")
+        if logical in _AVRO_LOGICAL:
+            return _AVRO_LOGICAL[logical], False
+        if logical == "decimal" and base in ("bytes", "fixed"):
+            precision, scale = int(t.get("precision", 38)), int(t.get("scale", 0))
+            decimal = pa.decimal128 if precision <= 38 else pa.decimal256
+            return decimal(precision, scale), False
+        if base == "enum":
+            self._name(t, _Enum())
+            return pa.string(), False
+        if base == "fixed":
+            arrow = pa.binary(int(t["size"]))
+            self._name(t, arrow)
+            return arrow, False
+        if base == "record":
+            fields = [pa.field(f["name"], self.of(f["type"], f"{where}.{f['name']}")[0])
+                      for f in t.get("fields", [])]
+            arrow = pa.struct(fields)
+            self._name(t, arrow)
+            return arrow, False
+        if base == "array":
+            return pa.list_(self.of(t["items"], f"{where}[]")[0]), False
+        if base == "map":
+            return pa.map_(pa.string(), self.of(t["values"], f"{where}{{}}")[0]), False
+        return self.of(base, where)
+
+    def _name(self, t: dict, arrow):
+        name = t.get("name")
+        if name:
+            self.named[name] = arrow
+            if t.get("namespace"):
+                self.named[f"{t['namespace']}.{name}"] = arrow
+
+
+class _Enum:
+    """Marks a named Avro enum (read as its symbol's text)."""
 
 
 def avro_to_arrow_schema(schema: dict) -> pa.Schema:
-    """Arrow schema for a flat Avro record schema (nullable unions allowed)."""
-    return pa.schema([pa.field(f["name"], _avro_type(f["type"])) for f in schema["fields"]])
+    """Arrow schema for an Avro record schema: nullable unions, text-like unions as text,
+    enums as text, records as structs, arrays as lists, maps as maps."""
+    return _avro_schema(schema)[0]
+
+
+def _avro_schema(schema: dict) -> tuple[pa.Schema, list[str]]:
+    """``(arrow schema, columns read as text)``."""
+    types, fields, as_text = _AvroTypes(), [], []
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise ValueError("the Avro file's schema is not a record")
+    for f in schema["fields"]:
+        arrow, text = types.of(f["type"], f["name"])
+        fields.append(pa.field(f["name"], arrow))
+        if text:
+            as_text.append(f["name"])
+    return pa.schema(fields), as_text
+
+
+def _as_text(value):
+    return value if value is None or isinstance(value, str) else str(value)
