@@ -192,17 +192,17 @@ class InputSource:
         """The schema batches are handed on with: view types as plain strings and binaries
         (every kernel takes those); the transaction's own columns (``txn_id``, ``amount``,
         ...) of type uint64 as their decimal text (a value past int64 would overflow the
-        encoders; text is checked like any text column) and of a dictionary of nulls as
+        encoders; text is checked like any text column); any dictionary of nulls as
         null.  A transaction column of a type no check reads (struct, list, map, union,
         interval, ...) refuses the file, naming the column: exit 3."""
         views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
         fields = []
         for f in schema:
             t = views.get(f.type, f.type)
+            if pa.types.is_dictionary(t) and pa.types.is_null(t.value_type):
+                t = pa.null()  # all null whatever the indices; Parquet cannot write it
             if f.name in INPUT_COLUMNS:
-                if pa.types.is_dictionary(t) and pa.types.is_null(t.value_type):
-                    t = pa.null()
-                elif pa.types.is_uint64(t):
+                if pa.types.is_uint64(t):
                     t = pa.string()
                 value = t.value_type if pa.types.is_dictionary(t) else t
                 if not _readable_scalar(value):
