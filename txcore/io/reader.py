@@ -185,15 +185,20 @@ class InputSource:
             raise InputRefused(f"{self.name}: duplicate column names {dupes}")
         schema = self.normalised(batch.schema)
         if schema != batch.schema:
-            batch = batch.cast(schema)
+            try:
+                batch = batch.cast(schema)
+            except pa.ArrowInvalid as exc:
+                changed = [f.name for f, g in zip(schema, batch.schema) if f.type != g.type]
+                raise InputRefused(f"{self.name}: column(s) {changed} cannot be read as "
+                                   f"text: {redact(str(exc))}") from exc
         return batch
 
     def normalised(self, schema: pa.Schema) -> pa.Schema:
         """The schema batches are handed on with: view types as plain strings and binaries
         (every kernel takes those); the transaction's own columns (``txn_id``, ``amount``,
         ...) of type uint64 as their decimal text (a value past int64 would overflow the
-        encoders; text is checked like any text column); any dictionary of nulls as
-        null.  A transaction column of a type no check reads (struct, list, map, union,
+        encoders; text is checked like any text column) and of a binary type as text
+        (bytes that are not UTF-8 refuse the file); any dictionary of nulls as null.  A transaction column of a type no check reads (struct, list, map, union,
         interval, ...) refuses the file, naming the column: exit 3."""
         views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
         fields = []
@@ -204,6 +209,8 @@ class InputSource:
             if f.name in INPUT_COLUMNS:
                 if pa.types.is_uint64(t):
                     t = pa.string()
+                elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+                    t = pa.string()  # e.g. Parquet strings without the UTF8 annotation
                 value = t.value_type if pa.types.is_dictionary(t) else t
                 if not _readable_scalar(value):
                     raise InputRefused(f"{self.name}: column {f.name!r} has type {f.type}, "

@@ -12,6 +12,7 @@ from pathlib import Path
 import fastavro
 import fastavro.write
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -60,6 +61,10 @@ class BatchWriter:
         self.path, self.schema, self.format = Path(path), schema, fmt
         self.rows = 0
         self._held, self._held_rows = [], 0
+        # Parquet cannot write a null held in a dictionary (Arrow can): such values are
+        # moved to the validity bitmap, batch by batch
+        self._dictionaries = [i for i, f in enumerate(schema)
+                              if pa.types.is_dictionary(f.type)] if fmt == "parquet" else []
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}")
         problems = unwritable(schema, fmt)
@@ -69,7 +74,7 @@ class BatchWriter:
                 + ("; --format parquet or arrow writes them" if fmt in ("csv", "avro")
                    else "; --format arrow writes them"))
         if fmt == "avro":
-            avro_schema, self._avro_arrow = avro_plan(schema)
+            avro_schema, self._avro_casts = avro_plan(schema)
         # Arrow formats write through a native file (no Python call, no GIL, per write:
         # the writer thread of --workers runs beside the pricing); Avro through Python's
         self._fh = open(self.path, "wb") if fmt == "avro" else pa.OSFile(str(self.path), "wb")
@@ -86,8 +91,12 @@ class BatchWriter:
         if batch.num_rows == 0:
             return
         self.rows += batch.num_rows
+        if self._dictionaries:
+            batch = _nulls_out_of_dictionaries(batch, self._dictionaries)
         if self.format == "avro":
-            for record in batch.cast(self._avro_arrow).to_pylist():
+            for cast in self._avro_casts:
+                batch = batch.cast(cast)
+            for record in batch.to_pylist():
                 self._w.write(record)
         elif self.format == "csv":
             self._w.write_batch(batch)
@@ -135,6 +144,15 @@ class BatchWriter:
             self._fh.close()
 
 
+def _nulls_out_of_dictionaries(batch: pa.RecordBatch, columns: list[int]) -> pa.RecordBatch:
+    for i in columns:
+        col = batch.column(i)
+        if col.dictionary.null_count:
+            encoded = pc.dictionary_encode(col.dictionary_decode())
+            batch = batch.set_column(i, batch.schema.field(i), encoded.cast(col.type))
+    return batch
+
+
 # ------------------------------------------------------------------ what each format takes
 def unwritable(schema: pa.Schema, fmt: str) -> list[str]:
     """``"column 'x' (type T): why"`` for every column of ``schema`` that ``fmt`` cannot
@@ -154,6 +172,11 @@ _probed: dict = {}
 def _unwritable_type(t: pa.DataType, fmt: str) -> str | None:
     if fmt == "arrow":
         return None
+    value = t.value_type if pa.types.is_dictionary(t) else t
+    if fmt == "csv" and (pa.types.is_binary(value) or pa.types.is_large_binary(value)
+                         or pa.types.is_fixed_size_binary(value)
+                         or pa.types.is_binary_view(value)):
+        return "csv holds text, and bytes need not be UTF-8"
     key = (str(t), fmt)
     if key not in _probed:
         batch = pa.RecordBatch.from_arrays([pa.nulls(1, t)], names=["c"])
@@ -183,9 +206,9 @@ class _NoAvro(ValueError):
     pass
 
 
-def avro_plan(schema: pa.Schema) -> tuple[dict, pa.Schema]:
-    """``(avro_schema, arrow_schema)``: the Avro schema of an output, and the Arrow schema
-    its batches are cast to first, so that ``to_pylist`` yields what fastavro writes.
+def avro_plan(schema: pa.Schema) -> tuple[dict, list[pa.Schema]]:
+    """``(avro_schema, casts)``: the Avro schema of an output, and the Arrow schemas its
+    batches are cast to in turn, so that ``to_pylist`` yields what fastavro writes.
 
     Every field is a union with null.  Integers up to 32 bits are ``int``, int64 and
     uint32 ``long``, uint64 a ``decimal(20, 0)`` (an Avro long cannot hold it); decimals
@@ -194,16 +217,17 @@ def avro_plan(schema: pa.Schema) -> tuple[dict, pa.Schema]:
     the field's ``doc``); fixed-size binaries ``fixed``; structs records; lists arrays;
     dictionaries their values.  Maps, unions and intervals raise :class:`_NoAvro`."""
     names = iter(range(1, 1 << 30))
-    fields, arrow_fields = [], []
+    fields, first, second = [], [], []
     for f in schema:
-        avro, arrow, doc = _avro_field(f.type, names)
+        avro, t1, t2, doc = _avro_field(f.type, names)
         entry = {"name": f.name, "type": _nullable(avro), "default": None}
         if doc:
             entry["doc"] = doc
         fields.append(entry)
-        arrow_fields.append(f.with_type(arrow))
+        first.append(f.with_type(t1))
+        second.append(f.with_type(t2))
     avro_schema = fastavro.parse_schema({"type": "record", "name": "Row", "fields": fields})
-    return avro_schema, pa.schema(arrow_fields)
+    return avro_schema, [pa.schema(first), pa.schema(second)]
 
 
 def arrow_to_avro_schema(schema: pa.Schema) -> dict:
@@ -214,8 +238,14 @@ def _nullable(avro):
     return "null" if avro == "null" else ["null", avro]
 
 
-def _avro_field(t: pa.DataType, names) -> tuple[object, pa.DataType, str | None]:
-    """``(avro type, arrow type to cast to, doc)`` of one Arrow type."""
+def _avro_field(t: pa.DataType, names) -> tuple[object, pa.DataType, pa.DataType, str | None]:
+    """``(avro type, arrow type to cast to, then to, doc)`` of one Arrow type."""
+    avro, t1, *rest = _avro_leaf(t, names)
+    t2, doc = (rest[0], rest[1]) if len(rest) == 2 else (t1, rest[0])
+    return avro, t1, t2, doc
+
+
+def _avro_leaf(t: pa.DataType, names):
     T = pa.types
     if T.is_dictionary(t):
         return _avro_field(t.value_type, names)
@@ -247,10 +277,12 @@ def _avro_field(t: pa.DataType, names) -> tuple[object, pa.DataType, str | None]
         if t.unit == "ns":
             return {"type": "long", "logicalType": "timestamp-nanos"}, pa.int64(), \
                 f"nanoseconds since 1970-01-01 ({t})"
+        # as microseconds, not datetimes: an instant near 9999-12-31 in a zone east of
+        # UTC has no Python datetime (the field's logical type says what the long means)
         return {"type": "long", "logicalType": "timestamp-micros" if t.tz
-                else "local-timestamp-micros"}, pa.timestamp("us", t.tz), None
+                else "local-timestamp-micros"}, pa.timestamp("us", t.tz), pa.int64(), None
     if T.is_date(t):
-        return {"type": "int", "logicalType": "date"}, pa.date32(), None
+        return {"type": "int", "logicalType": "date"}, pa.date32(), pa.int32(), None
     if T.is_time32(t):
         return {"type": "int", "logicalType": "time-millis"}, pa.time32("ms"), None
     if T.is_time64(t):
@@ -260,20 +292,21 @@ def _avro_field(t: pa.DataType, names) -> tuple[object, pa.DataType, str | None]
     if T.is_duration(t):
         return "long", pa.int64(), f"{t}: a duration in {t.unit}"
     if T.is_struct(t):
-        fields, arrow = [], []
+        fields, first, second = [], [], []
         for i in range(t.num_fields):
             child = t.field(i)
-            avro, arrow_t, doc = _avro_field(child.type, names)
+            avro, t1, t2, doc = _avro_field(child.type, names)
             entry = {"name": child.name, "type": _nullable(avro), "default": None}
             if doc:
                 entry["doc"] = doc
             fields.append(entry)
-            arrow.append(child.with_type(arrow_t))
+            first.append(child.with_type(t1))
+            second.append(child.with_type(t2))
         return {"type": "record", "name": f"Record{next(names)}", "fields": fields}, \
-            pa.struct(arrow), None
+            pa.struct(first), pa.struct(second), None
     if T.is_list(t) or T.is_large_list(t) or T.is_fixed_size_list(t) or T.is_list_view(t) \
             or T.is_large_list_view(t):
-        avro, arrow_t, _ = _avro_field(t.value_type, names)
+        avro, t1, t2, _ = _avro_field(t.value_type, names)
         return {"type": "array", "items": _nullable(avro)}, \
-            pa.list_(t.value_field.with_type(arrow_t)), None
+            pa.list_(t.value_field.with_type(t1)), pa.list_(t.value_field.with_type(t2)), None
     raise _NoAvro(f"Avro has no type for {t}")
