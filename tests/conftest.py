@@ -4,7 +4,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import fastavro
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
 import pytest
 
 from txcore.engine import BACKENDS, make_engine
@@ -83,10 +87,11 @@ def backend(request):
     return request.param
 
 
-def price(rows, book, cards=None, state=None, backend="python", batch_size=None):
+def price(rows, book, cards=None, state=None, backend="python", batch_size=None, *,
+          business_date=None):
     """Price ``rows`` in order; returns ``(priced, rejects)`` as lists of dicts."""
     engine = make_engine(backend, book, cards if cards is not None else registry(),
-                               state if state is not None else State())
+                         state if state is not None else State(), business_date)
     priced, rejects = [], []
     size = batch_size or max(len(rows), 1)
     for start in range(0, max(len(rows), 1), size):
@@ -107,6 +112,43 @@ def reject_of(book, cards=None, backend="python", **kw) -> dict:
     priced, rejects = price([row(**kw)], book, cards, None, backend)
     assert not priced, priced
     return rejects[0]
+
+
+def write_input(table: pa.Table, path, fmt: str):
+    """Write ``table`` as an input file of format ``fmt`` (csv, parquet, arrow, arrows,
+    avro: timestamps as their logical types, int64 as long, the rest as strings)."""
+    if fmt == "csv":
+        pacsv.write_csv(table, path)
+    elif fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "arrow":
+        feather.write_feather(table, path)
+    elif fmt == "arrows":
+        with pa.ipc.new_stream(path, table.schema) as w:
+            w.write_table(table)
+    elif fmt == "avro":
+        schema = {"type": "record", "name": "t", "fields": [
+            {"name": f.name, "type": ["null", _avro(f.type)]} for f in table.schema]}
+        with open(path, "wb") as fh:
+            fastavro.writer(fh, fastavro.parse_schema(schema), _avro_rows(table))
+
+
+def _avro(t):
+    if pa.types.is_timestamp(t):
+        local = "" if t.tz else "local-"
+        unit = {"ms": "millis", "us": "micros"}[t.unit]
+        return {"type": "long", "logicalType": f"{local}timestamp-{unit}"}
+    return "long" if pa.types.is_int64(t) else "string"
+
+
+def _avro_rows(table):
+    cols = {}
+    for f in table.schema:
+        col = table.column(f.name)
+        cols[f.name] = col.cast(pa.int64()).to_pylist() if pa.types.is_timestamp(f.type) \
+            else col.to_pylist()
+    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from txcore._fast import encode_py
-from txcore.engine.encoder import _buffers
+from txcore._fast.buffers import string_buffers as _buffers
 from txcore.engine.validate import parse_ts
 
 encode_c = pytest.importorskip("txcore._fast.encode", reason="compiled extension not built")

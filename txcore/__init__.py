@@ -24,7 +24,7 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 from txcore.errors import (InputRefused, RefDataError, RulesError, StateError,  # noqa: E402
-                           TxcoreError, UsageError, WriteError)
+                           RowsLost, TxcoreError, UsageError, WriteError)
 from txcore.fixtures import make_fixtures  # noqa: E402
 from txcore.rules.refdata import load_cards, load_merchants  # noqa: E402
 from txcore.rules.book import load_book  # noqa: E402
@@ -32,4 +32,4 @@ from txcore.runner import demo, run  # noqa: E402
 
 __all__ = ["run", "demo", "make_fixtures", "load_book", "load_cards", "load_merchants",
            "TxcoreError", "UsageError", "RulesError", "RefDataError", "InputRefused",
-           "StateError", "WriteError", "__version__"]
+           "StateError", "WriteError", "RowsLost", "__version__"]

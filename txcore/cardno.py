@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from txcore._fast import cardcheck_py, compiled_or_twin, is_compiled
+from txcore._fast.buffers import string_buffers
 
 _impl = compiled_or_twin("cardcheck")
 
@@ -43,23 +44,12 @@ def check_column(column: pa.Array | pa.ChunkedArray, impl=None) -> np.ndarray:
         column = column.cast(pa.string())
     if pa.types.is_string_view(column.type):
         column = column.cast(pa.string())
-    if pa.types.is_string(column.type):
-        offset_dtype = np.int32
-    elif pa.types.is_large_string(column.type):
-        offset_dtype = np.int64
-    else:
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return np.zeros(len(column), dtype=bool)
     out = np.zeros(len(column), dtype=np.uint8)
     if len(column) == 0:
         return out.view(bool)
-    validity_buf, offsets_buf, data_buf = column.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=offset_dtype)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    if validity_buf is not None and column.null_count:
-        validity = np.frombuffer(validity_buf, dtype=np.uint8)
-    else:
-        validity = np.zeros(0, dtype=np.uint8)
-    impl.check_card_numbers(offsets, data, validity, column.offset, out)
+    impl.check_card_numbers(*string_buffers(column), out)
     return out.view(bool)
 
 

@@ -1,21 +1,28 @@
-"""The ``txcore`` command line (SPEC §8).  Thin: parses arguments, calls the API.
+"""The ``txcore`` command line (``docs/cli.md``).  Thin: parses arguments, calls the API.
 
-Exit codes: 0 success (rejects are not failures), 2 usage or invalid rules /
-reference data, 3 input refused.  Error messages never show a card number.
+Exit codes: 0 success (rejects are not failures); 1 ``replay --compare`` found
+differences; 2 usage, invalid rules or reference data, or an unusable state; 3 an input
+refused (unreadable, truncated or already committed); 4 outputs or state could not be
+written, or rows did not add up — nothing of the run committed.  Error messages never
+show a card number.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 
 from txcore import __version__, cardno
 from txcore.engine import BACKENDS, DEFAULT_BACKEND
 from txcore.errors import TxcoreError
-from txcore.io.reader import DEFAULT_BATCH_SIZE
-from txcore.state.memory import DEFAULT_RETENTION_DAYS
+from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from txcore.pipeline import MAX_WORKERS
+from txcore.runner import check_int
+from txcore.state.memory import (DEFAULT_RETENTION_DAYS, RETENTION_DAYS_RANGE,
+                                 check_retention_days)
 from txcore.io.writer import OUTPUT_FORMATS
 
 
@@ -23,6 +30,41 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # usage errors exit 2, as argparse does, with our prefix
         self.print_usage(sys.stderr)
         self.exit(2, f"txcore: error: {message}\n")
+
+
+def _whole(text: str, check) -> int:
+    value = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else text  # ASCII digits only
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _retention_days(text: str) -> int:
+    return _whole(text, check_retention_days)
+
+
+def _batch_size(text: str) -> int:
+    return _whole(text, lambda v: check_int("--batch-size", v, 1, MAX_BATCH_SIZE))
+
+
+def _workers(text: str) -> int:
+    return _whole(text, lambda v: check_int("--workers", v, 1, MAX_WORKERS))
+
+
+def _business_date(text: str) -> dt.date:
+    from txcore.business_date import parse_option
+    try:
+        return parse_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _business_date_arg(p):
+    p.add_argument("--business-date", type=_business_date, metavar="YYYY-MM-DD",
+                   help="the business date: rows dated more than a day after it are rejected "
+                        "bad_ts (default: the latest date YYYYMMDD or YYYY-MM-DD in the input "
+                        "file names, else today in the rules' time zone)")
 
 
 def _common_pricing_args(p):
@@ -33,14 +75,15 @@ def _common_pricing_args(p):
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--format", default="parquet", choices=OUTPUT_FORMATS,
                    help="output format (default parquet)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    p.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help=f"rows per record batch (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
                    help=f"pricing backend (default {DEFAULT_BACKEND}; python is the reference)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="threads: N >= 2 reads, prices and writes side by side, and lets "
                         "pyarrow use N threads (default 1; the output is the same)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _business_date_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="input files (.parquet .csv .avro .arrow .feather .arrows, - = stdin)")
 
@@ -54,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Price input files in order; counters carry over in --state.")
     _common_pricing_args(p)
     p.add_argument("--state", required=True, metavar="DIR", help="state folder (created if absent)")
-    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N",
-                   help=f"days the reversal index remembers (default {DEFAULT_RETENTION_DAYS})")
+    p.add_argument("--retention-days", type=_retention_days, default=DEFAULT_RETENTION_DAYS,
+                   metavar="N", help=f"days the reversal index remembers, "
+                                     f"{RETENTION_DAYS_RANGE[0]}-{RETENTION_DAYS_RANGE[1]:,} "
+                                     f"(default {DEFAULT_RETENTION_DAYS})")
     p.add_argument("--card-key", metavar="FILE",
                    help="card key file (default <state>/card.key, created 0600 on first use; "
                         "or set TXCORE_CARD_KEY_FILE)")
@@ -72,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recorded priced rows: a file, or a folder of *.priced.* files")
     p.add_argument("--snapshot", metavar="DIR", help="start from this committed state (read only)")
     p.add_argument("--card-key", metavar="FILE", help="the snapshot's card key file")
-    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="N")
+    p.add_argument("--retention-days", type=_retention_days, default=DEFAULT_RETENTION_DAYS,
+                   metavar="N")
     p.add_argument("--report", action="store_true",
                    help="also write report.csv and report.html (benefit by month and unit)")
 
@@ -95,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merchants", metavar="FILE")
     p.add_argument("--priced", metavar="PATH",
                    help="recorded priced output (file or folder): show whether it agrees")
+    _business_date_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="the input files up to and including the transaction's, in order")
 
@@ -159,7 +206,7 @@ def _dispatch(args) -> int:
                             retention_days=args.retention_days, backend=args.backend,
                             progress=False if args.no_progress else None,
                             skip_committed=args.skip_committed, key_file=args.card_key,
-                            workers=_threads(args.workers))
+                            workers=_threads(args.workers), business_date=args.business_date)
         print(summary.render(result))
         return 0
     if args.command == "replay":
@@ -169,7 +216,7 @@ def _dispatch(args) -> int:
                         key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
                         retention_days=args.retention_days, backend=args.backend,
                         progress=False if args.no_progress else None,
-                        workers=_threads(args.workers))
+                        workers=_threads(args.workers), business_date=args.business_date)
         print(summary.render(result))
         print(f"  digest {result['digest']}")
         if args.report:
@@ -192,7 +239,8 @@ def _dispatch(args) -> int:
     if args.command == "explain":
         from txcore.audit.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
-                      merchants=args.merchants, priced=args.priced))
+                      merchants=args.merchants, priced=args.priced,
+                      business_date=args.business_date))
         return 0
     if args.command == "rules":
         from txcore.rules.book import describe

@@ -46,6 +46,13 @@ class StateError(TxcoreError):
     """The state directory cannot be used (exit 2)."""
 
 
+class RowsLost(TxcoreError):
+    """Input rows do not add up to priced + rejected rows (exit 4): an internal fault,
+    raised before the commit so that nothing of the run is committed."""
+
+    exit_code = 4
+
+
 class WriteError(TxcoreError):
     """Outputs or state could not be written (disk full, I/O error) (exit 4).
 

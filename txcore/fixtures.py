@@ -33,6 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from txcore.vocab import INPUT_COLUMNS as COLUMNS, KINDS
+
 HOME_CITY = "350500"  # Quanzhou
 UNITS = [  # (name, issuer, share of members)
     ("临江街道工会", "CMB", 9), ("鲤中街道工会", "CMB", 9), ("江南街道工会", "CMB", 8),
@@ -57,10 +59,7 @@ ROLLOUT = [(25000 / 120000, dt.date(2013, 9, 1), dt.date(2013, 12, 31)),
            (None, dt.date(2014, 10, 2), dt.date(2015, 10, 1))]
 DISBURSEMENTS_FROM = dt.date(2013, 10, 1)
 TZ_OFFSET_US = 8 * 3600 * 1_000_000  # Asia/Shanghai has no DST since 1991
-KINDS = ["withdrawal", "transfer", "purchase", "disbursement", "service", "reversal"]
 KIND_P = [0.25, 0.22, 0.505, 0.01, 0.01, 0.005]
-COLUMNS = ["txn_id", "card_no", "ts", "kind", "channel", "amount", "currency", "acq_bank", "city",
-           "merchant_id", "mcc", "fee_item", "benefit", "orig_txn_id"]
 DEFAULT_START = dt.date(2015, 10, 29)
 
 

@@ -16,6 +16,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _DONE = object()
+#: The most --workers: threads beyond the stages' three only feed pyarrow's pools.
+MAX_WORKERS = 64
 
 
 def prefetched(batches, workers: int, depth: int = 2):

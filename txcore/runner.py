@@ -21,14 +21,16 @@ from tqdm import tqdm
 
 import txcore
 from txcore import cardno, durable, paths, pipeline, summary as summary_mod
+from txcore.pipeline import MAX_WORKERS
 from txcore.io.assemble import priced_schema, rejects_schema
+from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
 from txcore.io.digest import FileDigest, run_digest
-from txcore.errors import InputRefused, StateError, UsageError, WriteError
-from txcore.io.reader import DEFAULT_BATCH_SIZE, InputSource
+from txcore.errors import InputRefused, RowsLost, StateError, UsageError, WriteError
+from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
-from txcore.state.memory import DEFAULT_RETENTION_DAYS, State
+from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
 from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 
@@ -36,7 +38,7 @@ from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
-        key_file=None, snapshot=None, workers=1) -> dict:
+        key_file=None, snapshot=None, workers=1, business_date=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -46,21 +48,26 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     ``key_file``: the card key (:mod:`txcore.state.keys`), default ``<state>/card.key``.
     ``snapshot`` (without ``state_dir``): start from that committed state, read only,
     ledger ignored — for replay.  ``workers``: threads for the run's stages
-    (:mod:`txcore.pipeline`); the output does not depend on it.
+    (:mod:`txcore.pipeline`); the output does not depend on it.  ``business_date``
+    (a date or ``"YYYY-MM-DD"``): rows dated more than a day after it are rejected bad_ts;
+    default the latest date in the input names, else today (docs/business-date.md).
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
         raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
     if not files:
         raise UsageError("no input files given")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
+    try:
+        check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+        check_int("--workers", workers, 1, MAX_WORKERS)
+        check_retention_days(retention_days)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     # 1. rules and reference data, all validated before anything is written
     merchants_table = load_merchants(merchants) if merchants else None
     book = load_book(rules, merchants_table)
     registry = load_cards(cards)
+    business = business_date_of(business_date, files, book)
     # 2. inputs and output names
     sources = [InputSource(str(f), batch_size) for f in files]
     stems = [s.stem for s in sources]
@@ -99,7 +106,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 skipped.append({"file": source.name, "sha256": source.sha256,
                                 "committed_by": state.ledger[source.sha256]["run_id"]})
                 sources.remove(source)
-        engine = make_engine(backend, book, registry, state)
+        engine = make_engine(backend, book, registry, state, business[0])
         try:
             staging = Staging(out_dir, run_id, owner)
         except OSError as exc:
@@ -111,7 +118,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 reserve(sum(s.reservable_rows() for s in sources))
             result = _price_all(sources, engine, staging, fmt, progress, command, workers)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
-                          skipped=skipped)
+                          skipped=skipped, business_date={"date": business[0].isoformat(),
+                                                          "source": business[1]})
             result["elapsed_seconds"] = elapsed = round(time.perf_counter() - started, 3)
             result["rows_per_second"] = round(result["rows"]["input"] / elapsed, 1) \
                 if elapsed > 0 else 0.0
@@ -182,7 +190,7 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
             priced_w, rejects_w = out["priced"], out["rejects"]
             if source.path is None and source.sha256 in engine.state.ledger:
                 raise _already_committed(source, engine.state)  # stdin: its hash known only now
-            assert source.rows == priced_w.rows + rejects_w.rows, "a row was lost"
+            _check_rows(source.name, source.rows, priced_w.rows, rejects_w.rows)
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
                            "priced": priced_w.rows, "rejected": rejects_w.rows,
                            "digest": digest.hexdigest(),
@@ -199,12 +207,42 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
         stage.close()
         bar.close()
     n_in = sum(i["rows"] for i in inputs)
-    assert n_in == totals.priced + totals.rejected, "input != priced + rejected"
+    _check_rows("the run", n_in, totals.priced, totals.rejected)
     return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": engine.name, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
             "digest": run_digest([i["digest"] for i in inputs]), "workers": workers,
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
+
+
+def check_int(option: str, value, lo: int, hi: int) -> int:
+    """``value`` if it is a whole number from ``lo`` to ``hi``; else ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{option} must be a whole number from {lo:,} to {hi:,}, "
+                         f"got {value!r}")
+    return value
+
+
+def business_date_of(option, files, book) -> tuple[dt.date, str]:
+    """``(date, source)`` of a command's business date (``option``: a date, text or None)."""
+    if isinstance(option, str):
+        try:
+            option = parse_business_date(option)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif option is not None and (isinstance(option, dt.datetime)
+                                 or not isinstance(option, dt.date)):
+        raise UsageError(f"business_date must be a date, got {option!r}")
+    zone = book.zone_at(dt.datetime.now(dt.timezone.utc))
+    return resolve_business_date(option, [str(f) for f in files], zone)
+
+
+def _check_rows(what: str, n_in: int, priced: int, rejected: int):
+    """``input = priced + rejected``, or the run stops before its commit (not an
+    ``assert``: it must hold under ``python -O`` too)."""
+    if n_in != priced + rejected:
+        raise RowsLost(f"{what}: {n_in} input rows but {priced} priced + {rejected} rejected; "
+                       f"nothing of this run was committed")
 
 
 def _writers(staging, source, priced_schema_, rejects_schema_, fmt):

@@ -14,6 +14,9 @@ from txcore.money import yuan
 from txcore.vocab import KINDS
 
 MONEY = ("amount", "fee_standard", "fee_waived", "fee_charged", "discount")
+#: Rows summed by Arrow at once: Arrow's int64 sums wrap silently, and a priced row's money
+#: is at most 2 * 10**12 fen (docs/rules-bounds.md), so 2**22 rows cannot overflow.
+SUM_ROWS = 1 << 22
 
 
 class Totals:
@@ -32,8 +35,8 @@ class Totals:
             for row in pa.Table.from_batches([rejects]).group_by("reject_reason").aggregate(
                     [([], "count_all")]).to_pylist():
                 self.rejected_by_reason[row["reject_reason"]] += row["count_all"]
-        if priced.num_rows:
-            table = pa.Table.from_batches([priced])
+        for start in range(0, priced.num_rows, SUM_ROWS):
+            table = pa.Table.from_batches([priced.slice(start, SUM_ROWS)])
             money = [m for m in MONEY if m in table.column_names]  # an input may lack amount
             aggs = [([], "count_all")] + [(m, "sum") for m in money]
             for row in table.group_by("kind").aggregate(aggs).to_pylist():

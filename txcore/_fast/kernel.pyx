@@ -11,9 +11,17 @@ Layers:
    cards (digest -> registry row), the index (txn digest -> entry), the free-slot
    counters (card, waiver, month -> used) and the interned effects (what a row did
    -> its effect row, shared by every entry that did the same);
-3. ``price_rows``: the loop over one batch, in posting order.
-The Python layer (``txcore.engine.compiled``) encodes batches, compiles the rules into
-flat arrays, sizes the tables and builds the output Arrow arrays.
+3. one row's steps, each a ``cdef inline`` function over the row's ``Facts`` and its
+   ``Outcome``: the version in force, the standard fee of a rule's bands, the deciding
+   waiver and its free slot, a member's discount, the original of a reversal and its
+   undoing;
+4. ``price_rows``: the loop over one batch, in posting order: the rejects that need
+   the state, then the steps, then the row's outputs and its index entry; a second
+   pass interns what each priced row did.
+The Python layer prepares everything else: ``txcore.engine.encoder`` encodes batches,
+``txcore.engine.flatrules`` compiles the rules into flat arrays,
+``txcore.state.compact`` holds and sizes the tables, and ``txcore.engine.compiled``
+calls this kernel and builds the output Arrow arrays.
 """
 from libc.stdlib cimport free, malloc
 from libc.stdint cimport (INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
@@ -316,40 +324,169 @@ def rebuild_counter_slots(const COUNTER[::1] counters, Py_ssize_t n, int32_t[::1
             slots[_counter_pos(counters, slots, counters[i].key)] = <int32_t>i
 
 
-# -- 3. rules ----------------------------------------------------------------------------
-cdef inline bint _matches(const RULE* r, int8_t kind, int8_t channel, int8_t fee_item,
-                          int32_t issuer, int16_t mcc, bint cross, bint same, int64_t amount,
-                          const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok) noexcept nogil:
+# -- 3. one row's steps --------------------------------------------------------------------
+cdef struct Facts:
+    # What the rules' conditions test, of one row (codes as in txcore/_fast/layout.py).
+    int64_t amount
+    int32_t issuer        # the card's issuer code
+    int16_t mcc           # -1 = none
+    int8_t kind
+    int8_t channel
+    int8_t fee_item
+    bint cross            # cross_bank / same_city as derived (false where the kind has
+    bint same             # no counterparty)
+
+
+cdef struct Outcome:
+    # What pricing one row decided: fen, rule ids as string codes (-1 = null) and the
+    # flags of its index entry.  The loop writes it to the row's output columns.
+    int64_t fee_standard
+    int64_t fee_waived
+    int64_t discount
+    int32_t fee_rule
+    int32_t waiver_rule
+    int32_t discount_rule
+    int32_t ruleset
+    int16_t free_slot
+    uint8_t flags
+
+
+cdef inline bint _matches(const RULE* r, const Facts* f, const uint8_t[::1] issuer_ok,
+                          const uint8_t[::1] mcc_ok) noexcept nogil:
     """Conditions.matches (txcore/rules/book.py): an omitted condition matches anything."""
-    if not (r.kind_mask >> kind) & 1:
+    if not (r.kind_mask >> f.kind) & 1:
         return False
-    if not (r.channel_mask >> channel) & 1:
+    if not (r.channel_mask >> f.channel) & 1:
         return False
-    if not (r.fee_item_mask >> fee_item) & 1:
+    if not (r.fee_item_mask >> f.fee_item) & 1:
         return False
-    if r.issuer_off >= 0 and not issuer_ok[r.issuer_off + issuer]:
+    if r.issuer_off >= 0 and not issuer_ok[r.issuer_off + f.issuer]:
         return False
-    if r.mcc_off >= 0 and (mcc < 0 or not mcc_ok[r.mcc_off + mcc]):
+    if r.mcc_off >= 0 and (f.mcc < 0 or not mcc_ok[r.mcc_off + f.mcc]):
         return False
-    if r.cross >= 0 and r.cross != cross:
+    if r.cross >= 0 and r.cross != f.cross:
         return False
-    if r.same >= 0 and r.same != same:
+    if r.same >= 0 and r.same != f.same:
         return False
-    if r.has_below and not amount < r.amount_below:
+    if r.has_below and not f.amount < r.amount_below:
         return False
     return True
 
 
-cdef inline int32_t _first(const RULE[::1] rules, int32_t lo, int32_t hi, int8_t kind,
-                           int8_t channel, int8_t fee_item, int32_t issuer, int16_t mcc,
-                           bint cross, bint same, int64_t amount, const uint8_t[::1] issuer_ok,
-                           const uint8_t[::1] mcc_ok) noexcept nogil:
+cdef inline const RULE* _first(const RULE[::1] rules, int32_t lo, int32_t hi, const Facts* f,
+                               const uint8_t[::1] issuer_ok,
+                               const uint8_t[::1] mcc_ok) noexcept nogil:
+    """The first of ``rules[lo:hi]`` that matches, or NULL."""
     cdef int32_t k
     for k in range(lo, hi):
-        if _matches(&rules[k], kind, channel, fee_item, issuer, mcc, cross, same, amount,
-                    issuer_ok, mcc_ok):
-            return k
-    return -1
+        if _matches(&rules[k], f, issuer_ok, mcc_ok):
+            return &rules[k]
+    return NULL
+
+
+cdef inline int32_t _version_at(const VERSION[::1] versions, const int32_t[:, ::1] day,
+                                Py_ssize_t i) noexcept nogil:
+    """The version in force for row ``i``: the latest ``effective_from`` on or before the
+    row's local date in that version's zone; -1 when none is."""
+    cdef int32_t v = <int32_t>versions.shape[0] - 1
+    while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
+        v -= 1
+    return v
+
+
+cdef inline int64_t _band_fee(const RULE* rule, const BAND[::1] bands,
+                              int64_t amount) noexcept nogil:
+    """The fee of ``rule``: the formula of the first band whose ``upto`` covers ``amount``
+    (a flat rule is one open band)."""
+    cdef int32_t b
+    for b in range(rule.band_lo, rule.band_hi):
+        if bands[b].upto < 0 or amount <= bands[b].upto:
+            return _formula(amount, &bands[b])
+    return 0
+
+
+cdef inline void _waive(Outcome* out, const RULE* waiver, int64_t card, int32_t d,
+                        COUNTER[::1] counters, int32_t[::1] counter_slots,
+                        int64_t[::1] scalars) noexcept nogil:
+    """The deciding waiver: the whole fee, or one of the card-month's free slots while
+    any is left (a slot is used even when the fee is 0).  The waiver is recorded even
+    when it waives nothing, so an auditor sees why the member paid."""
+    cdef uint64_t ckey
+    cdef int32_t used
+    out.waiver_rule = waiver.code
+    if waiver.free_per_month < 0:
+        out.fee_waived = out.fee_standard
+        return
+    ckey = _counter_key(card, waiver.code, d)
+    used = _used(counters, counter_slots, ckey)
+    if used < waiver.free_per_month:
+        used += 1
+        _set_used(counters, counter_slots, scalars, ckey, used)
+        out.fee_waived = out.fee_standard
+        out.free_slot = <int16_t>used
+        out.flags = F_SLOT
+
+
+cdef inline void _member_discount(Outcome* out, const Facts* f, const MERCH* m,
+                                  int32_t merchant_rule, int32_t d, const RULE[::1] rules,
+                                  const VERSION* version, const uint8_t[::1] issuer_ok,
+                                  const uint8_t[::1] mcc_ok) noexcept nogil:
+    """A member's purchase: the partner merchant valid on the day decides (even below its
+    minimum spend), else the first matching [[discount]] rule."""
+    cdef const RULE* rule
+    if m != NULL and m.valid_from <= d and d <= m.valid_to:
+        out.discount_rule = merchant_rule
+        out.discount = _discount(f.amount, m.bp, m.cap, m.min_spend)
+        return
+    rule = _first(rules, version.disc_lo, version.disc_hi, f, issuer_ok, mcc_ok)
+    if rule != NULL:
+        out.discount_rule = rule.code
+        out.discount = _discount(f.amount, rule.discount_bp, rule.cap, rule.min_spend)
+
+
+cdef inline int64_t _original(const ENTRY[::1] entries, const SLOT[::1] entry_slots,
+                              uint64_t hi, uint64_t lo, int64_t now,
+                              int64_t retention) noexcept nogil:
+    """The index entry a reversal names, or -1: not in the index, forgotten (outside the
+    window), or itself a reversal (a reversal of a reversal is zero-effect)."""
+    cdef int64_t o = entry_slots[_entry_pos(entries, entry_slots, hi, lo)].idx
+    if o >= 0 and (now - entries[o].day > retention or entries[o].flags & F_REVERSAL):
+        return -1
+    return o
+
+
+cdef inline void _undo(Outcome* out, ENTRY* orig, int64_t card, const EFFECT[::1] effects,
+                       COUNTER[::1] counters, int32_t[::1] counter_slots,
+                       int64_t[::1] scalars,
+                       # outputs of earlier rows of this batch, IN
+                       const int64_t[::1] fee_standard, const int64_t[::1] discount,
+                       const int32_t[::1] fee_rule, const int32_t[::1] waiver_rule,
+                       const int32_t[::1] discount_rule,
+                       const int32_t[::1] ruleset) noexcept nogil:
+    """A reversal of ``orig``: its money negated, its rule ids, its free slot given back
+    to its card-month; ``orig`` is marked reversed."""
+    cdef const EFFECT* was
+    cdef int64_t r, std, waived
+    cdef uint64_t ckey
+    cdef int32_t used
+    if orig.effect >= 0:
+        was = &effects[orig.effect]
+        std, out.discount = was.fee_standard, -was.discount
+        out.fee_rule, out.waiver_rule = was.fee_rule, was.waiver_rule
+        out.discount_rule, out.ruleset = was.discount_rule, was.ruleset
+    else:  # priced earlier in this batch, its effect not interned yet
+        r = PENDING - orig.effect
+        std, out.discount = fee_standard[r], -discount[r]
+        out.fee_rule, out.waiver_rule = fee_rule[r], waiver_rule[r]
+        out.discount_rule, out.ruleset = discount_rule[r], ruleset[r]
+    waived = std if orig.flags & F_WAIVED else 0
+    out.fee_standard = -std
+    out.fee_waived = -waived
+    if orig.flags & F_SLOT:  # the free slot goes back to its card-month
+        ckey = _counter_key(card, out.waiver_rule, orig.day)
+        used = _used(counters, counter_slots, ckey)
+        _set_used(counters, counter_slots, scalars, ckey, used - 1 if used > 0 else 0)
+    orig.flags |= F_REVERSED
 
 
 # -- 4. the loop -----------------------------------------------------------------------
@@ -381,23 +518,20 @@ def price_rows(
         int64_t[::1] fee_standard, int64_t[::1] fee_waived, int64_t[::1] fee_charged,
         int32_t[::1] waiver_rule, int16_t[::1] free_slot, int64_t[::1] discount,
         int32_t[::1] discount_rule, int32_t[::1] ruleset):
+    """Price one batch in posting order; see the module docstring for the layers."""
     cdef Py_ssize_t n = pre.shape[0], i
     cdef Py_ssize_t n_merch = merch_rule.shape[0]
-    cdef int32_t v, z, d, k, used
-    cdef int64_t c, now, pos, e, o, std, waived, a, retention = scalars[S_RETENTION]
-    cdef int8_t kd
-    cdef bint mem, cross, same
+    cdef int32_t v, z, d
+    cdef int64_t c, now, pos, e, o, r, retention = scalars[S_RETENTION]
+    cdef bint mem
+    cdef Facts f
+    cdef Outcome out
     cdef const RULE* rule
     cdef const MERCH* m
-    cdef uint64_t ckey
-    cdef uint8_t flags
-    cdef uint64_t entry_mask = entry_slots.shape[0] - 1, card_mask = card_slots.shape[0] - 1
-    cdef int32_t ahead
     cdef const CARD* card
-    cdef const EFFECT* was
-    cdef int64_t r, was_std, was_discount
-    cdef int32_t was_fee_rule, was_waiver_rule, was_discount_rule, was_ruleset
+    cdef uint64_t entry_mask = entry_slots.shape[0] - 1, card_mask = card_slots.shape[0] - 1
     cdef uint64_t effect_mask = effect_slots.shape[0] - 1
+    cdef int32_t ahead
     cdef int64_t* row_entry = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
     if row_entry == NULL:
         raise MemoryError()
@@ -414,142 +548,87 @@ def price_rows(
             row_entry[i] = -1
             reason[i] = 0
             member[i] = cross_bank[i] = same_city[i] = 0
-            fee_rule[i] = waiver_rule[i] = discount_rule[i] = ruleset[i] = -1
-            fee_standard[i] = fee_waived[i] = fee_charged[i] = discount[i] = 0
-            free_slot[i] = 0
             ts[i] = 0
+            out.fee_standard = out.fee_waived = out.discount = 0
+            out.fee_rule = out.waiver_rule = out.discount_rule = out.ruleset = -1
+            out.free_slot = 0
+            out.flags = 0
+            # the rejects that need the state, in their order (docs/outputs.md)
             if pre[i] != 0:
                 reason[i] = -1
-                continue
-            # the version in force: the latest effective_from <= the local date in its zone
-            v = <int32_t>versions.shape[0] - 1
-            while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
-                v -= 1
-            if v < 0:
-                reason[i] = R_NO_RULESET
-                continue
-            z = versions[v].zone
-            d = day[z, i]
-            c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
-            if c < 0 or cards[c].reg < 0:
-                reason[i] = R_UNKNOWN_CARD
-                continue
-            now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
-                else scalars[S_LATEST]
-            pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
-            e = entry_slots[pos].idx
-            if e >= 0 and now - entries[e].day <= retention:
-                reason[i] = R_DUPLICATE
-                continue
-            card = &cards[c]
-            mem = card.member_from <= d and d <= card.member_to
-            kd = kind[i]
-            if kd == K_DISBURSEMENT and not mem:
-                reason[i] = R_DISB_NON_MEMBER
-                continue
-            flags = 0
-            if kd == K_REVERSAL:
-                o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])].idx
-                if o >= 0 and (now - entries[o].day > retention
-                               or entries[o].flags & F_REVERSAL):
-                    o = -1  # forgotten, or a reversal of a reversal: zero-effect
-                if o >= 0 and entries[o].card != c:
-                    reason[i] = R_MISMATCH
-                    continue
-                if o >= 0 and entries[o].flags & F_REVERSED:
-                    reason[i] = R_ALREADY
-                    continue
-                member[i] = mem
-                ts[i] = inst[z, i]
-                ruleset[i] = versions[v].ruleset
-                if o < 0:
-                    scalars[S_ZERO_EFFECT] += 1
-                else:
-                    if entries[o].effect >= 0:
-                        was = &effects[entries[o].effect]
-                        was_std, was_discount = was.fee_standard, was.discount
-                        was_fee_rule, was_waiver_rule = was.fee_rule, was.waiver_rule
-                        was_discount_rule, was_ruleset = was.discount_rule, was.ruleset
-                    else:  # priced earlier in this batch, its effect not interned yet
-                        r = PENDING - entries[o].effect
-                        was_std, was_discount = fee_standard[r], discount[r]
-                        was_fee_rule, was_waiver_rule = fee_rule[r], waiver_rule[r]
-                        was_discount_rule, was_ruleset = discount_rule[r], ruleset[r]
-                    std = was_std
-                    waived = std if entries[o].flags & F_WAIVED else 0
-                    fee_standard[i] = -std
-                    fee_waived[i] = -waived
-                    fee_charged[i] = -(std - waived)
-                    discount[i] = -was_discount
-                    fee_rule[i] = was_fee_rule
-                    waiver_rule[i] = was_waiver_rule
-                    discount_rule[i] = was_discount_rule
-                    ruleset[i] = was_ruleset
-                    if entries[o].flags & F_SLOT:  # the free slot goes back to its card-month
-                        ckey = _counter_key(c, was_waiver_rule, entries[o].day)
-                        used = _used(counters, counter_slots, ckey)
-                        _set_used(counters, counter_slots, scalars, ckey,
-                                  used - 1 if used > 0 else 0)
-                    entries[o].flags |= F_REVERSED
-                flags = F_REVERSAL
             else:
-                a = amount[i]
-                member[i] = mem
-                ts[i] = inst[z, i]
-                ruleset[i] = versions[v].ruleset
-                cross = (kd == K_WITHDRAWAL or kd == K_TRANSFER) and bank[i] != card.issuer
-                same = (kd == K_WITHDRAWAL or kd == K_TRANSFER) and city[i] == card.city
-                cross_bank[i] = cross
-                same_city[i] = same
-                if kd != K_DISBURSEMENT:  # disbursements are never charged (SPEC §4.5)
-                    k = _first(rules, versions[v].fee_lo, versions[v].fee_hi, kd, channel[i],
-                               fee_item[i], card.issuer, mcc[i], cross, same, a, issuer_ok,
-                               mcc_ok)
-                    if k >= 0:
-                        rule = &rules[k]
-                        fee_rule[i] = rule.code
-                        for e in range(rule.band_lo, rule.band_hi):
-                            if bands[e].upto < 0 or a <= bands[e].upto:
-                                fee_standard[i] = _formula(a, &bands[e])
-                                break
-                    if mem:
-                        k = _first(rules, versions[v].waiver_lo, versions[v].waiver_hi, kd,
-                                   channel[i], fee_item[i], card.issuer, mcc[i], cross,
-                                   same, a, issuer_ok, mcc_ok)
-                        if k >= 0:
-                            rule = &rules[k]
-                            waiver_rule[i] = rule.code  # recorded even when it waives nothing
-                            if rule.free_per_month < 0:
-                                fee_waived[i] = fee_standard[i]
-                            else:
-                                ckey = _counter_key(c, rule.code, d)
-                                used = _used(counters, counter_slots, ckey)
-                                if used < rule.free_per_month:
-                                    used += 1
-                                    _set_used(counters, counter_slots, scalars, ckey, used)
-                                    fee_waived[i] = fee_standard[i]
-                                    free_slot[i] = <int16_t>used
-                                    flags = F_SLOT
-                    fee_charged[i] = fee_standard[i] - fee_waived[i]
-                    if fee_waived[i] != 0:
-                        flags |= F_WAIVED
-                    if kd == K_PURCHASE and mem:
-                        m = NULL
-                        if merchant[i] >= 0:
-                            m = &merch[v * n_merch + merchant[i]]
-                        if m != NULL and m.valid_from <= d and d <= m.valid_to:
-                            # a partner merchant decides, even below min_spend
-                            discount_rule[i] = merch_rule[merchant[i]]
-                            discount[i] = _discount(a, m.bp, m.cap, m.min_spend)
+                v = _version_at(versions, day, i)
+                if v < 0:
+                    reason[i] = R_NO_RULESET
+                else:
+                    z = versions[v].zone
+                    d = day[z, i]
+                    c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
+                    if c < 0 or cards[c].reg < 0:
+                        reason[i] = R_UNKNOWN_CARD
+            if reason[i] == 0:
+                now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
+                    else scalars[S_LATEST]
+                pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
+                e = entry_slots[pos].idx
+                card = &cards[c]
+                mem = card.member_from <= d and d <= card.member_to
+                if e >= 0 and now - entries[e].day <= retention:
+                    reason[i] = R_DUPLICATE
+                elif kind[i] == K_DISBURSEMENT and not mem:
+                    reason[i] = R_DISB_NON_MEMBER
+                elif kind[i] == K_REVERSAL:
+                    o = _original(entries, entry_slots, orig_hi[i], orig_lo[i], now, retention)
+                    if o >= 0 and entries[o].card != c:
+                        reason[i] = R_MISMATCH
+                    elif o >= 0 and entries[o].flags & F_REVERSED:
+                        reason[i] = R_ALREADY
+                    else:
+                        out.ruleset = versions[v].ruleset  # a zero-effect reversal's own
+                        if o < 0:
+                            scalars[S_ZERO_EFFECT] += 1
                         else:
-                            k = _first(rules, versions[v].disc_lo, versions[v].disc_hi, kd,
-                                       channel[i], fee_item[i], card.issuer, mcc[i], cross,
-                                       same, a, issuer_ok, mcc_ok)
-                            if k >= 0:
-                                rule = &rules[k]
-                                discount_rule[i] = rule.code
-                                discount[i] = _discount(a, rule.discount_bp, rule.cap,
-                                                        rule.min_spend)
+                            _undo(&out, &entries[o], c, effects, counters, counter_slots,
+                                  scalars, fee_standard, discount, fee_rule, waiver_rule,
+                                  discount_rule, ruleset)
+                        out.flags = F_REVERSAL
+                else:
+                    f.kind, f.channel, f.fee_item = kind[i], channel[i], fee_item[i]
+                    f.mcc, f.issuer, f.amount = mcc[i], card.issuer, amount[i]
+                    f.cross = (f.kind == K_WITHDRAWAL or f.kind == K_TRANSFER) \
+                        and bank[i] != card.issuer
+                    f.same = (f.kind == K_WITHDRAWAL or f.kind == K_TRANSFER) \
+                        and city[i] == card.city
+                    cross_bank[i], same_city[i] = f.cross, f.same
+                    out.ruleset = versions[v].ruleset
+                    if f.kind != K_DISBURSEMENT:  # disbursements are never charged
+                        rule = _first(rules, versions[v].fee_lo, versions[v].fee_hi, &f,
+                                      issuer_ok, mcc_ok)
+                        if rule != NULL:
+                            out.fee_rule = rule.code
+                            out.fee_standard = _band_fee(rule, bands, f.amount)
+                        if mem:
+                            rule = _first(rules, versions[v].waiver_lo, versions[v].waiver_hi,
+                                          &f, issuer_ok, mcc_ok)
+                            if rule != NULL:
+                                _waive(&out, rule, c, d, counters, counter_slots, scalars)
+                        if out.fee_waived != 0:
+                            out.flags |= F_WAIVED
+                        if f.kind == K_PURCHASE and mem:
+                            m = &merch[v * n_merch + merchant[i]] if merchant[i] >= 0 else NULL
+                            _member_discount(&out, &f, m,
+                                             merch_rule[merchant[i]] if m != NULL else -1,
+                                             d, rules, &versions[v], issuer_ok, mcc_ok)
+            # the row's outputs (a rejected row's stay empty)
+            fee_standard[i], fee_waived[i] = out.fee_standard, out.fee_waived
+            fee_charged[i] = out.fee_standard - out.fee_waived
+            discount[i], free_slot[i] = out.discount, out.free_slot
+            fee_rule[i], waiver_rule[i] = out.fee_rule, out.waiver_rule
+            discount_rule[i], ruleset[i] = out.discount_rule, out.ruleset
+            if reason[i] != 0:
+                continue
+            member[i] = mem
+            ts[i] = inst[z, i]
             # take the txn id: a new entry, or the forgotten one it replaces
             e = entry_slots[pos].idx
             if e < 0:
@@ -561,8 +640,8 @@ def price_rows(
             entries[e].key_lo = txn_lo[i]
             entries[e].card = <int32_t>c
             entries[e].day = d
-            entries[e].flags = flags
-            if flags & F_REVERSAL:
+            entries[e].flags = out.flags
+            if out.flags & F_REVERSAL:
                 entries[e].effect = -1  # never read: a reversal cannot be reversed
             else:  # interned after the loop, where the lookups can be fetched ahead
                 entries[e].effect = <int32_t>(PENDING - i)

@@ -28,10 +28,10 @@ def _pct(amount, bp):
 @_jit
 def _formula(amount, b):
     fee = b.fixed + _pct(amount, b.pct_bp)
-    if fee < b.min:
-        fee = b.min
-    if b.max > 0 and fee > b.max:
-        fee = b.max
+    if fee < b["min"]:
+        fee = b["min"]
+    if b["max"] > 0 and fee > b["max"]:
+        fee = b["max"]
     return fee
 
 
@@ -309,12 +309,12 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         flags = 0
         if kd == REVERSAL_KIND:
             o = entry_slots[_entry_pos(entries, entry_slots, orig_hi[i], orig_lo[i])].idx
-            if o >= 0 and (now - entries[o].day > retention or entries[o].flags & F_REVERSAL):
+            if o >= 0 and (now - entries[o].day > retention or entries[o]["flags"] & F_REVERSAL):
                 o = -1  # forgotten, or a reversal of a reversal: zero-effect
             if o >= 0 and entries[o].card != c:
                 reason[i] = 5  # reversal_mismatch
                 continue
-            if o >= 0 and entries[o].flags & F_REVERSED:
+            if o >= 0 and entries[o]["flags"] & F_REVERSED:
                 reason[i] = 6  # already_reversed
                 continue
             member[i] = mem
@@ -334,7 +334,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                     was_fee_rule, was_waiver_rule = fee_rule[r], waiver_rule[r]
                     was_discount_rule, was_ruleset = discount_rule[r], ruleset[r]
                 std = was_std
-                waived = std if entries[o].flags & F_WAIVED else 0
+                waived = std if entries[o]["flags"] & F_WAIVED else 0
                 fee_standard[i] = -std
                 fee_waived[i] = -waived
                 fee_charged[i] = -(std - waived)
@@ -343,11 +343,11 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
                 waiver_rule[i] = was_waiver_rule
                 discount_rule[i] = was_discount_rule
                 ruleset[i] = was_ruleset
-                if entries[o].flags & F_SLOT:
+                if entries[o]["flags"] & F_SLOT:
                     ckey = _counter_key(c, was_waiver_rule, entries[o].day)
                     used = _used(counters, counter_slots, ckey)
                     _set_used(counters, counter_slots, scalars, ckey, used - 1 if used > 0 else 0)
-                entries[o].flags |= F_REVERSED
+                entries[o]["flags"] |= F_REVERSED
             flags = F_REVERSAL
         else:
             a = amount[i]
@@ -414,7 +414,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         entries[e].key_lo = txn_lo[i]
         entries[e].card = c
         entries[e].day = d
-        entries[e].flags = flags
+        entries[e]["flags"] = flags
         if flags & F_REVERSAL:
             entries[e].effect = -1  # never read: a reversal cannot be reversed
         else:  # interned after the loop, as kernel.pyx does (it prefetches there)
@@ -427,3 +427,25 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
             entries[e].effect = _intern(effects, effect_slots, scalars, fee_standard[i],
                                         discount[i], fee_rule[i], waiver_rule[i],
                                         discount_rule[i], ruleset[i])
+
+
+def _interpreted(fn):
+    """``fn`` run as plain Python (``NUMBA_DISABLE_JIT=1``): structured arrays are viewed as
+    record arrays, whose rows take ``row.field`` as numba's records do, and the hash mixing's
+    intended uint64 wrap-around raises no overflow warning."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args):
+        args = [a.view(np.recarray) if isinstance(a, np.ndarray) and a.dtype.names else a
+                for a in args]
+        with np.errstate(over="ignore"):
+            return fn(*args)
+    return run
+
+
+if numba.config.DISABLE_JIT:
+    intern_effects, rebuild_effect_slots, find_cards, rebuild_card_slots, \
+        rebuild_entry_slots, rebuild_counter_slots, price_rows = map(
+            _interpreted, (intern_effects, rebuild_effect_slots, find_cards, rebuild_card_slots,
+                           rebuild_entry_slots, rebuild_counter_slots, price_rows))

@@ -3,8 +3,9 @@
 The pricing kernel (``txcore/_fast/kernel.pyx`` and its numba twin
 ``kernel_numba.py``) works on numpy structured arrays with these dtypes.  They
 are declared ``align=True`` so that each matches, field for field, the C
-struct of the same name in ``txcore/_fast/kernel.pxd``; ``txcore.engine.compiled``
-checks the sizes against the compiled module when it loads.
+struct of the same name in ``txcore/_fast/kernel.pxd``; :func:`check_compiled` holds the
+compiled module's struct sizes and enum values to these when it loads
+(:func:`txcore._fast.load_kernel`).
 
 Days are days since 1970-01-01 (``int32``); instants are microseconds since
 the epoch (``int64``); money is fen (``int64``); ``*_rule`` / ``ruleset`` are

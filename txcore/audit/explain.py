@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from txcore import cardno, money
 from txcore.errors import UsageError
-from txcore.engine.reference import ReferenceEngine
+from txcore.engine.reference import ReferenceEngine, facts_of, in_force
 from txcore.io.reader import InputSource
 from txcore.rules.refdata import load_cards, load_merchants
-from txcore.rules.book import Facts, load_book
+from txcore.rules.book import load_book
+from txcore.runner import business_date_of
 from txcore.state.memory import State
 from txcore.engine.validate import Reject, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
@@ -22,16 +23,19 @@ def yuan(fen: int) -> str:
     return f"{money.yuan(fen)} CNY"
 
 
-def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None) -> str:
+def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None,
+            business_date=None) -> str:
     """The explanation of ``txn_id``; with ``priced`` (a priced file or folder of them,
-    as recorded), also the recorded values and whether the re-pricing agrees."""
+    as recorded), also the recorded values and whether the re-pricing agrees.
+    ``business_date``: as for ``txcore.run`` (docs/business-date.md)."""
     book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
-    engine = ReferenceEngine(book, registry, State())
+    engine = ReferenceEngine(book, registry, State(), business_date_of(business_date, files,
+                                                                       book)[0])
     for f in files:
         source = InputSource(str(f))
         for batch in source.batches():
-            for outcome in validate_batch(batch):
+            for outcome in validate_batch(batch, engine.times):
                 if isinstance(outcome, Reject):
                     continue  # a rejected row has its reason in the reject file
                 if outcome.txn_id == txn_id:
@@ -66,14 +70,12 @@ def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> tuple[list[str
     """The explanation's lines, and the row's outcome (Priced or Reject)."""
     book, state = engine.book, engine.state
     card = engine.cards.get(txn.card_no)
-    found = book.for_naive(txn.ts) if txn.ts.tzinfo is None else book.for_instant(txn.ts)
+    found = in_force(book, txn.ts)  # what the engine itself derives, so the two cannot drift
     lines = [f"Transaction {txn.txn_id} ({file_name})"]
     if found is None or card is None:
         result = engine.price(txn)
         return lines + [f"  Rejected: {result.reason} ({result.detail})."], result
-    version = found[0]
-    local_date = txn.ts.date() if txn.ts.tzinfo is None else found[1]
-    instant = found[1] if txn.ts.tzinfo is None else txn.ts
+    version, local_date, instant = found
     local = instant.astimezone(version.zone)
     member = card.is_member(local_date)
     what = f"{txn.kind} by card {cardno.mask(txn.card_no)}"
@@ -94,10 +96,8 @@ def _explain_row(engine: ReferenceEngine, txn, file_name: str) -> tuple[list[str
                  + f" -> {'a member' if member else 'NOT a member'} on {local_date}.")
     lines.append(f"  Rules: version {version.id} (in force from {version.effective_from}, "
                  f"file {version.source.name}).")
-    cross = txn.kind in KINDS_WITH_COUNTERPARTY and txn.acq_bank != card.issuer
-    same = txn.kind in KINDS_WITH_COUNTERPARTY and txn.city == card.home_city
-    facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross, same,
-                  txn.amount or 0)
+    facts = facts_of(txn, card)
+    cross, same = facts.cross_bank, facts.same_city
     if txn.kind in KINDS_WITH_COUNTERPARTY:
         lines.append(f"  So: {'another bank (cross-bank)' if cross else 'the card’s own bank'}, "
                      f"{'the home city' if same else 'another city'}.")

@@ -21,11 +21,12 @@ BACKENDS = tuple(_ENGINES)
 DEFAULT_BACKEND = "cython"
 
 
-def make_engine(name: str, book, cards, state):
-    """An engine of backend ``name`` over ``book``, ``cards`` and ``state``."""
+def make_engine(name: str, book, cards, state, business_date=None):
+    """An engine of backend ``name`` over ``book``, ``cards`` and ``state``; rows dated more
+    than a day after ``business_date`` (when given) are rejected bad_ts."""
     try:
         module, cls = _ENGINES[name]
     except KeyError:
         from txcore.errors import UsageError
         raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})") from None
-    return getattr(importlib.import_module(module), cls)(book, cards, state)
+    return getattr(importlib.import_module(module), cls)(book, cards, state, business_date)

@@ -17,11 +17,13 @@ The engine takes the state's counters and index over for as long as it lives
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 
 from txcore._fast import layout as L
-from txcore.io.assemble import TS_TYPE, priced_schema, rejects_schema
+from txcore.io.assemble import TS_TYPE, priced_schema, reject_batch
 from txcore.state.compact import CompactState
 from txcore.engine.encoder import Encoder
 from txcore._fast import load_kernel
@@ -30,16 +32,18 @@ from txcore.engine.flatrules import compile_book, compile_registry
 from txcore.rules.refdata import Cards
 from txcore.rules.book import RuleBook
 from txcore.state.memory import State
-from txcore.engine.validate import Reject, detail, validate_batch
-from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
+from txcore.engine.validate import Reject, TimeCheck, detail, validate_batch
+from txcore.vocab import PRICED_COLUMNS
 
 
 class CompiledEngine:
     name = "compiled"
     kernel_name = ""
 
-    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None):
+    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None,
+                 business_date: dt.date | None = None):
         self.kernel = load_kernel(self.kernel_name)
+        self.times = TimeCheck(book, business_date)
         self.book, self.cards = book, cards
         self.state = state if state is not None else State()
         if self.state.compact is not None and self.state.compact.kernel is self.kernel:
@@ -53,7 +57,7 @@ class CompiledEngine:
         self.banks, self.cities = Strings(), Strings()
         self.reg, numbers = compile_registry(cards, self.banks, self.cities)
         self.flat = compile_book(book, self.compact.strings, self.banks)
-        self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities)
+        self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities, self.times)
         hi, lo, _ = self.encoder.hash_column(numbers, len(numbers))
         self.compact.attach_registry(hi, lo, self.reg)
         self.slow_rows = 0
@@ -119,21 +123,17 @@ class CompiledEngine:
                 columns.append(carried.column(name))
         priced = pa.RecordBatch.from_arrays(columns, schema=p_schema)
 
-        r_schema = rejects_schema(batch.schema)
-        kept = batch.take(pa.array(reject_rows, pa.int64()))
-        rejects = [self._reject(batch, int(i), int(reason[i]), enc) for i in reject_rows]
-        columns = [kept.column(f.name) for f in r_schema if f.name not in REJECT_COLUMNS]
-        columns += [pa.array([r.reason for r in rejects], pa.string()),
-                    pa.array([r.detail for r in rejects], pa.string())]
-        return priced, pa.RecordBatch.from_arrays(columns, schema=r_schema)
+        rejects = [self._reject(batch, int(i), int(reason[i]), enc, self.times)
+                   for i in reject_rows]
+        return priced, reject_batch(batch, reject_rows, rejects)
 
     @staticmethod
-    def _reject(batch, i: int, code: int, enc) -> Reject:
+    def _reject(batch, i: int, code: int, enc, times) -> Reject:
         """The reject of row ``i``: from the stateless checks, or the kernel's reason with
         its detail worded as the reference engine words it."""
         if code < 0:
             return enc.rejects[i]
-        txn = validate_batch(batch.slice(i, 1))[0]
+        txn = validate_batch(batch.slice(i, 1), times)[0]
         reason = L.KERNEL_REASONS[code]
         if reason == "no_ruleset":
             return Reject(reason, detail("ts", txn.ts.isoformat()))

@@ -29,10 +29,11 @@ from txcore._fast import layout as L
 
 from txcore.engine import zones
 from txcore._fast import compiled_or_twin
+from txcore._fast.buffers import string_buffers
 from txcore.engine.flatrules import FlatBook
 from txcore.timeconv import day_number, utc_micros
 from txcore.state.keys import Keyer
-from txcore.engine.validate import Reject, Txn, validate_batch
+from txcore.engine.validate import Reject, TimeCheck, Txn, validate_batch
 from txcore.vocab import BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, MAX_AMOUNT
 
 _enc = compiled_or_twin("encode")
@@ -96,18 +97,6 @@ def _text_column(batch: pa.RecordBatch, name: str):
     return None, False
 
 
-def _buffers(arr: pa.Array):
-    offset_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    validity_buf, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=offset_dtype) if offsets_buf is not None \
-        else np.zeros(len(arr) + 1, offset_dtype)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None \
-        else np.zeros(0, np.uint8)
-    validity = np.frombuffer(validity_buf, dtype=np.uint8) \
-        if validity_buf is not None and arr.null_count else np.zeros(0, np.uint8)
-    return offsets, data, validity, arr.offset
-
-
 def _map_values(arr, n: int, fn, dtype, none) -> np.ndarray:
     """``fn(value)`` for every row, computed once per distinct value; null and ""
     give ``none``."""
@@ -151,7 +140,7 @@ class Vocabulary:
         """Codes of a column: ``other`` for any other text, ``none`` for null or ""."""
         out = np.full(n, none, np.int32)
         if arr is not None and n:
-            _enc.match_words(*_buffers(arr), self.word_offsets, self.words, self.codes, other,
+            _enc.match_words(*string_buffers(arr), self.word_offsets, self.words, self.codes, other,
                              none, out)
         return out
 
@@ -166,9 +155,15 @@ _BENEFITS = Vocabulary(dict.fromkeys(BENEFITS, 1))
 class Encoder:
     """Encodes batches for one engine: holds the key, the zones and the code tables."""
 
-    def __init__(self, flat: FlatBook, keyer: Keyer, banks: Strings, cities: Strings):
+    def __init__(self, flat: FlatBook, keyer: Keyer, banks: Strings, cities: Strings,
+                 times: TimeCheck):
         self.flat, self.keyer, self.banks, self.cities = flat, keyer, banks, cities
         self.zones = flat.zones
+        self.times = times
+        #: a row whose local day in any zone is after this is left to the reference,
+        #: which rejects it as lying in the future when it does in the zone in force
+        self.last_day = np.iinfo(np.int32).max if times.business_date is None \
+            else day_number(times.business_date) + 1
 
     # -- codes of one value (shared by the column path and the slow path) ---------------
     def _bank(self, v):
@@ -182,14 +177,14 @@ class Encoder:
         """The 4-digit number of each mcc; -1 none, -2 present but malformed."""
         out = np.full(n, -1, np.int16)
         if arr is not None and n:
-            _enc.parse_mccs(*_buffers(arr), out)
+            _enc.parse_mccs(*string_buffers(arr), out)
         return out
 
     def hash_column(self, arr, n):
         hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
         length = np.full(n, -1, np.int32)
         if arr is not None and n:
-            _enc.hash_strings(*_buffers(arr), self.keyer.k0, self.keyer.k1, hi, lo, length)
+            _enc.hash_strings(*string_buffers(arr), self.keyer.k0, self.keyer.k1, hi, lo, length)
         return hi, lo, length
 
     # -- the batch ----------------------------------------------------------------------
@@ -265,7 +260,7 @@ class Encoder:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             value, status = np.zeros(n, np.int64), np.zeros(n, np.int8)
             if n:
-                _enc.parse_integers(*_buffers(col), value, status)
+                _enc.parse_integers(*string_buffers(col), value, status)
             return value, status == 1
         slow[:] = True
         return np.zeros(n, np.int64), np.zeros(n, bool)
@@ -295,7 +290,7 @@ class Encoder:
             wall, off = np.zeros(n, np.int64), np.zeros(n, np.int32)
             status = np.zeros(n, np.int8)
             if n:
-                _enc.parse_timestamps(*_buffers(col), wall, off, status)
+                _enc.parse_timestamps(*string_buffers(col), wall, off, status)
             us = wall - off.astype(np.int64) * zones.US
         else:
             slow[:] = True
@@ -309,12 +304,13 @@ class Encoder:
             slow |= naive & ~ok
             day[z] = np.where(aware, table.local_day(us), wall_day)
             inst[z] = np.where(aware, us, from_wall)
+            slow |= day[z] > self.last_day
         return day, inst
 
     # -- rows the reference validator decides --------------------------------------------
     def _slow_path(self, batch, rows, enc: Encoded):
         enc.slow_rows = len(rows)
-        outcomes = validate_batch(batch.take(pa.array(rows, pa.int64())))
+        outcomes = validate_batch(batch.take(pa.array(rows, pa.int64())), self.times)
         for i, outcome in zip(rows.tolist(), outcomes):
             if isinstance(outcome, Reject):
                 enc.pre[i] = 1

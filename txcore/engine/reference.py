@@ -22,7 +22,7 @@ from txcore.io.assemble import build_outputs
 from txcore.rules.refdata import Cards
 from txcore.rules.book import Facts, RuleBook, RuleSet
 from txcore.state.memory import Effect, Entry, State
-from txcore.engine.validate import Reject, Txn, detail, validate_batch
+from txcore.engine.validate import Reject, TimeCheck, Txn, detail, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 
@@ -54,35 +54,51 @@ def discount_of(amount: int, bp: int, cap: int, min_spend: int) -> int:
     return min(d, cap) if cap > 0 else d
 
 
+def in_force(book: RuleBook, ts: dt.datetime) -> tuple[RuleSet, dt.date, dt.datetime] | None:
+    """``(version, local date, instant)`` of a row's timestamp, or None before every
+    version.  A naive timestamp is wall time in the zone of the version it falls in."""
+    if ts.tzinfo is None:
+        found = book.for_naive(ts)
+        return None if found is None else (found[0], ts.date(), found[1])
+    found = book.for_instant(ts)
+    return None if found is None else (found[0], found[1], ts)
+
+
+def facts_of(txn: Txn, card) -> Facts:
+    """What the rules' conditions test, with ``cross_bank`` / ``same_city`` derived
+    (false where the kind has no counterparty bank and city)."""
+    counterparty = txn.kind in KINDS_WITH_COUNTERPARTY
+    return Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc,
+                 counterparty and txn.acq_bank != card.issuer,
+                 counterparty and txn.city == card.home_city, txn.amount)
+
+
 class ReferenceEngine:
     """Prices record batches in posting order, carrying state from row to row."""
 
     name = "python"
 
-    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None):
+    def __init__(self, book: RuleBook, cards: Cards, state: State | None = None,
+                 business_date: dt.date | None = None):
+        """``business_date``: rows dated more than a day after it are rejected bad_ts
+        (None: no such check; ``txcore.run`` always gives one)."""
         self.book, self.cards = book, cards
         self.state = state if state is not None else State()
+        self.times = TimeCheck(book, business_date)
         self.zero_effect_reversals = 0
 
     def price_batch(self, batch: pa.RecordBatch):
         """``(priced, rejects)`` record batches for one input batch, in input order."""
-        outcomes = [r if isinstance(r, Reject) else self.price(r) for r in validate_batch(batch)]
+        outcomes = [r if isinstance(r, Reject) else self.price(r)
+                    for r in validate_batch(batch, self.times)]
         return build_outputs(batch, outcomes)
 
     # -- one row ----------------------------------------------------------------------
     def price(self, txn: Txn) -> Priced | Reject:
-        if txn.ts.tzinfo is None:  # local wall time in the zone of the version chosen
-            found = self.book.for_naive(txn.ts)
-            if found is None:
-                return Reject("no_ruleset", detail("ts", txn.ts.isoformat()))
-            version, instant = found
-            local_date = txn.ts.date()
-        else:
-            found = self.book.for_instant(txn.ts)
-            if found is None:
-                return Reject("no_ruleset", detail("ts", txn.ts.isoformat()))
-            version, local_date = found
-            instant = txn.ts
+        found = in_force(self.book, txn.ts)
+        if found is None:
+            return Reject("no_ruleset", detail("ts", txn.ts.isoformat()))
+        version, local_date, instant = found
         card = self.cards.get(txn.card_no)
         if card is None:
             return Reject("unknown_card", detail("card_no", txn.card_no))
@@ -98,14 +114,11 @@ class ReferenceEngine:
             return self._reverse(txn, txn_key, card_key, version, instant, local_date, member,
                                  now)
 
-        cross_bank = txn.kind in KINDS_WITH_COUNTERPARTY and txn.acq_bank != card.issuer
-        same_city = txn.kind in KINDS_WITH_COUNTERPARTY and txn.city == card.home_city
-        out = Priced(instant, txn.amount, member, cross_bank, same_city, None, 0, 0, 0, None, 0,
-                     0, None, version.id)
+        facts = facts_of(txn, card)
+        out = Priced(instant, txn.amount, member, facts.cross_bank, facts.same_city, None, 0, 0,
+                     0, None, 0, 0, None, version.id)
         slot = (None, None)  # (waiver id, month) of the free slot used, if any
         if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
-            facts = Facts(txn.kind, txn.channel, txn.fee_item, card.issuer, txn.mcc, cross_bank,
-                          same_city, txn.amount)
             slot = self._fee(txn, card_key, version, facts, member, local_date, out)
             if txn.kind == "purchase" and member:
                 self._discount(txn, version, facts, local_date, out)

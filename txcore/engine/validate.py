@@ -16,14 +16,59 @@ import pyarrow as pa
 
 from txcore import cardno
 from txcore.timeconv import EPOCH
+from txcore.rules.book import RuleBook
 from txcore.vocab import (BANK_RE, BENEFITS, CHANNELS_BY_KIND, CITY_RE, FEE_ITEMS, INPUT_COLUMNS,
                           KINDS, KINDS_POSITIVE_AMOUNT, KINDS_WITH_COUNTERPARTY, MAX_AMOUNT, MCC_RE)
 
+# ASCII digits only: Python's \d and int() also take full-width and Arabic-Indic digits
 _TS_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
-    r"(Z|[+-]\d{2}:\d{2})?")
-_INT_RE = re.compile(r"[+-]?\d+")
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})"
+    r"(?::([0-9]{2})(?:[.,]([0-9]{1,9}))?)?(Z|[+-][0-9]{2}:[0-9]{2})?")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 _MAX_DETAIL = 80
+
+
+class TimeCheck:
+    """What a parsed timestamp must also satisfy: its instant and its local date in every
+    zone of the rules lie within years 1-9999 (what every engine can represent), and, with
+    a business date, its local date is at most one day after it (docs/business-date.md).
+
+    The local date is the wall date of a naive time, else the date in the zone of the
+    version in force (of the first version when none is).
+    """
+
+    def __init__(self, book: RuleBook, business_date: dt.date | None = None):
+        self.book, self.business_date = book, business_date
+        self.zones = list({v.timezone: v.zone for v in book.versions}.values())
+
+    def problem(self, ts: dt.datetime) -> str | None:
+        """None when ``ts`` passes, else what is wrong with it, in words."""
+        # UTC offsets are less than a day: a time in years 2-9998 is in years 1-9999 in
+        # every zone, so only the first and last years need the zones tried
+        if not 2 <= ts.year <= 9998:
+            try:
+                if ts.tzinfo is None:
+                    for zone in self.zones:
+                        ts.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+                else:
+                    ts.astimezone(dt.timezone.utc)
+                    for zone in self.zones:
+                        ts.astimezone(zone)
+            except OverflowError:
+                return "lies outside years 1-9999 in UTC or in the rules' time zone"
+        if self.business_date is None:
+            return None
+        if ts.tzinfo is None:
+            local = ts.date()
+        elif (ts.astimezone(dt.timezone.utc).date() - self.business_date).days <= 0:
+            return None  # its local date is at most a day later, in any zone
+        else:
+            found = self.book.for_instant(ts)
+            local = found[1] if found else ts.astimezone(self.book.versions[0].zone).date()
+        if (local - self.business_date).days > 1:
+            return (f"lies in the future: local date {local} is more than one day after the "
+                    f"business date {self.business_date}")
+        return None
 
 
 @dataclass(slots=True)
@@ -158,19 +203,20 @@ class _Unreadable:
         return str(self.value)
 
 
-def validate_batch(batch: pa.RecordBatch) -> list[Txn | Reject]:
-    """One :class:`Txn` or :class:`Reject` per row of ``batch``."""
+def validate_batch(batch: pa.RecordBatch, times: TimeCheck | None = None) -> list[Txn | Reject]:
+    """One :class:`Txn` or :class:`Reject` per row of ``batch``; ``times`` (the engines
+    always pass one) also rejects timestamps out of range or in the future as bad_ts."""
     cols = {name: column_values(batch, name) for name in INPUT_COLUMNS}
     card_ok = (cardno.check_column(batch.column("card_no"))
                if "card_no" in batch.schema.names else [False] * batch.num_rows)
     out = []
     for i in range(batch.num_rows):
         out.append(validate_row({name: cols[name][i] for name in INPUT_COLUMNS},
-                                 bool(card_ok[i])))
+                                 bool(card_ok[i]), times))
     return out
 
 
-def validate_row(raw: dict, card_ok: bool) -> Txn | Reject:
+def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Txn | Reject:
     """The stateless checks on one row, in the order of SPEC §10.
 
     ``card_ok`` is the column-level card-number check for this row
@@ -198,6 +244,10 @@ def validate_row(raw: dict, card_ok: bool) -> Txn | Reject:
     ts = parse_ts(raw["ts"])
     if ts is None:
         return reject("bad_ts", "ts")
+    if times is not None:
+        problem = times.problem(ts)
+        if problem is not None:
+            return Reject("bad_ts", f"{detail('ts', raw['ts'])} {problem}")
     if missing("kind"):
         return reject("missing_field", "kind")
     kind = raw["kind"]

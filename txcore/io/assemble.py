@@ -70,9 +70,15 @@ def build_outputs(batch: pa.RecordBatch, outcomes: list) -> tuple[pa.RecordBatch
             columns.append(carried.column(f.name))
     priced_batch = pa.RecordBatch.from_arrays(columns, schema=p_schema)
 
-    r_schema = rejects_schema(batch.schema)
-    kept = batch.take(pa.array(reject_idx, pa.int64()))
-    columns = [kept.column(f.name) for f in r_schema if f.name not in REJECT_COLUMNS]
+    return priced_batch, reject_batch(batch, reject_idx, rejects)
+
+
+def reject_batch(batch: pa.RecordBatch, rows, rejects: list) -> pa.RecordBatch:
+    """The reject file's batch: rows ``rows`` of ``batch`` with their columns as read,
+    plus ``reject_reason`` and ``reject_detail`` of ``rejects`` (one per row)."""
+    schema = rejects_schema(batch.schema)
+    kept = batch.take(pa.array(rows, pa.int64()))
+    columns = [kept.column(f.name) for f in schema if f.name not in REJECT_COLUMNS]
     columns += [pa.array([r.reason for r in rejects], pa.string()),
                 pa.array([r.detail for r in rejects], pa.string())]
-    return priced_batch, pa.RecordBatch.from_arrays(columns, schema=r_schema)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

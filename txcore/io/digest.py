@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from txcore._fast import compiled_or_twin
+from txcore._fast.buffers import string_buffers, validity
 
 COLUMNS = ("txn_id", "ts", "member", "cross_bank", "same_city", "fee_rule", "fee_standard",
            "fee_waived", "fee_charged", "waiver_rule", "free_slot", "discount",
@@ -32,26 +33,20 @@ def _column(col: pa.Array) -> tuple:
     """``(kind, offsets, data, values, validity, offset)`` for ``encode.digest_rows``."""
     empty8 = np.zeros(0, np.uint8)
     buffers = col.buffers()
-    validity = np.frombuffer(buffers[0], np.uint8) if buffers[0] is not None and col.null_count \
-        else empty8
+    bits = validity(col)
     if pa.types.is_boolean(col.type):
         return 3, np.zeros(0, np.int32), np.frombuffer(buffers[1], np.uint8), \
-            np.zeros(0, np.int64), validity, col.offset
+            np.zeros(0, np.int64), bits, col.offset
     if pa.types.is_int16(col.type):
-        return 2, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int16), validity, \
+        return 2, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int16), bits, \
             col.offset
     if pa.types.is_integer(col.type) or pa.types.is_timestamp(col.type):
         col = col.cast(pa.int64()) if not pa.types.is_timestamp(col.type) else col
         buffers = col.buffers()
-        return 1, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int64), validity, \
+        return 1, np.zeros(0, np.int32), empty8, np.frombuffer(buffers[1], np.int64), bits, \
             col.offset
-    col = pc.cast(col, pa.string())
-    buffers = col.buffers()
-    validity = np.frombuffer(buffers[0], np.uint8) if buffers[0] is not None and col.null_count \
-        else empty8
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else empty8
-    return 0, np.frombuffer(buffers[1], np.int32), data, np.zeros(0, np.int64), validity, \
-        col.offset
+    offsets, data, bits, offset = string_buffers(pc.cast(col, pa.string()))
+    return 0, offsets, data, np.zeros(0, np.int64), bits, offset
 
 
 class FileDigest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -22,8 +23,8 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from fastavro._read_common import SchemaResolutionError
-from fastavro._schema_common import SchemaParseException
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import SchemaParseException
 
 from txcore import paths
 from txcore.cardno import mask_names, redact
@@ -33,6 +34,9 @@ from txcore.vocab import INPUT_COLUMNS
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
            ".feather": "arrow", ".arrows": "arrows"}
 DEFAULT_BATCH_SIZE = 65536
+#: The largest --batch-size: 4 Mi rows.  A batch is held in memory several times over, and
+#: its control totals (fees up to 2 * 10**12 fen a row) must fit 64-bit integers.
+MAX_BATCH_SIZE = 1 << 22
 
 
 #: A Parquet file declaring more than this many times its size in uncompressed data,
@@ -269,8 +273,12 @@ class InputSource:
 
     def _read_avro(self):
         with open(self.path, "rb") as fh:
-            records = fastavro.reader(fh)
-            schema, as_text = _avro_schema(records.writer_schema)
+            # timestamps and dates are read as the integers stored: fastavro would turn each
+            # into a datetime and stop the whole file at the first one outside years 1-9999,
+            # which must only reject its row (bad_ts)
+            writer_schema, raw = _raw_time_container(fh)
+            records = fastavro.reader(raw)
+            schema, as_text = _avro_schema(writer_schema)
             self.schema = self.normalised(schema)
             chunk = []
             for record in records:
@@ -337,10 +345,90 @@ _AVRO_PRIMITIVES = {
     "double": pa.float64(), "float": pa.float32(), "bytes": pa.binary(),
 }
 _AVRO_LOGICAL = {
-    "timestamp-micros": pa.timestamp("us", "UTC"), "timestamp-millis": pa.timestamp("us", "UTC"),
-    "local-timestamp-micros": pa.timestamp("us"), "local-timestamp-millis": pa.timestamp("us"),
+    "timestamp-micros": pa.timestamp("us", "UTC"), "timestamp-millis": pa.timestamp("ms", "UTC"),
+    "local-timestamp-micros": pa.timestamp("us"), "local-timestamp-millis": pa.timestamp("ms"),
     "date": pa.date32(),
 }
+
+
+def _varint(fh) -> int:
+    shift = result = 0
+    while True:
+        byte = fh.read(1)
+        if not byte:
+            raise EOFError("truncated Avro header")
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return (result >> 1) ^ -(result & 1)  # zigzag
+        shift += 7
+        if shift > 63:
+            raise ValueError("corrupt Avro header: a length longer than 64 bits")
+
+
+def _put_varint(value: int) -> bytes:
+    n = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+class _Chained(io.RawIOBase):
+    """``head`` bytes, then the rest of ``fh``."""
+
+    def __init__(self, head: bytes, fh):
+        self.head, self.fh = head, fh
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.fh.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _raw_time_container(fh):
+    """``(writer schema, stream)``: the Avro container ``fh`` with its header's schema
+    rewritten without the time logical types, so that fastavro yields the stored integers
+    (the data blocks do not depend on the schema's text, only on its types)."""
+    if fh.read(4) != b"Obj\x01":
+        raise ValueError("not an Avro object container file")
+    meta = {}
+    while (count := _varint(fh)) != 0:
+        if count < 0:
+            _varint(fh)  # the block's size in bytes
+            count = -count
+        for _ in range(count):
+            key = fh.read(_varint(fh)).decode("utf-8")
+            meta[key] = fh.read(_varint(fh))
+    sync = fh.read(16)
+    writer_schema = json.loads(meta["avro.schema"])
+    meta["avro.schema"] = json.dumps(_raw_time(writer_schema)).encode("utf-8")
+    head = bytearray(b"Obj\x01" + _put_varint(len(meta)))
+    for key, value in meta.items():
+        k = key.encode("utf-8")
+        head += _put_varint(len(k)) + k + _put_varint(len(value)) + value
+    head += _put_varint(0) + sync
+    return writer_schema, io.BufferedReader(_Chained(bytes(head), fh))
+
+
+def _raw_time(schema):
+    """``schema`` with the time logical types dropped (read as their stored integers)."""
+    if isinstance(schema, list):
+        return [_raw_time(s) for s in schema]
+    if isinstance(schema, dict):
+        if schema.get("logicalType") in _AVRO_LOGICAL:
+            return {k: v for k, v in schema.items() if k != "logicalType"}
+        return {k: _raw_time(v) if k in ("type", "fields", "items", "values") else v
+                for k, v in schema.items()}
+    return schema
 
 
 #: Avro types a multi-type union may mix: read as their text (``["null","long","string"]``

@@ -14,7 +14,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from txcore import money, paths
 from txcore.errors import RulesError
-from txcore.vocab import BANK_RE, CHANNELS, FEE_ITEMS, KINDS, MCC_RE
+from txcore.vocab import BANK_RE, CHANNELS, FEE_ITEMS, KINDS, MAX_AMOUNT, MCC_RE
+
+#: Bounds of rule values (docs/rules-bounds.md).  Money (fixed, min, max, cap, min_spend,
+#: amount_below, a band's upto) is at most the largest amount, 10**12 fen, so that no fee
+#: or discount of any amount a row may carry overflows 64-bit integers on any backend,
+#: nor do the control totals of a batch; free_per_month fits the int16 free_slot column;
+#: the ids of a rules folder fit the compiled backend's 16-bit codes with room to spare
+#: for the ids a state brings from earlier rule books.
+MAX_MONEY = MAX_AMOUNT
+MAX_BP = 10000
+MAX_FREE_PER_MONTH = 2**15 - 1
+MAX_IDS = 2**14
 
 TOP_KEYS = {"id", "effective_from", "timezone", "merchants", "fee", "waiver", "discount"}
 CONDITION_KEYS = {"kind", "channel", "fee_item", "issuer", "mcc", "cross_bank", "same_city",
@@ -171,6 +182,11 @@ class RuleBook:
                 return version, local_date
         return None
 
+    def zone_at(self, instant: dt.datetime) -> ZoneInfo:
+        """The zone of the version in force at ``instant`` (of the first when none is)."""
+        found = self.for_instant(instant)
+        return (found[0] if found else self.versions[0]).zone
+
     def for_naive(self, wall: dt.datetime) -> tuple[RuleSet, dt.datetime] | None:
         """Version in force for a wall-clock time without offset, and the instant.
 
@@ -200,14 +216,14 @@ class _Checker:
             parts.append(f"key '{key}'")
         self.problems.append(": ".join(parts) + f": {message}")
 
-    def integer(self, where, key, value, lo=0, hi=None) -> int | None:
+    def integer(self, where, key, value, lo=0, hi=MAX_MONEY) -> int | None:
+        """A whole number from ``lo`` to ``hi`` (by default money: 0 to 10**12 fen)."""
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(where, key, f"must be an integer, got {value!r}")
             return None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            what = "negative money" if lo == 0 and value < 0 and hi is None else "out of range"
-            self.problem(where, key, f"{what}: {value} (must be {bound})")
+        if not lo <= value <= hi:
+            what = "negative money" if lo == 0 and value < 0 else "out of range"
+            self.problem(where, key, f"{what}: {_short(value)} (must be {lo}..{hi})")
             return None
         return value
 
@@ -249,12 +265,17 @@ class _Checker:
         values = {}
         for key in keys:
             if key in table:
-                hi = 10000 if key == "pct_bp" else None
+                hi = MAX_BP if key == "pct_bp" else MAX_MONEY
                 values[key] = self.integer(where, key, table[key], hi=hi)
         lo, hi = values.get("min") or 0, values.get("max") or 0
         if hi > 0 and lo > hi:
             self.problem(where, "min", f"min {lo} is greater than max {hi}")
         return {k: v for k, v in values.items() if v is not None}
+
+
+def _short(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text.lstrip('-'))} digits)"
 
 
 def _rule_where(section: str, index: int, table) -> str:
@@ -268,6 +289,9 @@ def _parse_file(path: Path) -> tuple[RuleSet | None, list[str]]:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         chk.problem("", None, f"cannot be parsed: {exc}")
+        return None, chk.problems
+    except RecursionError:
+        chk.problem("", None, "cannot be parsed: arrays or tables nested too deeply")
         return None, chk.problems
 
     for key in sorted(set(doc) - TOP_KEYS):
@@ -321,12 +345,13 @@ def _parse_file(path: Path) -> tuple[RuleSet | None, list[str]]:
             elif section == "waiver":
                 quota = None
                 if "free_per_month" in table:
-                    quota = chk.integer(where, "free_per_month", table["free_per_month"], lo=1)
+                    quota = chk.integer(where, "free_per_month", table["free_per_month"], lo=1,
+                                        hi=MAX_FREE_PER_MONTH)
                 rules["waiver"].append(WaiverRule(rid, when, quota))
             else:
                 if "discount_bp" not in table:
                     chk.problem(where, "discount_bp", "is required")
-                bp = chk.integer(where, "discount_bp", table.get("discount_bp", 0), hi=10000)
+                bp = chk.integer(where, "discount_bp", table.get("discount_bp", 0), hi=MAX_BP)
                 cap = chk.integer(where, "cap", table.get("cap", 0))
                 spend = chk.integer(where, "min_spend", table.get("min_spend", 0))
                 rules["discount"].append(DiscountRule(rid, when, bp or 0, cap or 0, spend or 0))
@@ -405,6 +430,11 @@ def load_book(folder: str | Path, merchants_override=None) -> RuleBook:
             problems.append(f"{v.source.name}: key 'id': version id {v.id!r} is also used by "
                             f"{by_id[v.id].source.name}")
         by_id.setdefault(v.id, v)
+    ids = {v.id for v in versions} | {r.id for v in versions
+                                      for r in (*v.fees, *v.waivers, *v.discounts)}
+    if len(ids) > MAX_IDS:
+        problems.append(f"{folder}: {len(ids):,} distinct version and rule ids; at most "
+                        f"{MAX_IDS:,} are allowed")
     if not problems:
         tables = {}
         for v in versions:

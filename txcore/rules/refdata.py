@@ -20,13 +20,13 @@ from txcore import cardno, paths
 from txcore.errors import RefDataError
 from txcore.rules.registry import Card, Cards
 from txcore.rules.registry_check import checked_columns
-from txcore.vocab import BANK_RE, CITY_RE
+from txcore.vocab import BANK_RE, CITY_RE, MAX_AMOUNT as MAX_MONEY
 
 MAX_PROBLEMS = 50
 CARD_COLUMNS = ("card_no", "issuer", "home_city", "member_from")
 CARD_OPTIONAL = ("member_id", "unit", "member_to")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_INT_RE = re.compile(r"[+-]?\d+")
+_INT_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +218,8 @@ def load_merchants(path: str | Path) -> Merchants:
             continue
         first_row[mid] = i
         bp = rows.integer("discount_bp", i, 1, 10000)
-        cap = rows.integer("cap", i, 0)
-        min_spend = rows.integer("min_spend", i, 0, default=0)
+        cap = rows.integer("cap", i, 0, MAX_MONEY)
+        min_spend = rows.integer("min_spend", i, 0, MAX_MONEY, default=0)
         valid_from = rows.date("valid_from", i, required=True)
         valid_to = rows.date("valid_to", i, required=False)
         name = rows.get("name", i)

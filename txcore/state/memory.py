@@ -30,7 +30,21 @@ from txcore.state import schema
 from txcore.state.keys import Keyer
 
 DEFAULT_RETENTION_DAYS = 45
+#: The retention window a state accepts: at least a day, at most ten years (3,660 days).
+#: Beyond that the window would reach before year 1 for dates txcore accepts, and no
+#: bank keeps a reversal open for longer (docs/business-date.md).
+RETENTION_DAYS_RANGE = (1, 3660)
 Month = tuple[int, int]
+
+
+def check_retention_days(days) -> int:
+    """``days`` if it is a whole number in :data:`RETENTION_DAYS_RANGE`; else ValueError
+    stating the range."""
+    lo, hi = RETENTION_DAYS_RANGE
+    if isinstance(days, bool) or not isinstance(days, int) or not lo <= days <= hi:
+        raise ValueError(f"--retention-days must be a whole number of days from {lo} to "
+                         f"{hi:,}, got {days!r}")
+    return days
 
 
 @dataclass(slots=True)
@@ -138,7 +152,8 @@ class State:
             counters, index = self._tables
             if self._latest is not None:
                 import pyarrow.compute as pc
-                oldest = self._latest - dt.timedelta(days=self.retention_days)
+                oldest = self._latest - dt.timedelta(
+                    days=min(self.retention_days, (self._latest - dt.date.min).days))
                 index = index.filter(pc.greater_equal(index.column("local_date"), oldest))
             return counters, index
         self.prune()

@@ -1,0 +1,29 @@
+"""Arrow arrays as the raw buffers the compiled encoders read (no copy, no libarrow).
+
+Every function of ``encode`` and ``cardcheck`` that walks strings takes
+``(offsets, data, validity, offset)``: the array's offsets (int32, or int64 for
+``large_string``), its UTF-8 bytes, its validity bitmap (empty when nothing is null)
+and the array's own offset into those buffers (a slice shares its parent's buffers).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+_NO_BYTES = np.zeros(0, np.uint8)
+
+
+def validity(arr: pa.Array) -> np.ndarray:
+    """The validity bitmap as bytes, or an empty array when no value is null."""
+    buf = arr.buffers()[0]
+    return np.frombuffer(buf, np.uint8) if buf is not None and arr.null_count else _NO_BYTES
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(offsets, data, validity, offset)`` of a ``string`` or ``large_string`` array."""
+    offset_dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, offset_dtype) if offsets_buf is not None \
+        else np.zeros(len(arr) + 1, offset_dtype)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else _NO_BYTES
+    return offsets, data, validity(arr), arr.offset
