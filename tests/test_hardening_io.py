@@ -179,6 +179,16 @@ def _rewrite_manifest(state: Path, key_file: Path, change, keyed=True):
     (state / "CURRENT").write_text(json.dumps(manifest, indent=1))
 
 
+def _next_run_refused(state: Path, out: Path, key: Path, capfd) -> str:
+    """The next day's run on the forged state: exit 2; its stderr."""
+    capfd.readouterr()
+    rc = main(run_args([FIXTURES / "txns-2015-11-02.parquet"], out, state,
+                       extra=["--card-key", str(key)]))
+    err = capfd.readouterr().err
+    assert rc == 2, err
+    return err
+
+
 def _victim(tmp_path) -> Path:
     victim = tmp_path / "neighbour"
     victim.mkdir()
@@ -194,7 +204,6 @@ def test_a_manifest_pointing_recovery_outside_outdir_is_refused(keyed, tmp_path,
     only touches a staging folder directly in OUTDIR, named and marked as this state's."""
     state, out, key = _committed(tmp_path)
     victim = _victim(tmp_path)
-    before = tree(tmp_path)
 
     def forge(m):
         m["outputs"] = {"dir": str(out.resolve()), "staging": "../neighbour",
@@ -202,11 +211,7 @@ def test_a_manifest_pointing_recovery_outside_outdir_is_refused(keyed, tmp_path,
         m["run_id"] = "forged"
     _rewrite_manifest(state, key, forge, keyed)
     before = tree(tmp_path)
-    capfd.readouterr()
-    rc = main(run_args([FIXTURES / "txns-2015-11-02.parquet"], out, state,
-                       extra=["--card-key", str(key)]))
-    err = capfd.readouterr().err
-    assert rc == 2, err
+    err = _next_run_refused(state, out, key, capfd)
     assert ("checksum" in err) if not keyed else ("staging folder name" in err), err
     assert tree(tmp_path) == before, "nothing moved or deleted"
     assert (victim / "precious.txt").read_text() == "keep me"
@@ -236,11 +241,7 @@ def test_recovery_touches_only_this_states_staging_folder(how, tmp_path, capfd):
         m["outputs"], m["run_id"] = outputs, "forged"
     _rewrite_manifest(state, key, forge)
     before = tree(tmp_path)
-    capfd.readouterr()
-    rc = main(run_args([FIXTURES / "txns-2015-11-02.parquet"], out, state,
-                       extra=["--card-key", str(key)]))
-    err = capfd.readouterr().err
-    assert rc == 2, err
+    _next_run_refused(state, out, key, capfd)
     assert tree(tmp_path) == before, "nothing moved or deleted"
 
 

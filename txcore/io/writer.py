@@ -216,9 +216,15 @@ def avro_plan(schema: pa.Schema) -> tuple[dict, list[pa.Schema]]:
     ``timestamp-nanos`` as nanoseconds; durations a ``long`` in their unit (named in
     the field's ``doc``); fixed-size binaries ``fixed``; structs records; lists arrays;
     dictionaries their values.  Maps, unions and intervals raise :class:`_NoAvro`."""
-    names = iter(range(1, 1 << 30))
+    fields, first, second = _avro_record(list(schema), iter(range(1, 1 << 30)))
+    avro_schema = fastavro.parse_schema({"type": "record", "name": "Row", "fields": fields})
+    return avro_schema, [pa.schema(first), pa.schema(second)]
+
+
+def _avro_record(arrow_fields: list[pa.Field], names) -> tuple[list, list, list]:
+    """A record's Avro fields, and its Arrow fields for the two casts."""
     fields, first, second = [], [], []
-    for f in schema:
+    for f in arrow_fields:
         avro, t1, t2, doc = _avro_field(f.type, names)
         entry = {"name": f.name, "type": _nullable(avro), "default": None}
         if doc:
@@ -226,8 +232,7 @@ def avro_plan(schema: pa.Schema) -> tuple[dict, list[pa.Schema]]:
         fields.append(entry)
         first.append(f.with_type(t1))
         second.append(f.with_type(t2))
-    avro_schema = fastavro.parse_schema({"type": "record", "name": "Row", "fields": fields})
-    return avro_schema, [pa.schema(first), pa.schema(second)]
+    return fields, first, second
 
 
 def arrow_to_avro_schema(schema: pa.Schema) -> dict:
@@ -292,16 +297,7 @@ def _avro_leaf(t: pa.DataType, names):
     if T.is_duration(t):
         return "long", pa.int64(), f"{t}: a duration in {t.unit}"
     if T.is_struct(t):
-        fields, first, second = [], [], []
-        for i in range(t.num_fields):
-            child = t.field(i)
-            avro, t1, t2, doc = _avro_field(child.type, names)
-            entry = {"name": child.name, "type": _nullable(avro), "default": None}
-            if doc:
-                entry["doc"] = doc
-            fields.append(entry)
-            first.append(child.with_type(t1))
-            second.append(child.with_type(t2))
+        fields, first, second = _avro_record([t.field(i) for i in range(t.num_fields)], names)
         return {"type": "record", "name": f"Record{next(names)}", "fields": fields}, \
             pa.struct(first), pa.struct(second), None
     if T.is_list(t) or T.is_large_list(t) or T.is_fixed_size_list(t) or T.is_list_view(t) \
