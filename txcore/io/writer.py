@@ -18,6 +18,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from txcore import durable
+from txcore.cardno import redact
 from txcore.errors import OutputRefused
 
 OUTPUT_FORMATS = ("parquet", "csv", "avro", "arrow")
@@ -65,6 +66,9 @@ class BatchWriter:
         # moved to the validity bitmap, batch by batch
         self._dictionaries = [i for i, f in enumerate(schema)
                               if pa.types.is_dictionary(f.type)] if fmt == "parquet" else []
+        # Parquet has no seconds: timestamp[s] is stored in milliseconds
+        self._seconds = [i for i, f in enumerate(schema) if pa.types.is_timestamp(f.type)
+                         and f.type.unit == "s"] if fmt == "parquet" else []
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}")
         problems = unwritable(schema, fmt)
@@ -93,6 +97,21 @@ class BatchWriter:
         self.rows += batch.num_rows
         if self._dictionaries:
             batch = _nulls_out_of_dictionaries(batch, self._dictionaries)
+        for i in self._seconds:
+            _check_seconds(batch.column(i), self.path.name, batch.schema.field(i).name)
+        self._refusing(self._write, batch)
+
+    def _refusing(self, write, *args):
+        """``write(*args)``; a value the format cannot hold (its type passed the check)
+        refuses the output (exit 2) instead of a traceback."""
+        try:
+            write(*args)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError,
+                OverflowError) as exc:
+            raise OutputRefused(redact(f"{self.path.name}: a value cannot be written as "
+                                       f"{self.format}: {exc}")) from exc
+
+    def _write(self, batch: pa.RecordBatch):
         if self.format == "avro":
             for cast in self._avro_casts:
                 batch = batch.cast(cast)
@@ -126,7 +145,7 @@ class BatchWriter:
             os.fsync(self._fh.fileno())
             self._fh.close()
         else:
-            self._flush()
+            self._refusing(self._flush)
             self._w.close()
             self._fh.close()
             durable.fsync_file(self.path)
@@ -142,6 +161,20 @@ class BatchWriter:
             except Exception:  # noqa: BLE001 - a half-written file is deleted below anyway
                 pass
             self._fh.close()
+
+
+_MS_LIMIT = (2**63 - 1) // 1000
+
+
+def _check_seconds(col: pa.Array, file: str, name: str):
+    """A timestamp[s] beyond what milliseconds hold (years past +-292 million) refuses the
+    output (exit 2): Parquet would have to change the value to store it."""
+    if col.null_count == len(col):
+        return
+    bounds = pc.min_max(col.cast(pa.int64()))
+    if bounds["min"].as_py() < -_MS_LIMIT or bounds["max"].as_py() > _MS_LIMIT:
+        raise OutputRefused(f"{file}: column {name!r} holds a timestamp[s] beyond what "
+                            f"Parquet's milliseconds hold; --format arrow writes it as read")
 
 
 def _nulls_out_of_dictionaries(batch: pa.RecordBatch, columns: list[int]) -> pa.RecordBatch:
