@@ -4,7 +4,8 @@ The folders are the layers, lowest first (a module imports only its own layer an
 those below it; ``tests/test_layers.py`` holds this)::
 
     errors, money, vocab, timeconv,   small shared leaves
-    cardno, paths, durable, pipeline
+    cardno, paths, durable, pipeline,
+    programme                         (the notice's union units and timetable)
     _fast/     the compiled hot path (Cython) with pure-Python twins
     io/        input formats as Arrow batches; priced/reject outputs; the digest
     rules/     rule-set versions; card registry and partner merchants

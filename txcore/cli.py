@@ -120,16 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-days", type=_retention_days, default=DEFAULT_RETENTION_DAYS,
                    metavar="N")
     p.add_argument("--report", action="store_true",
-                   help="also write report.csv and report.html (benefit by month and unit)")
+                   help="also write the programme report (report.html and its CSV files) "
+                        "into OUTDIR")
 
-    p = sub.add_parser("report", help="benefit to members by month and union unit (CSV, HTML)",
-                       description="Summarise priced files per local month and union unit: "
-                                   "standard fees, waived, charged, discounts; writes "
-                                   "report.csv (fen) and report.html (with charts).")
-    p.add_argument("--cards", required=True, metavar="FILE")
+    p = sub.add_parser("report", help="the programme report: card rollout and member benefits",
+                       description="From the card registry and priced files: cards issued per "
+                                   "unit and bank against the notice's milestones, and the fees "
+                                   "waived, discounts and disbursements members received, per "
+                                   "month and union unit. Writes CSV files (money in fen) and "
+                                   "report.html (charts) into OUTDIR; see docs/report.md.")
+    p.add_argument("--cards", required=True, metavar="FILE", help="card registry (CSV or Parquet)")
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     p.add_argument("--timezone", default="Asia/Shanghai", help="zone of the months")
-    p.add_argument("files", nargs="+", metavar="PRICED", help="priced files (*.priced.*)")
+    p.add_argument("files", nargs="*", metavar="PRICED",
+                   help="priced files, or folders of *.priced.* files (none: rollout only)")
 
     p = sub.add_parser("explain", help="why a transaction was priced as it was, in words",
                        description="Re-price the inputs up to TXN_ID with the reference engine "
@@ -277,9 +281,10 @@ def _threads(workers: int) -> int:
 
 
 def _report(files, cards, out, timezone="Asia/Shanghai"):
-    from txcore.audit.report import summarise, write_report
-    csv_path, html_path = write_report(summarise(files, cards, timezone), out)
-    print(f"  report: {csv_path} and {html_path}")
+    from txcore.audit.report import build_report
+    result = build_report(files, cards, out, timezone)
+    print(f"  report: {Path(result['out_dir']) / 'report.html'} and "
+          f"{len(result['files']) - 1} CSV files ({result['rows']:,} priced rows read)")
 
 
 if __name__ == "__main__":

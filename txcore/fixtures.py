@@ -33,19 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from txcore import programme
 from txcore.vocab import INPUT_COLUMNS as COLUMNS, KINDS
 
 HOME_CITY = "350500"  # Quanzhou
-UNITS = [  # (name, issuer, share of members)
-    ("临江街道工会", "CMB", 9), ("鲤中街道工会", "CMB", 9), ("江南街道工会", "CMB", 8),
-    ("金龙街道工会", "CMB", 7), ("海滨街道工会", "CIB", 9), ("开元街道工会", "CIB", 8),
-    ("浮桥街道工会", "CIB", 7), ("常泰街道工会", "CIB", 6),
-    ("教育系统工会", "CIB", 8), ("党群系统工会", "CMB", 2), ("政府系统工会", "CMB", 3),
-    ("宣传系统工会", "CMB", 1), ("政法系统工会", "CMB", 2), ("民政系统工会", "CMB", 1),
-    ("住建系统工会", "CMB", 2), ("卫生系统工会", "CMB", 4), ("经贸系统工会", "CMB", 3),
-    ("商贸集团工会", "CMB", 3), ("公安系统工会", "CMB", 2), ("工商系统工会", "CMB", 1),
-    ("高新园区工会", "CMB", 4),
-]
+UNITS = [(u.name, u.issuer, u.weight) for u in programme.UNITS]  # (name, issuer, share)
 BIN = {"CMB": ("621485", 9), "CIB": ("622909", 12)}  # prefix, account digits (16 / 19 total)
 OTHER_BANKS = ["ICBC", "ABC", "BOC", "CCB", "BOCOM", "PSBC", "FJRCU"]
 CITIES = ["350500", "350200", "350100", "350600", "110100", "310100", "440300"]
@@ -57,7 +49,7 @@ ROLLOUT = [(25000 / 120000, dt.date(2013, 9, 1), dt.date(2013, 12, 31)),
            (0.25, dt.date(2014, 1, 1), dt.date(2014, 3, 1)),
            (0.30, dt.date(2014, 3, 2), dt.date(2014, 10, 1)),
            (None, dt.date(2014, 10, 2), dt.date(2015, 10, 1))]
-DISBURSEMENTS_FROM = dt.date(2013, 10, 1)
+DISBURSEMENTS_FROM = programme.MEDICAL_AID_FROM
 TZ_OFFSET_US = 8 * 3600 * 1_000_000  # Asia/Shanghai has no DST since 1991
 KIND_P = [0.25, 0.22, 0.505, 0.01, 0.01, 0.005]
 DEFAULT_START = dt.date(2015, 10, 29)
