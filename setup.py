@@ -47,6 +47,7 @@ extensions = [
     Extension("txcore._fast.cardcheck", ["txcore/_fast/cardcheck.pyx"]),
     Extension("txcore._fast.encode", ["txcore/_fast/encode.pyx"]),
     Extension("txcore._fast.kernel", ["txcore/_fast/kernel.pyx"]),
+    Extension("txcore._fast.iso8583", ["txcore/_fast/iso8583.pyx"]),
 ]
 
 setup(

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import FIXTURES
 from txcore import cardno
+from txcore.runner import DEMO_FIXTURES
 from txcore.fixtures import UNITS, make_fixtures
 
 
@@ -27,7 +28,7 @@ def autumn_2013(tmp_path_factory):
 
 def test_the_bundled_fixtures_are_what_the_generator_makes(tmp_path):
     """fixtures/ = ``txcore fixtures --members 5000 --days 5 --seed 2013``."""
-    files = make_fixtures(tmp_path, members=5000, days=5, seed=2013)
+    files = make_fixtures(tmp_path, **DEMO_FIXTURES)
     for f in files:
         if f.suffix == ".parquet":
             assert pq.read_table(f).equals(pq.read_table(FIXTURES / f.name)), f.name

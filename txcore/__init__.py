@@ -6,12 +6,14 @@ those below it; ``tests/test_layers.py`` holds this)::
     errors, money, vocab, timeconv,   small shared leaves
     cardno, paths, durable, pipeline,
     programme                         (the notice's union units and timetable)
+    business_date                     (the run's business date)
     _fast/     the compiled hot path (Cython) with pure-Python twins
     io/        input formats as Arrow batches; priced/reject outputs; the digest
     rules/     rule-set versions; card registry and partner merchants
     state/     counters, reversal index, taken txn_ids; the state folder and its commit
     engine/    row validation, the reference engine, the compiled engines
-    runner, summary, fixtures   a run and the demo; control totals; synthetic data
+    runner, summary, fixtures, switchlog   a run and the demo; control totals;
+               synthetic data (also as ISO 8583 switch logs)
     audit/     replay and --compare, explain, the programme report
     cli        the ``txcore`` command
 

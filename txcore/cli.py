@@ -67,6 +67,15 @@ def _business_date_arg(p):
                         "file names, else today in the rules' time zone)")
 
 
+def _iso_args(p):
+    p.add_argument("--institutions", metavar="FILE",
+                   help="acquiring institutions (CSV or Parquet: institution_id, bank, city); "
+                        "required for .iso8583 inputs")
+    p.add_argument("--iso-spec", metavar="FILE",
+                   help="ISO 8583 specification, JSON in pyiso8583's spec form "
+                        "(default pyiso8583's default_ascii)")
+
+
 def _common_pricing_args(p):
     p.add_argument("--rules", required=True, metavar="DIR", help="rules folder (TOML versions)")
     p.add_argument("--cards", required=True, metavar="FILE", help="card registry (CSV or Parquet)")
@@ -84,8 +93,10 @@ def _common_pricing_args(p):
                         "pyarrow use N threads (default 1; the output is the same)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _business_date_arg(p)
+    _iso_args(p)
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="input files (.parquet .csv .avro .arrow .feather .arrows, - = stdin)")
+                   help="input files (.parquet .csv .avro .arrow .feather .arrows .iso8583, "
+                        "- = stdin)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priced", metavar="PATH",
                    help="recorded priced output (file or folder): show whether it agrees")
     _business_date_arg(p)
+    _iso_args(p)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="the input files up to and including the transaction's, in order")
 
@@ -168,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first day (default 2015-10-29)")
     p.add_argument("--rate", type=float, default=2.8, metavar="R",
                    help="transactions per card per day (default 2.8)")
-    p.add_argument("--format", default="parquet", choices=("parquet", "csv"))
+    p.add_argument("--format", default="parquet", choices=("parquet", "csv", "iso8583"),
+                   help="day files: parquet, csv, or iso8583 (switch logs of the card traffic "
+                        "plus institutions.csv)")
 
     p = sub.add_parser("demo", help="price the bundled fixtures and print the summary",
                        description="Price the bundled fixture days with the default rules from "
@@ -176,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="OUTDIR", help="output folder (default: a new temp dir)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS))
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--iso8583", action="store_true",
+                   help="price the same days as ISO 8583 switch logs (made by the fixtures "
+                        "generator, with the institutions file) instead of the Parquet files")
     return parser
 
 
@@ -210,7 +227,8 @@ def _dispatch(args) -> int:
                             retention_days=args.retention_days, backend=args.backend,
                             progress=False if args.no_progress else None,
                             skip_committed=args.skip_committed, key_file=args.card_key,
-                            workers=_threads(args.workers), business_date=args.business_date)
+                            workers=_threads(args.workers), business_date=args.business_date,
+                            **_iso(args))
         print(summary.render(result))
         return 0
     if args.command == "replay":
@@ -220,7 +238,8 @@ def _dispatch(args) -> int:
                         key_file=args.card_key, fmt=args.format, batch_size=args.batch_size,
                         retention_days=args.retention_days, backend=args.backend,
                         progress=False if args.no_progress else None,
-                        workers=_threads(args.workers), business_date=args.business_date)
+                        workers=_threads(args.workers), business_date=args.business_date,
+                        **_iso(args))
         print(summary.render(result))
         print(f"  digest {result['digest']}")
         if args.report:
@@ -244,7 +263,7 @@ def _dispatch(args) -> int:
         from txcore.audit.explain import explain
         print(explain(args.txn_id, args.files, rules=args.rules, cards=args.cards,
                       merchants=args.merchants, priced=args.priced,
-                      business_date=args.business_date))
+                      business_date=args.business_date, **_iso(args)))
         return 0
     if args.command == "rules":
         from txcore.rules.book import describe
@@ -260,7 +279,7 @@ def _dispatch(args) -> int:
             print(f)
         return 0
     if args.command == "demo":
-        result = txcore.demo(args.out, backend=args.backend)
+        result = txcore.demo(args.out, backend=args.backend, iso8583=args.iso8583)
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:
@@ -268,6 +287,10 @@ def _dispatch(args) -> int:
             print(f"\noutputs and summary.json in {result['out_dir']}")
         return 0
     raise AssertionError(args.command)
+
+
+def _iso(args) -> dict:
+    return {"institutions": args.institutions, "iso_spec": args.iso_spec}
 
 
 def _threads(workers: int) -> int:

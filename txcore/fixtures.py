@@ -310,7 +310,10 @@ def _to_csv_day(table: pa.Table, rng) -> pa.Table:
 
 def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
                   start: dt.date = DEFAULT_START, rate: float = 2.8, fmt: str = "parquet"):
-    """Write the data set; return the list of files written."""
+    """Write the data set; return the list of files written.  ``fmt="iso8583"``: the days as
+    switch logs (``switch-YYYYMMDD.iso8583``) plus ``institutions.csv``."""
+    if fmt == "iso8583":
+        return [p for p, _ in switch_fixtures(out_dir, members, days, seed, start, rate)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cards, issue, unit_idx = make_cards(members, np.random.default_rng([seed, 1_000_000]))
@@ -330,6 +333,9 @@ def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
                 kept.column("card_no").to_numpy(zero_copy_only=False))
         # the day in the file's metadata: two quiet days are still two different files
         table = table.replace_schema_metadata({"txcore.fixtures.day": day.isoformat()})
+        if fmt == "rows":
+            written.append((day, table))
+            continue
         path = out / f"txns-{day.isoformat()}.{fmt}"
         if fmt == "csv":
             pacsv.write_csv(_to_csv_day(table, np.random.default_rng([seed, day.toordinal()])),
@@ -338,3 +344,25 @@ def make_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
             pq.write_table(table, path, compression="zstd")
         written.append(path)
     return written
+
+
+def switch_fixtures(out_dir, members: int = 120_000, days: int = 3, seed: int = 0,
+                    start: dt.date = DEFAULT_START, rate: float = 2.8):
+    """Write cards, merchants, ``institutions.csv`` and each day's switch log; return
+    ``[(path, rows)]``: each file written with, for a log, the txcore rows it carries
+    (:func:`txcore.switchlog.switch_day`), else None."""
+    from txcore import switchlog
+    out = Path(out_dir)
+    written = make_fixtures(out, members, days, seed, start, rate, fmt="rows")
+    table = switchlog.institutions(["CMB", "CIB", *OTHER_BANKS], CITIES)
+    pacsv.write_csv(table, out / "institutions.csv")
+    acquirers = switchlog.Acquirers(table)
+    result = [(written[0], None), (written[1], None), (out / "institutions.csv", None)]
+    known: dict = {}
+    for k, (day, day_table) in enumerate(written[2:]):
+        rng = np.random.default_rng([seed, 2_000_000 + k])
+        # known: every fixture txn id the switch has carried (a reversal reaches back a day)
+        messages, rows = switchlog.switch_day(day_table, day, acquirers, rng, known, HOME_CITY)
+        path = switchlog.write_log(messages, out / f"switch-{day:%Y%m%d}.iso8583")
+        result.append((path, rows))
+    return result

@@ -22,7 +22,6 @@ from tqdm import tqdm
 import txcore
 from txcore import cardno, durable, paths, pipeline, summary as summary_mod
 from txcore.pipeline import MAX_WORKERS
-from txcore.io.assemble import priced_schema, rejects_schema
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
 from txcore.io.digest import FileDigest, run_digest
@@ -38,7 +37,8 @@ from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
-        key_file=None, snapshot=None, workers=1, business_date=None) -> dict:
+        key_file=None, snapshot=None, workers=1, business_date=None, institutions=None,
+        iso_spec=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -51,6 +51,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     (:mod:`txcore.pipeline`); the output does not depend on it.  ``business_date``
     (a date or ``"YYYY-MM-DD"``): rows dated more than a day after it are rejected bad_ts;
     default the latest date in the input names, else today (docs/business-date.md).
+    ``institutions`` and ``iso_spec`` are for ``.iso8583`` inputs (docs/iso8583.md).
     """
     started = time.perf_counter()
     if fmt not in OUTPUT_FORMATS:
@@ -69,7 +70,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     registry = load_cards(cards)
     business = business_date_of(business_date, files, book)
     # 2. inputs and output names
-    sources = [InputSource(str(f), batch_size) for f in files]
+    sources = open_sources(files, batch_size, book, institutions, business[0], iso_spec)
     stems = [s.stem for s in sources]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
@@ -179,13 +180,12 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                 bar.update(n)
 
             for batch in pipeline.prefetched(source.batches(), workers):
-                priced, rejects = engine.price_batch(batch)
+                priced, rejects = source.price(engine, batch)
                 stage.submit(lambda p=priced, r=rejects, n=batch.num_rows: write(p, r, n))
             stage.drain()
             if not out:  # no rows at all: still write the (empty) outputs
-                out["priced"], out["rejects"] = _writers(
-                    staging, source, priced_schema(source.schema), rejects_schema(source.schema),
-                    fmt)
+                out["priced"], out["rejects"] = _writers(staging, source,
+                                                         *source.output_schemas(), fmt)
                 writers.extend(out.values())
             priced_w, rejects_w = out["priced"], out["rejects"]
             if source.path is None and source.sha256 in engine.state.ledger:
@@ -213,6 +213,23 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
             "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
             "digest": run_digest([i["digest"] for i in inputs]), "workers": workers,
             **totals.as_dict(), "zero_effect_reversals": engine.zero_effect_reversals}
+
+
+def open_sources(files, batch_size, book, institutions=None, business_day=None, iso_spec=None):
+    """The inputs, in order: an ``.iso8583`` log with the institutions, specification and
+    business date (``business_day``, resolved) it needs; ``institutions`` is required when
+    any input is one."""
+    from txcore.io.iso8583 import IsoOptions, IsoSource, Layout, is_iso_input, load_spec
+    from txcore.rules.institutions import load_institutions
+    specs = [str(f) for f in files]
+    if not any(is_iso_input(s) for s in specs):
+        return [InputSource(s, batch_size) for s in specs]
+    if institutions is None:
+        raise UsageError("--institutions FILE is required for .iso8583 inputs")
+    options = IsoOptions(load_institutions(institutions), business_day,
+                         Layout(load_spec(iso_spec)))
+    return [IsoSource(s, batch_size, options) if is_iso_input(s) else InputSource(s, batch_size)
+            for s in specs]
 
 
 def check_int(option: str, value, lo: int, hi: int) -> int:
@@ -293,12 +310,31 @@ def bundled_data() -> tuple[Path, Path]:
     raise UsageError("the bundled rules and fixtures are not installed with this txcore")
 
 
-def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None, workers=1) -> dict:
-    """Price the bundled fixture days with the default rules, from an empty state."""
+#: How the bundled fixtures were made, from the generator's default start day
+#: (``tests/test_fixtures.py`` holds them to it).
+DEMO_FIXTURES = {"members": 5000, "days": 5, "seed": 2013}
+
+
+def demo(out_dir=None, backend=DEFAULT_BACKEND, progress=None, workers=1,
+         iso8583=False) -> dict:
+    """Price the bundled fixture days with the default rules, from an empty state.
+
+    ``iso8583``: price the same days as the card switch logged them instead — ISO 8583
+    message logs written by the fixtures generator (with declined and network
+    messages besides the transactions) and the institutions file that maps acquirers
+    to banks and cities."""
     rules_dir, fixtures_dir = bundled_data()
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="txcore-demo-"))
-    with tempfile.TemporaryDirectory(prefix="txcore-demo-state-") as state_dir:
-        return run(sorted(fixtures_dir.glob("txns-*.parquet")), rules=rules_dir,
+    with ExitStack() as stack:
+        state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="txcore-demo-state-"))
+        files, extra = sorted(fixtures_dir.glob("txns-*.parquet")), {}
+        if iso8583:
+            from txcore.fixtures import switch_fixtures
+            logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="txcore-demo-iso-")))
+            switch_fixtures(logs, **DEMO_FIXTURES)
+            files = sorted(logs.glob("switch-*.iso8583"))
+            extra = {"institutions": logs / "institutions.csv"}
+        return run(files, rules=rules_dir,
                    cards=fixtures_dir / "cards.csv", merchants=fixtures_dir / "merchants.csv",
                    out_dir=out_dir, state_dir=state_dir, backend=backend, progress=progress,
-                   command="demo", workers=workers) | {"out_dir": str(out_dir)}
+                   command="demo", workers=workers, **extra) | {"out_dir": str(out_dir)}

@@ -39,7 +39,9 @@ PRICED_COLUMNS = (
 REJECT_COLUMNS = ("reject_reason", "reject_detail")
 
 #: Reject reason codes, in the order the checks run (SPEC §10).
-REJECT_REASONS = (
+#: ISO 8583 message logs only (docs/iso8583.md): before every other check, in this order.
+MESSAGE_REJECT_REASONS = ("bad_message", "not_financial", "not_approved")
+REJECT_REASONS = MESSAGE_REJECT_REASONS + (
     "missing_field", "bad_txn_id", "bad_card_no", "bad_ts", "bad_kind", "bad_channel",
     "bad_amount", "unsupported_currency", "bad_acq_bank", "bad_city", "bad_mcc",
     "bad_fee_item", "bad_benefit", "no_ruleset", "unknown_card", "duplicate_txn_id",

@@ -6,6 +6,8 @@
 * ``encode.pyx``: column encoders over Arrow buffers (SipHash-128, ISO timestamps,
   integers, digest rows); twin ``encode_py.py``;
 * ``cardcheck.pyx``: the card-number check; twin ``cardcheck_py.py``;
+* ``iso8583.pyx``: ISO 8583 frames and messages to Arrow string columns (fixed-layout
+  specifications); twin ``iso8583_py.py``, which decodes with pyiso8583, the reference;
 * ``buffers.py``: an Arrow string column as the ``(offsets, data, validity,
   offset)`` buffers every encoder takes.
 

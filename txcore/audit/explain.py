@@ -10,10 +10,10 @@ from __future__ import annotations
 from txcore import cardno, money
 from txcore.errors import UsageError
 from txcore.engine.reference import ReferenceEngine, facts_of, in_force
-from txcore.io.reader import InputSource
+from txcore.io.reader import DEFAULT_BATCH_SIZE
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
-from txcore.runner import business_date_of
+from txcore.runner import business_date_of, open_sources
 from txcore.state.memory import State
 from txcore.engine.validate import Reject, validate_batch
 from txcore.vocab import KINDS_WITH_COUNTERPARTY
@@ -24,18 +24,19 @@ def yuan(fen: int) -> str:
 
 
 def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None,
-            business_date=None) -> str:
+            business_date=None, institutions=None, iso_spec=None) -> str:
     """The explanation of ``txn_id``; with ``priced`` (a priced file or folder of them,
     as recorded), also the recorded values and whether the re-pricing agrees.
-    ``business_date``: as for ``txcore.run`` (docs/business-date.md)."""
+    ``business_date``: as for ``txcore.run`` (docs/business-date.md); ``institutions`` and
+    ``iso_spec`` for ``.iso8583`` inputs (docs/iso8583.md)."""
     book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
-    engine = ReferenceEngine(book, registry, State(), business_date_of(business_date, files,
-                                                                       book)[0])
-    for f in files:
-        source = InputSource(str(f))
+    business = business_date_of(business_date, files, book)[0]
+    engine = ReferenceEngine(book, registry, State(), business)
+    for source in open_sources(files, DEFAULT_BATCH_SIZE, book, institutions, business,
+                               iso_spec):
         for batch in source.batches():
-            for outcome in validate_batch(batch, engine.times):
+            for outcome in validate_batch(source.priceable(batch), engine.times):
                 if isinstance(outcome, Reject):
                     continue  # a rejected row has its reason in the reject file
                 if outcome.txn_id == txn_id:

@@ -1,4 +1,4 @@
 """Input and output: every input format as a stream of Arrow record batches
-(``reader``), the priced and reject batches assembled from per-row outcomes
+(``reader``; ISO 8583 switch logs in ``iso8583``), the priced and reject batches assembled from per-row outcomes
 (``assemble``), the output files written to temporary names (``writer``), and the
 digest of the priced columns (``digest``)."""

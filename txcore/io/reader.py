@@ -32,7 +32,7 @@ from txcore.errors import InputRefused
 from txcore.vocab import INPUT_COLUMNS
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
-           ".feather": "arrow", ".arrows": "arrows"}
+           ".feather": "arrow", ".arrows": "arrows", ".iso8583": "iso8583"}
 DEFAULT_BATCH_SIZE = 65536
 #: The largest --batch-size: 4 Mi rows.  A batch is held in memory several times over, and
 #: its control totals (fees up to 2 * 10**12 fen a row) must fit 64-bit integers.
@@ -156,6 +156,20 @@ class InputSource:
             else:
                 self._sha256 = sha256_of(self.path)
         return self._sha256
+
+    # the runner's hooks (an ``.iso8583`` source, txcore.io.iso8583.IsoSource, has its own)
+    def output_schemas(self) -> tuple[pa.Schema, pa.Schema]:
+        """The priced and reject schemas, from the input's (for an input without rows)."""
+        from txcore.io.assemble import priced_schema, rejects_schema
+        return priced_schema(self.schema), rejects_schema(self.schema)
+
+    def priceable(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The rows of ``batch`` that reach the pricing engine: all of them."""
+        return batch
+
+    def price(self, engine, batch: pa.RecordBatch):
+        """``(priced, rejects)`` for one batch."""
+        return engine.price_batch(batch)
 
     def refuse(self, exc: Exception) -> InputRefused:
         return InputRefused(f"{self.name}: cannot be read as {self.format}: {redact(str(exc))}")
