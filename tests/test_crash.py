@@ -264,8 +264,9 @@ def assert_same_state(actual: dict, expected: dict, what: str):
 
 
 def assert_clean_state_dir(state_dir: Path, what: str):
-    """Only CURRENT and the files it names: no *.tmp, no stale generation files."""
-    names = {p.name for p in state_dir.iterdir()} - NOT_STATE
+    """Only CURRENT, the files it names and PUBLISHED (the run id whose outputs were
+    published): no *.tmp, no stale generation files."""
+    names = {p.name for p in state_dir.iterdir()} - NOT_STATE - {"PUBLISHED"}
     wanted = {"CURRENT"} | manifest_files((state_dir / "CURRENT").read_bytes())
     assert names == wanted, f"{what}: leftovers in the state folder: {sorted(names - wanted)}"
 

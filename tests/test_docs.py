@@ -82,7 +82,7 @@ def _problem(source: Path, target: str) -> str | None:
     dest = (source.parent / file_part).resolve() if file_part else source
     rel = dest.relative_to(ROOT).as_posix() if dest.is_relative_to(ROOT) else str(dest)
     if not dest.exists():
-        return None if rel in EXPECTED_AFTER_MERGE else f"{target}: no file {rel}"
+        return f"{target}: no file {rel}"
     if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
         return f"{target}: no heading #{anchor} in {rel}"
     return None
@@ -107,9 +107,6 @@ def test_the_link_check_catches_a_broken_link_and_a_broken_anchor(tmp_path):
     assert _problem(page, "pricing.md#retention") is None
     assert _problem(page, "no-such-page.md") is not None
     assert _problem(page, "pricing.md#no-such-heading") is not None
-    for expected in EXPECTED_AFTER_MERGE:  # allowed while missing, checked once present
-        target = Path(expected).name + "#no-such-heading"
-        assert (_problem(page, target) is None) == (not (ROOT / expected).exists())
 
 
 def test_slugs_follow_github():

@@ -1,7 +1,7 @@
 """The package's folders are its layers, and imports only go down.
 
 Layers, lowest first: the shared leaves (``errors``, ``money``, ``vocab``,
-``durable``, ``cardno``, ``pipeline``, ``timeconv``, ``business_date``) and the compiled
+``durable``, ``cardno``, ``paths``, ``pipeline``, ``timeconv``, ``business_date``) and the compiled
 core ``_fast``; ``io``; ``rules``; ``state``; ``engine``; the run orchestration
 (``runner``, ``summary``, ``fixtures``); ``audit``; the command line and the package
 facade.  A module may import its own layer and the layers below it, never one above —
@@ -20,8 +20,8 @@ ROOT = Path(txcore.__file__).parent
 
 RANKS = {"leaf": 0, "io": 1, "rules": 2, "state": 3, "engine": 4, "orchestration": 5,
          "audit": 6, "top": 7}
-LEAVES = {"errors", "money", "vocab", "programme", "durable", "cardno", "pipeline", "timeconv",
-          "business_date", "_fast"}
+LEAVES = {"errors", "money", "vocab", "programme", "durable", "cardno", "paths", "pipeline",
+          "timeconv", "business_date", "_fast"}
 ORCHESTRATION = {"runner", "summary", "fixtures", "switchlog"}
 TOP = {"cli", "__init__", "__main__"}
 

@@ -12,6 +12,7 @@ import pytest
 import txcore
 from conftest import FIXTURES, RULES, batch_of, price, registry, row, write_input
 from txcore.engine import make_engine
+from txcore.errors import OutputRefused
 from txcore.state.memory import State
 
 OUT_OF_RANGE_TEXT = [
@@ -157,14 +158,17 @@ def test_typed_timestamps_at_the_extremes_run_to_the_end(tmp_path, fmt, unit, tz
     assert summary["rows"]["priced"] == 1 + naive_ok
 
 
-@pytest.mark.xfail(strict=True, raises=pa.ArrowInvalid,
-                   reason="output side (issue 11 item 3, hardening-io): Parquet stores seconds "
-                          "as milliseconds, so a timestamp[s] beyond +-2**63 ms read from an "
-                          "Arrow file cannot be written to a Parquet rejects file as read")
 def test_a_seconds_timestamp_beyond_milliseconds_in_a_parquet_rejects_file(tmp_path):
     typ = pa.timestamp("s")
     path = tmp_path / "txns-20151029.arrow"
     write_input(_rows_table(pa.array([2**63 - 1], pa.int64()).cast(typ), typ), path, "arrow")
-    s = txcore.run([path], rules=RULES, cards=FIXTURES / "cards.csv", out_dir=tmp_path / "o",
+    """Parquet stores seconds as milliseconds: a timestamp[s] beyond +-2**63 ms, carried
+    into the rejects file as read, is refused cleanly (exit 2, naming the column);
+    --format arrow writes it as read."""
+    with pytest.raises(OutputRefused, match="'ts'"):
+        txcore.run([path], rules=RULES, cards=FIXTURES / "cards.csv", out_dir=tmp_path / "o",
                    backend="python", progress=False)
+    assert not (tmp_path / "o" / "txns-20151029.rejects.parquet").exists()
+    s = txcore.run([path], rules=RULES, cards=FIXTURES / "cards.csv", out_dir=tmp_path / "a",
+                   backend="python", progress=False, fmt="arrow")
     assert s["rejected_by_reason"] == {"bad_ts": 1}

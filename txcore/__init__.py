@@ -4,7 +4,7 @@ The folders are the layers, lowest first (a module imports only its own layer an
 those below it; ``tests/test_layers.py`` holds this)::
 
     errors, money, vocab, timeconv,   small shared leaves
-    cardno, durable, pipeline,
+    cardno, paths, durable, pipeline,
     programme                         (the notice's union units and timetable)
     business_date                     (the run's business date)
     _fast/     the compiled hot path (Cython) with pure-Python twins

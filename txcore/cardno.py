@@ -66,9 +66,24 @@ def mask(value: object) -> str:
     return text
 
 
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
+_CARD_RUN = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
 def redact(text: str) -> str:
-    """Mask every run of 12-19 digits in a message, whatever column it came from."""
+    """Mask every run of 12-19 digits in a message, whatever column it came from.
+
+    For messages (errors, reject details): any such run is masked, Luhn-valid or not."""
     return _DIGIT_RUN.sub(lambda m: mask(m.group(0)), text)
+
+
+def mask_names(text: str) -> str:
+    """Mask every Luhn-valid run of 13-19 digits in a name txcore prints or stores.
+
+    For names and identifiers that are not messages: input and output file names (in
+    stdout, ``summary.json``, the ledger, ``CURRENT``), a txn_id ``explain`` prints.
+    Only what could be a card number is masked, so a date-stamped name such as
+    ``txns-20151101.parquet`` keeps its digits.
+    """
+    return _CARD_RUN.sub(lambda m: mask(m.group(0)) if is_card_no(m.group(0)) else m.group(0),
+                         text)

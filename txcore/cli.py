@@ -221,6 +221,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("txcore: interrupted; nothing of this run was committed", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a bug: shown, but never with a card number in it
+        import traceback
+        print(cardno.redact("txcore: internal error (a bug; nothing of this run was "
+                            "committed):\n" + traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 def _dispatch(args) -> int:

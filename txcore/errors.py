@@ -37,6 +37,11 @@ class InputRefused(TxcoreError):
     exit_code = 3
 
 
+class OutputRefused(TxcoreError):
+    """An input whose columns the chosen output format cannot hold (exit 2): refused
+    before any of its rows is written; nothing of the run is committed."""
+
+
 class StateError(TxcoreError):
     """The state directory cannot be used (exit 2)."""
 

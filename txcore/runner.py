@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import fcntl
+import os
 import sys
 import tempfile
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import txcore
-from txcore import cardno, durable, pipeline, summary as summary_mod
+from txcore import cardno, durable, paths, pipeline, summary as summary_mod
 from txcore.pipeline import MAX_WORKERS
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
@@ -77,10 +78,12 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         raise UsageError(f"two inputs would write the same outputs: {', '.join(dupes)}")
     if [str(f) for f in files].count("-") > 1:
         raise UsageError("stdin (-) can be given once")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = paths.usable_folder(out_dir, "output folder", UsageError)
+    if state_dir:
+        paths.usable_folder(state_dir, "state folder", StateError)
     with ExitStack() as stack:
-        # 3. the state: locked, verified, a crashed run's publication rolled forward
+        # 3. the state: locked, verified, a crashed run's publication rolled forward;
+        #    then OUTDIR locked, so no other run stages or cleans up in it meanwhile
         store = None
         if state_dir:
             stack.enter_context(lock(state_dir))
@@ -92,23 +95,30 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
             state.ledger = {}  # a replay re-prices files the snapshot may have committed
         else:
             state = State(retention_days)
+        stack.enter_context(lock(out_dir, None, "output folder"))
         owner = str(Path(state_dir).resolve()) if state_dir else ""
         Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         skipped = []
         for source in list(sources):
-            if source.path is not None and source.sha256 in state.ledger:
+            if source.path is None and skip_committed and state.ledger:
+                source.spool_stdin()  # its hash decides, before any of its rows is priced
+            if source.hash_known and source.sha256 in state.ledger:
                 if not skip_committed:
                     raise _already_committed(source, state)
                 skipped.append({"file": source.name, "sha256": source.sha256,
                                 "committed_by": state.ledger[source.sha256]["run_id"]})
                 sources.remove(source)
         engine = make_engine(backend, book, registry, state, business[0])
-        staging = Staging(out_dir, run_id, owner)
+        try:
+            staging = Staging(out_dir, run_id, owner)
+        except OSError as exc:
+            raise WriteError(f"{out_dir}: cannot create the run's staging folder: "
+                             f"{exc.strerror or exc}; nothing of this run was committed") from exc
         try:
             reserve = getattr(engine, "reserve", None)
-            if reserve is not None:  # room in the state for every row, allocated once
-                reserve(sum(s.expected_rows() or 0 for s in sources))
+            if reserve is not None:  # room in the state for the rows declared, allocated once
+                reserve(sum(s.reservable_rows() for s in sources))
             result = _price_all(sources, engine, staging, fmt, progress, command, workers)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
                           skipped=skipped, business_date={"date": business[0].isoformat(),
@@ -329,19 +339,30 @@ def _writers(staging, source, priced_schema_, rejects_schema_, fmt):
 
 
 @contextmanager
-def lock(state_dir):
-    """One run at a time per state folder (an advisory lock on ``<state>/LOCK``)."""
-    path = Path(state_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / "LOCK", "a+")
+def lock(folder, name="LOCK", what="state"):
+    """One run at a time per state folder, and per output folder: an advisory lock on
+    ``<state>/LOCK``, and (``name=None``) on the output folder itself, so nothing is
+    left behind in OUTDIR.  A second run is refused (exit 2)."""
+    path = Path(folder)
+    target = path if name is None else path / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY if name is None
+                     else os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise StateError(cardno.redact(f"{target}: cannot open the {what}'s lock: "
+                                       f"{exc.strerror or exc}")) from None
     try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StateError(f"{path}: another txcore run is using this state") from None
+            raise StateError(f"{path}: another txcore run is using this {what}") from None
+        except OSError as exc:
+            raise StateError(cardno.redact(f"{target}: cannot lock: "
+                                           f"{exc.strerror or exc}")) from None
         yield
     finally:
-        fh.close()
+        os.close(fd)
 
 
 def _already_committed(source, state) -> InputRefused:

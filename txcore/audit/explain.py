@@ -43,7 +43,8 @@ def explain(txn_id: str, files, *, rules, cards, merchants=None, priced=None,
                     lines, result = _explain_row(engine, outcome, source.name)
                     if priced is not None:
                         lines.append(_recorded(txn_id, result, priced))
-                    return "\n".join(lines)
+                    # a txn_id (or an original's) that is a card number is printed masked
+                    return cardno.mask_names("\n".join(lines))
                 engine.price(outcome)
     raise UsageError(f"transaction {txn_id!r} is not among the priced rows of the inputs")
 

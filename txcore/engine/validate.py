@@ -142,12 +142,14 @@ def _text(value) -> str | None:
 
 
 def parse_amount(value) -> int | None:
+    """An integer amount, or None when unreadable (also beyond int64: such a value on a
+    reversal, which is not range-checked, must not reach the int64 columns)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and _INT_RE.fullmatch(value):
-        return int(value)
+        value = int(value)
+    if isinstance(value, int):
+        return value if -2**63 <= value < 2**63 else None
     return None
 
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -25,8 +26,10 @@ import pyarrow.parquet as pq
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import SchemaParseException
 
-from txcore.cardno import redact
+from txcore import paths
+from txcore.cardno import mask_names, redact
 from txcore.errors import InputRefused
+from txcore.vocab import INPUT_COLUMNS
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
            ".feather": "arrow", ".arrows": "arrows", ".iso8583": "iso8583"}
@@ -79,29 +82,71 @@ class InputSource:
             self.path = None
         else:
             self.path = Path(spec)
-            self.name, self.stem = self.path.name, self.path.stem
+            # a card number in a file name is masked wherever the name is printed or stored
+            # (messages, summary.json, the ledger) and in the output files' names
+            self.name, self.stem = mask_names(self.path.name), mask_names(self.path.stem)
             self.format = FORMATS.get(self.path.suffix.lower())
             if self.format is None:
                 raise InputRefused(f"{self.name}: unsupported file type "
                                    f"(use {', '.join(sorted(FORMATS))} or -)")
-            if not self.path.is_file():
-                raise InputRefused(f"{self.name}: no such file")
+            paths.regular_file(self.path, "input", InputRefused)
         self._sha256 = None
         self._stdin_hash = None
+        self._spool = None
+        self._metadata = None
         self.rows = 0
         self.total_rows: int | None = None  # known up front for Parquet and Arrow files
         self.schema: pa.Schema | None = None  # known once reading has started
 
     def expected_rows(self) -> int | None:
-        """Rows a Parquet file declares, before reading it; else None."""
+        """Rows a Parquet file declares, before reading it; else None.
+
+        A footer whose row count disagrees with its row groups' is refused (exit 3)."""
         if self.total_rows is not None or self.path is None:
             return self.total_rows
         try:
             if self.format == "parquet":
-                return pq.ParquetFile(self.path).metadata.num_rows
+                md = self._parquet_metadata()
+                self._check_declared_rows(md)
+                return md.num_rows
         except (OSError, pa.ArrowException, ValueError):
             return None  # reading it will say what is wrong
         return None
+
+    def reservable_rows(self) -> int:
+        """Rows worth reserving state room for before reading: what the file declares, but
+        never more than its size in bytes (no real row takes less than a byte on disk), so
+        a forged footer declaring 2**31 rows in a few kilobytes reserves a few kilobytes'
+        worth; rows beyond that get room as they are actually read."""
+        declared = self.expected_rows()
+        if not declared:
+            return 0
+        try:
+            return min(declared, self.path.stat().st_size)
+        except OSError:
+            return 0
+
+    def _check_declared_rows(self, md):
+        declared = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
+        if declared != md.num_rows:
+            raise InputRefused(f"{self.name}: corrupt footer: row groups hold {declared} rows, "
+                               f"the file declares {md.num_rows}")
+
+    @property
+    def hash_known(self) -> bool:
+        """Whether :attr:`sha256` can be had before reading (stdin: once spooled)."""
+        return self.path is not None or self._sha256 is not None
+
+    def spool_stdin(self):
+        """Copy stdin into an unnamed temporary file, hashing it, so its sha256 is known
+        before its rows are read (``--skip-committed``: a committed stdin is left out)."""
+        self._spool = tempfile.TemporaryFile(prefix="txcore-stdin-")
+        h = hashlib.sha256()
+        for block in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            h.update(block)
+            self._spool.write(block)
+        self._spool.seek(0)
+        self._sha256 = h.hexdigest()
 
     @property
     def sha256(self) -> str:
@@ -140,7 +185,7 @@ class InputSource:
             raise
         except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, EOFError,
                 StopIteration, TypeError, KeyError, IndexError, AssertionError, OverflowError,
-                MemoryError, SchemaParseException, SchemaResolutionError) as exc:
+                MemoryError, SchemaParseException, SchemaResolutionError, csv.Error) as exc:
             raise self.refuse(exc) from exc
 
     def _checked(self, batch):
@@ -156,31 +201,69 @@ class InputSource:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputRefused(f"{self.name}: duplicate column names {dupes}")
-        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
-        if any(f.type in views for f in batch.schema):
-            batch = batch.cast(pa.schema([f.with_type(views.get(f.type, f.type))
-                                          for f in batch.schema]))
+        schema = self.normalised(batch.schema)
+        if schema != batch.schema:
+            try:
+                batch = batch.cast(schema)
+            except pa.ArrowInvalid as exc:
+                changed = [f.name for f, g in zip(schema, batch.schema) if f.type != g.type]
+                raise InputRefused(f"{self.name}: column(s) {changed} cannot be read as "
+                                   f"text: {redact(str(exc))}") from exc
         return batch
 
+    def normalised(self, schema: pa.Schema) -> pa.Schema:
+        """The schema batches are handed on with: view types as plain strings and binaries
+        (every kernel takes those); the transaction's own columns (``txn_id``, ``amount``,
+        ...) of type uint64 as their decimal text (a value past int64 would overflow the
+        encoders; text is checked like any text column) and of a binary type as text
+        (bytes that are not UTF-8 refuse the file); any dictionary of nulls as null.  A transaction column of a type no check reads (struct, list, map, union,
+        interval, ...) refuses the file, naming the column: exit 3."""
+        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+        fields = []
+        for f in schema:
+            t = views.get(f.type, f.type)
+            if pa.types.is_dictionary(t) and pa.types.is_null(t.value_type):
+                t = pa.null()  # all null whatever the indices; Parquet cannot write it
+            if f.name in INPUT_COLUMNS:
+                if pa.types.is_uint64(t):
+                    t = pa.string()
+                elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+                    t = pa.string()  # e.g. Parquet strings without the UTF8 annotation
+                value = t.value_type if pa.types.is_dictionary(t) else t
+                if not _readable_scalar(value):
+                    raise InputRefused(f"{self.name}: column {f.name!r} has type {f.type}, "
+                                       f"which txcore does not read (text, integer, "
+                                       f"timestamp or date)")
+            fields.append(f.with_type(t))
+        return pa.schema(fields, metadata=schema.metadata)
+
+    def _parquet_metadata(self):
+        """The footer, parsed once (a footer of 8,000 row groups takes 0.7 s to parse)."""
+        if self._metadata is None:
+            self._metadata = pq.read_metadata(self.path)
+        return self._metadata
+
     def _read_parquet(self):
-        pf = pq.ParquetFile(self.path)
-        self.total_rows, self.schema = pf.metadata.num_rows, pf.schema_arrow
+        pf = pq.ParquetFile(self.path, metadata=self._parquet_metadata())
+        self.total_rows, self.schema = pf.metadata.num_rows, self.normalised(pf.schema_arrow)
         md = pf.metadata
         expanded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         size = self.path.stat().st_size
         if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
             raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} bytes "
                                f"declare {expanded:,} bytes of data")
-        declared = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
-        if declared != md.num_rows:
-            raise InputRefused(f"{self.name}: corrupt footer: row groups hold {declared} rows, "
-                               f"the file declares {md.num_rows}")
+        self._check_declared_rows(md)
         read = 0
-        # one row group at a time: a reader over the whole file keeps the buffers of every
-        # row group it has read until it ends (~28 MB per million rows here), so memory would
-        # grow with the file; this way it stays at one row group's
-        for group in range(md.num_row_groups):
-            for b in pf.iter_batches(batch_size=self.batch_size, row_groups=[group]):
+        # a window of row groups at a time: a reader over the whole file keeps the buffers
+        # of every row group it has read until it ends (~28 MB per million rows here), so
+        # memory would grow with the file; a group of --batch-size rows or more is a window
+        # of its own (memory stays at one row group's), and smaller groups are read
+        # together until they hold --batch-size rows, so that 8,000 one-row groups make
+        # one batch, not 8,000 (each batch costs the kernel call, the writers and a row
+        # group of output)
+        for window in _windows([md.row_group(i).num_rows for i in range(md.num_row_groups)],
+                               self.batch_size):
+            for b in pf.iter_batches(batch_size=self.batch_size, row_groups=window):
                 read += b.num_rows
                 yield b
         if read != md.num_rows:  # a corrupt page can end a column early without an error
@@ -198,7 +281,7 @@ class InputSource:
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False))
-        self.schema = reader.schema
+        self.schema = self.normalised(reader.schema)
         for batch in reader:
             yield batch
 
@@ -209,9 +292,12 @@ class InputSource:
             # which must only reject its row (bad_ts)
             writer_schema, raw = _raw_time_container(fh)
             records = fastavro.reader(raw)
-            schema = self.schema = avro_to_arrow_schema(writer_schema)
+            schema, as_text = _avro_schema(writer_schema)
+            self.schema = self.normalised(schema)
             chunk = []
             for record in records:
+                for name in as_text:
+                    record[name] = _as_text(record.get(name))
                 chunk.append(record)
                 if len(chunk) >= self.batch_size:
                     yield pa.RecordBatch.from_pylist(chunk, schema=schema)
@@ -222,25 +308,50 @@ class InputSource:
     def _read_arrow(self):
         with pa.memory_map(str(self.path)) as source:
             reader = ipc.open_file(source)
-            self.schema = reader.schema
+            self.schema = self.normalised(reader.schema)
             self.total_rows = sum(reader.get_batch(i).num_rows
                                   for i in range(reader.num_record_batches))
             for i in range(reader.num_record_batches):
                 yield reader.get_batch(i)
 
     def _read_arrows(self):
-        if self.path is None:
+        if self._spool is not None:
+            reader = ipc.open_stream(self._spool)
+            self.schema = self.normalised(reader.schema)
+            yield from reader
+        elif self.path is None:
             self._stdin_hash = _HashingReader(sys.stdin.buffer)
             source = io.BufferedReader(self._stdin_hash)
             reader = ipc.open_stream(source)
-            self.schema = reader.schema
+            self.schema = self.normalised(reader.schema)
             yield from reader
             source.read()  # hash any trailing bytes too
         else:
             with open(self.path, "rb") as fh:
                 reader = ipc.open_stream(fh)
-                self.schema = reader.schema
+                self.schema = self.normalised(reader.schema)
                 yield from reader
+
+
+def _windows(group_rows: list[int], batch_size: int):
+    """Consecutive row-group indices, cut once a window declares ``batch_size`` rows."""
+    window, rows = [], 0
+    for i, n in enumerate(group_rows):
+        window.append(i)
+        rows += n
+        if rows >= batch_size:
+            yield window
+            window, rows = [], 0
+    if window:
+        yield window
+
+
+def _readable_scalar(t: pa.DataType) -> bool:
+    """A type the row checks read (a wrong value of it is a reject, not a crash)."""
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+            or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t)
+            or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t) or pa.types.is_null(t))
 
 
 _AVRO_PRIMITIVES = {
@@ -334,21 +445,96 @@ def _raw_time(schema):
     return schema
 
 
-def _avro_type(t) -> pa.DataType:
-    if isinstance(t, list):  # union: nullable when it holds "null"
-        rest = [x for x in t if x != "null"]
-        if len(rest) == 1:
-            return _avro_type(rest[0])
-        return pa.string()
-    if isinstance(t, dict):
-        if t.get("logicalType") in _AVRO_LOGICAL:
-            return _AVRO_LOGICAL[t["logicalType"]]
-        return _avro_type(t.get("type"))
-    if t in _AVRO_PRIMITIVES:
-        return _AVRO_PRIMITIVES[t]
-    raise ValueError(f"unsupported Avro field type {t!r}")
+#: Avro types a multi-type union may mix: read as their text (``["null","long","string"]``
+#: holding 1200 and "1200" reads "1200" both times; the row checks parse text).
+_AVRO_TEXT_LIKE = {"string", "long", "int", "enum"}
+
+
+class _AvroTypes:
+    """Arrow types for an Avro schema, keeping the named types (records, enums, fixed)
+    a later field may refer to by name."""
+
+    def __init__(self):
+        self.named: dict[str, pa.DataType] = {}
+
+    def of(self, t, where: str) -> tuple[pa.DataType, bool]:
+        """``(arrow type, as_text)``: ``as_text`` for a union of text-like types."""
+        if isinstance(t, list):  # union: nullable when it holds "null"
+            rest = [x for x in t if x != "null"]
+            if len(rest) == 1:
+                return self.of(rest[0], where)
+            kinds = {x.get("type") if isinstance(x, dict) else
+                     ("enum" if isinstance(self.named.get(x), _Enum) else x) for x in rest}
+            if kinds <= _AVRO_TEXT_LIKE:
+                return pa.string(), True
+            raise ValueError(f"column {where!r}: Avro union {t!r} mixes types txcore cannot "
+                             f"read as one column (it reads unions of "
+                             f"{', '.join(sorted(_AVRO_TEXT_LIKE))} as text)")
+        if isinstance(t, str):
+            if t in _AVRO_PRIMITIVES:
+                return _AVRO_PRIMITIVES[t], False
+            if t in self.named:
+                named = self.named[t]
+                return (pa.string() if isinstance(named, _Enum) else named), False
+            raise ValueError(f"column {where!r}: unsupported Avro type {t!r}")
+        if not isinstance(t, dict):
+            raise ValueError(f"column {where!r}: unsupported Avro type {t!r}")
+        logical, base = t.get("logicalType"), t.get("type")
+        if logical in _AVRO_LOGICAL:
+            return _AVRO_LOGICAL[logical], False
+        if logical == "decimal" and base in ("bytes", "fixed"):
+            precision, scale = int(t.get("precision", 38)), int(t.get("scale", 0))
+            decimal = pa.decimal128 if precision <= 38 else pa.decimal256
+            return decimal(precision, scale), False
+        if base == "enum":
+            self._name(t, _Enum())
+            return pa.string(), False
+        if base == "fixed":
+            arrow = pa.binary(int(t["size"]))
+            self._name(t, arrow)
+            return arrow, False
+        if base == "record":
+            fields = [pa.field(f["name"], self.of(f["type"], f"{where}.{f['name']}")[0])
+                      for f in t.get("fields", [])]
+            arrow = pa.struct(fields)
+            self._name(t, arrow)
+            return arrow, False
+        if base == "array":
+            return pa.list_(self.of(t["items"], f"{where}[]")[0]), False
+        if base == "map":
+            return pa.map_(pa.string(), self.of(t["values"], f"{where}{{}}")[0]), False
+        return self.of(base, where)
+
+    def _name(self, t: dict, arrow):
+        name = t.get("name")
+        if name:
+            self.named[name] = arrow
+            if t.get("namespace"):
+                self.named[f"{t['namespace']}.{name}"] = arrow
+
+
+class _Enum:
+    """Marks a named Avro enum (read as its symbol's text)."""
 
 
 def avro_to_arrow_schema(schema: dict) -> pa.Schema:
-    """Arrow schema for a flat Avro record schema (nullable unions allowed)."""
-    return pa.schema([pa.field(f["name"], _avro_type(f["type"])) for f in schema["fields"]])
+    """Arrow schema for an Avro record schema: nullable unions, text-like unions as text,
+    enums as text, records as structs, arrays as lists, maps as maps."""
+    return _avro_schema(schema)[0]
+
+
+def _avro_schema(schema: dict) -> tuple[pa.Schema, list[str]]:
+    """``(arrow schema, columns read as text)``."""
+    types, fields, as_text = _AvroTypes(), [], []
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise ValueError("the Avro file's schema is not a record")
+    for f in schema["fields"]:
+        arrow, text = types.of(f["type"], f["name"])
+        fields.append(pa.field(f["name"], arrow))
+        if text:
+            as_text.append(f["name"])
+    return pa.schema(fields), as_text
+
+
+def _as_text(value):
+    return value if value is None or isinstance(value, str) else str(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from txcore import money
+from txcore import money, paths
 from txcore.errors import RulesError
 from txcore.vocab import BANK_RE, CHANNELS, FEE_ITEMS, KINDS, MAX_AMOUNT, MCC_RE
 
@@ -411,6 +411,8 @@ def load_book(folder: str | Path, merchants_override=None) -> RuleBook:
     files = sorted(folder.glob("*.toml"))
     if not files:
         raise RulesError([f"{folder}: no rule-set versions (*.toml) found"])
+    for path in files:  # a FIFO or a device named *.toml would block or never end
+        paths.regular_file(path, "rule-set file", lambda message: RulesError([message]))
     versions, problems = [], []
     for path in files:
         ruleset, found = _parse_file(path)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from txcore import cardno
+from txcore import cardno, paths
 from txcore.errors import RefDataError
 from txcore.rules.registry import Card, Cards
 from txcore.rules.registry_check import checked_columns
@@ -55,7 +55,7 @@ class Merchants(dict):
 
 def read_table(path: Path) -> pa.Table:
     """A small reference table, whole: CSV as text columns, or Parquet."""
-    path = Path(path)
+    path = paths.regular_file(path, "reference data file", lambda message: RefDataError([message]))
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
@@ -67,7 +67,7 @@ def read_table(path: Path) -> pa.Table:
                 path, read_options=pacsv.ReadOptions(use_threads=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header}))
-    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    except (OSError, pa.ArrowInvalid, UnicodeDecodeError, csv.Error) as exc:
         raise RefDataError([f"{path.name}: cannot be read: {cardno.redact(str(exc))}"]) from exc
     raise RefDataError([f"{path.name}: unsupported format (use .csv or .parquet)"])
 

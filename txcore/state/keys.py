@@ -21,6 +21,7 @@ import secrets
 import struct
 from pathlib import Path
 
+from txcore import paths
 from txcore.errors import StateError
 
 KEY_BYTES = 32
@@ -33,7 +34,7 @@ def key_path(state_dir: Path, key_file=None) -> Path:
 
 
 def load_or_create(path: Path) -> bytes:
-    path = Path(path)
+    path = paths.regular_file(path, "card key", StateError, missing_ok=True)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

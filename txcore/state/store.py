@@ -39,9 +39,12 @@ the simplest commit point that also covers files in OUTDIR.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
+import hmac
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -66,15 +69,27 @@ FORMAT = 4  # 4: segments and counter files by card bucket; 3: one Parquet index
 DEFAULT_BUCKETS = 4
 MANIFEST = "CURRENT"
 STAGING_PREFIX = ".txcore-staging-"
+_PLAIN_NAME = re.compile(r"[^/\\\x00]+")
+
+
+#: A staging folder's name: the prefix and a run id (``YYYYmmdd-HHMMSS-ffffff``).
+STAGING_NAME = re.compile(re.escape(STAGING_PREFIX) + r"[0-9]{8}-[0-9]{6}-[0-9]{6}")
+#: ``<state>/PUBLISHED``: the run id whose outputs were last published out of staging.
+PUBLISHED = "PUBLISHED"
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _checksum(manifest: dict) -> str:
+def _checksum(manifest: dict, key: bytes) -> str:
+    """HMAC-SHA256 of the manifest's body under a key derived from the card key: with the
+    key kept outside the state (``--card-key``), whoever can write the state folder still
+    cannot forge a manifest (one that points recovery somewhere else, say)."""
     body = {k: v for k, v in manifest.items() if k != "checksum"}
-    return _sha256(json.dumps(body, sort_keys=True).encode())
+    mac_key = hashlib.blake2b(b"txcore manifest key", key=key, digest_size=32).digest()
+    return "hmac-sha256:" + hmac.new(mac_key, json.dumps(body, sort_keys=True).encode(),
+                                     "sha256").hexdigest()
 
 
 class Staging:
@@ -121,15 +136,22 @@ class Staging:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def publish(out_dir: Path, staging_dir: Path, names: list[str]):
-    """Rename staged outputs into ``out_dir`` (idempotent: a rerun finishes the job)."""
-    if not staging_dir.exists():
-        return
+def publish(out_dir: Path, staging_dir: Path, names: list[str], published=None):
+    """Rename staged outputs into ``out_dir`` (idempotent: a rerun finishes the job).
+
+    A missing staging folder is an error (``FileNotFoundError``), never a silent no-op:
+    its outputs would be lost.  ``published()``, if given, is called once every output
+    is in place and before the staging folder is removed (the state records it)."""
+    if not staging_dir.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "the staging folder to publish is missing",
+                                str(staging_dir))
     for name in names:
         src = staging_dir / name
         if src.exists():
             durable.replace(src, out_dir / name, f"publish:{name}")
     durable.fsync_dir(out_dir)
+    if published is not None:
+        published()
     shutil.rmtree(staging_dir, ignore_errors=True)
     durable.step("staging-removed")
 
@@ -210,8 +232,14 @@ class StateStore:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StateError(f"{path}: torn or corrupt manifest: {exc}") from exc
-        if not isinstance(manifest, dict) or manifest.get("checksum") != _checksum(manifest):
-            raise StateError(f"{path}: manifest checksum mismatch; the state is corrupt and "
+        if not isinstance(manifest, dict) \
+                or manifest.get("checksum") != _checksum(manifest, self.keyer.key):
+            if isinstance(manifest, dict) \
+                    and manifest.get("key_fingerprint") != self.keyer.fingerprint:
+                raise StateError(f"{self.folder}: the card key is not the one this state was "
+                                 f"written with; use the original key file")
+            raise StateError(f"{path}: manifest checksum mismatch (edited, corrupt, written "
+                             f"by an earlier txcore or under another card key); the state "
                              f"is not used")
         if manifest.get("format") == OLD_FORMAT and not getattr(self, "upgrading", False):
             raise StateError(f"{path}: state format {OLD_FORMAT} (an older txcore's); convert "
@@ -235,9 +263,56 @@ class StateStore:
     def recover(self):
         """Finish a committed run's publication; drop what no commit refers to."""
         out = self.manifest.get("outputs")
-        if out:
-            publish(Path(out["dir"]), Path(out["dir"]) / out["staging"], out["names"])
+        run_id = self.manifest["run_id"]
+        if out and self._published() != run_id:
+            out_dir, staging_dir, names = self._staged_outputs(out)
+            publish(out_dir, staging_dir, names, lambda: self._mark_published(run_id))
         self.remove_uncommitted()
+
+    def _staged_outputs(self, out) -> tuple[Path, Path, list[str]]:
+        """The manifest's outputs, checked before anything is moved or deleted: the staging
+        folder must be a real folder directly in OUTDIR, named as txcore names them and
+        marked as this state's; every output a plain name.  Else :class:`StateError`."""
+        where = f"{self.folder / MANIFEST}: committed outputs"
+        try:
+            out_dir, staging, names = Path(out["dir"]), out["staging"], list(out["names"])
+        except (KeyError, TypeError) as exc:
+            raise StateError(f"{where}: malformed ({exc})") from None
+        if not out_dir.is_absolute() or ".." in out_dir.parts:
+            raise StateError(f"{where}: OUTDIR {out_dir} is not an absolute, normalised path")
+        if not isinstance(staging, str) or not STAGING_NAME.fullmatch(staging):
+            raise StateError(f"{where}: {staging!r} is not a txcore staging folder name")
+        bad = [n for n in names if not isinstance(n, str) or not _PLAIN_NAME.fullmatch(n)
+               or n in (".", "..")]
+        if bad:
+            raise StateError(f"{where}: output names that are not plain file names: {bad}")
+        staging_dir = out_dir / staging
+        if not staging_dir.is_dir() or staging_dir.is_symlink():
+            raise StateError(
+                f"{where}: the staging folder {staging_dir} of committed run "
+                f"{self.manifest['run_id']} is missing, so its outputs were never published. "
+                f"Restore it (or the outputs) and rerun; to go on without them, write the run "
+                f"id into {self.folder / PUBLISHED}")
+        try:
+            owner = (staging_dir / Staging.OWNER_FILE).read_text()
+        except OSError:
+            owner = None
+        if owner != str(self.folder.resolve()):
+            raise StateError(f"{where}: the staging folder {staging_dir} is not this state's "
+                             f"(its owner mark names {owner!r}); nothing was moved")
+        return out_dir, staging_dir, names
+
+    def _published(self) -> str | None:
+        try:
+            return (self.folder / PUBLISHED).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _mark_published(self, run_id: str):
+        tmp = self.folder / (PUBLISHED + ".tmp")
+        durable.write_bytes(tmp, (run_id + "\n").encode(), "published")
+        os.replace(tmp, self.folder / PUBLISHED)
+        durable.fsync_dir(self.folder)
 
     def remove_uncommitted(self):
         """Delete state files no commit refers to (a failed or crashed run's)."""
@@ -485,11 +560,11 @@ class StateStore:
         manifest = {"format": FORMAT, "generation": gen, "run_id": run_id, "latest": latest,
                     "key_fingerprint": fingerprint, "files": files, "counts": counts,
                     "outputs": outputs, **extra}
-        manifest["checksum"] = _checksum(manifest)
         return manifest
 
     def _swap_manifest(self, manifest: dict, name: str):
         """Write ``CURRENT.tmp``, rename it over ``CURRENT``, fsync the folder."""
+        manifest["checksum"] = _checksum(manifest, self.keyer.key)
         tmp = self.folder / (MANIFEST + ".tmp")
         durable.write_bytes(tmp, (json.dumps(manifest, indent=1) + "\n").encode(),
                             f"{name}:manifest")
