@@ -804,6 +804,24 @@ def test_a_format3_state_is_refused_until_upgraded_and_upgrade_survives_a_crash_
                       {**state_view(plain, bundled.key), "generation": 0}, "the day after")
 
 
+def test_a_format3_manifest_without_a_mac_may_not_point_a_recovery_anywhere(
+        bundled, committed_state, tmp_path):
+    """Format 3's checksum was a plain sha256 (anyone can recompute it): such a manifest
+    is read only to be upgraded, and not when it names outputs to publish."""
+    import hashlib
+    old = tmp_path / "old"
+    shutil.copytree(committed_state, old)
+    _as_format3(old, bundled.key)
+    manifest = json.loads((old / "CURRENT").read_text())
+    manifest["outputs"] = {"dir": str(tmp_path / "elsewhere"), "staging": "x", "names": ["y"]}
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    manifest["checksum"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    (old / "CURRENT").write_text(json.dumps(manifest))
+    r = cli(bundled, ["state", "upgrade", str(old)])
+    assert r.returncode == 2 and "did not finish publishing" in r.stderr, r.stderr
+    assert json.loads((old / "CURRENT").read_text())["format"] == 3
+
+
 def test_expired_segments_are_dropped_and_a_crash_while_dropping_them_loses_nothing(
         bundled, tmp_path):
     """With a 1-day window, DAY0's segments leave the window at DAY2; dropping them is

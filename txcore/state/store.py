@@ -92,6 +92,15 @@ def _checksum(manifest: dict, key: bytes) -> str:
                                      "sha256").hexdigest()
 
 
+def _legacy_format3(manifest) -> bool:
+    """A format-3 manifest as txcore wrote it before manifests carried a MAC: its checksum
+    the plain sha256 of its body.  Read only to be upgraded."""
+    if not isinstance(manifest, dict) or manifest.get("format") != OLD_FORMAT:
+        return False
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return manifest.get("checksum") == _sha256(json.dumps(body, sort_keys=True).encode())
+
+
 class Staging:
     """Where one run's outputs wait, unseen, until the run commits.
 
@@ -232,8 +241,9 @@ class StateStore:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StateError(f"{path}: torn or corrupt manifest: {exc}") from exc
-        if not isinstance(manifest, dict) \
-                or manifest.get("checksum") != _checksum(manifest, self.keyer.key):
+        legacy = _legacy_format3(manifest)
+        if not legacy and (not isinstance(manifest, dict)
+                           or manifest.get("checksum") != _checksum(manifest, self.keyer.key)):
             if isinstance(manifest, dict) \
                     and manifest.get("key_fingerprint") != self.keyer.fingerprint:
                 raise StateError(f"{self.folder}: the card key is not the one this state was "
@@ -247,6 +257,11 @@ class StateStore:
         if manifest.get("format") not in (FORMAT, OLD_FORMAT):
             raise StateError(f"{path}: state format {manifest.get('format')!r}, "
                              f"this txcore reads {FORMAT}")
+        if legacy and manifest.get("outputs"):
+            # its checksum is no MAC: it must not point a recovery at any folder
+            raise StateError(f"{path}: the last run on this format-{OLD_FORMAT} state did not "
+                             f"finish publishing its outputs; finish it with the txcore that "
+                             f"wrote the state (run it again), then upgrade")
         return manifest
 
     def _read_file(self, kind: str) -> bytes:
