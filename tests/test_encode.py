@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from txcore import timeconv
 from txcore._fast import encode_py
 from txcore._fast.buffers import string_buffers as _buffers
 from txcore.engine.validate import parse_ts
@@ -17,7 +18,7 @@ from txcore.engine.validate import parse_ts
 encode_c = pytest.importorskip("txcore._fast.encode", reason="compiled extension not built")
 IMPLS = [pytest.param(encode_c, id="c-extension-module"),
          pytest.param(encode_py, id="pure-python-module")]
-EPOCH = dt.datetime(1970, 1, 1)
+EPOCH = timeconv.EPOCH.replace(tzinfo=None)
 
 
 def test_the_compiled_module_is_the_compiled_one():
@@ -76,7 +77,8 @@ def _ts_text():
                                        "-00:60", "+0800", "z"]))
     return st.one_of(plain, st.text(max_size=30), digits,
                      st.sampled_from(["2013-02-29T00:00:00", "2012-02-29T00:00:00",
-                                      "2013-10-15", "٢٠١٣-10-15T10:00:00"]))
+                                      "2013-10-15", "٢٠١٣-10-15T10:00:00",
+                                      "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-12:00"]))
 
 
 @settings(max_examples=400, deadline=None)
@@ -97,9 +99,10 @@ def test_parse_timestamps_twins_agree_and_match_the_reference(values, offset):
         ref = parse_ts(v)  # what the reference makes of it must be the same instant
         assert ref is not None, v
         assert (ref.tzinfo is None) == (status == 1), v
-        naive = ref.replace(tzinfo=None) if ref.tzinfo is None else \
-            ref.replace(tzinfo=None) - (ref.utcoffset() or dt.timedelta())
-        micros = (naive - EPOCH) // dt.timedelta(microseconds=1)
+        # the instant in microseconds, counted from the wall time so that an instant just
+        # before year 1 (0001-01-01T00:00+00:01) needs no datetime Python cannot hold
+        offset = ref.utcoffset() or dt.timedelta()
+        micros = ((ref.replace(tzinfo=None) - EPOCH) - offset) // dt.timedelta(microseconds=1)
         assert wall - off * 1_000_000 == micros, v
 
 
