@@ -1,6 +1,6 @@
 """Bad input files: refused by name, nothing of the run committed; and a fuzz of the readers.
 
-SPEC §2 (input formats), §6 (a run commits atomically), §8 (exit 3: input refused).
+docs/input.md (input formats), docs/state.md (a run commits atomically), docs/cli.md (exit 3: input refused).
 Whatever a file holds, reading it through :class:`txcore.io.reader.InputSource` either
 yields every row (and then pricing accounts for every one: priced + rejected == rows
 read) or raises :class:`txcore.errors.InputRefused` naming the file.  Any other

@@ -1,4 +1,4 @@
-"""Crash safety of ``txcore run`` (SPEC §6): atomic commits, recovery, corruption, the lock.
+"""Crash safety of ``txcore run`` (docs/state.md): atomic commits, recovery, corruption, the lock.
 
 What a bank's batch team relies on: whatever happens to a run — the process dies
 at any durable step (``TXCORE_CRASH_AT``), is killed with SIGKILL at a random

@@ -1,4 +1,4 @@
-"""The synthetic data set follows the Licheng 2013 notice (SPEC §9)."""
+"""The synthetic data set follows the Licheng 2013 notice (docs/cli.md#txcore-fixtures)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,7 +1,8 @@
 """End to end: input formats, output formats, the run summary and the ``txcore`` commands.
 
-SPEC §2 (input formats), §5 (outputs, summary, masking), §8 (command line, exit
-codes, atomic commits), §10 (text timestamps, currency, reject details).  Every
+docs/input.md (input formats), docs/outputs.md (outputs, summary, masking), docs/cli.md
+(command line, exit codes), docs/state.md (atomic commits), docs/input.md and
+docs/outputs.md (text timestamps, currency, reject details).  Every
 test runs real files through :func:`txcore.run` or the command line, on small
 data (one bundled day at most, or a handful of handcrafted rows).
 """
@@ -39,7 +40,7 @@ BUNDLED_DAYS = sorted(FIXTURES.glob("txns-*.parquet"))
 CST = dt.timezone(dt.timedelta(hours=8))
 UTC = dt.timezone.utc
 TS_UTC = pa.timestamp("us", "UTC")
-#: what must agree whatever the input format: the id, the normalised ts and amount, §5 columns
+#: what must agree whatever the input format: the id, the normalised ts and amount, the priced columns
 COMPARED = ["txn_id", "ts", "amount", *PRICED_COLUMNS]
 OUTPUT_NAMES = re.compile(r".*\.(priced|rejects)\.\w+$|summary\.json$|.*\.tmp$")
 DIGIT_RUN = re.compile(r"\d{12,19}")
@@ -636,7 +637,7 @@ def test_refusal_prints_one_clean_message(bad_inputs, kind, tmp_path):
 
 
 def test_rerunning_a_committed_file_is_refused(bad_inputs, tmp_path):
-    """SPEC §6/§8: a file whose sha256 is in the state's ledger is refused (exit 3)."""
+    """docs/state.md#the-ledger-and---skip-committed: a file whose sha256 is in the state's ledger is refused (exit 3)."""
     good, _ = bad_inputs
     state = tmp_path / "state"
     assert cli(run_args([good], tmp_path / "out1", state)).returncode == 0
@@ -733,7 +734,7 @@ def test_usage_errors_exit_2(tmp_path, capfd):
 
 
 # ------------------------------------------------ 6. malformed text values in a CSV
-CSV_HEADER = [*INPUT_COLUMNS, "branch"]  # every input column of SPEC §2, and an extra one
+CSV_HEADER = [*INPUT_COLUMNS, "branch"]  # every input column of docs/input.md, and an extra one
 
 
 def atm(txn_id, ts, amount="10000", currency="CNY", card=CMB_CARD, bank="CMB", branch="007"):

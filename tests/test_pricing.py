@@ -1,4 +1,4 @@
-"""Pricing semantics (SPEC §4-§6, §10) on hand-made rows, on every backend."""
+"""Pricing semantics (docs/pricing.md) on hand-made rows, on every backend."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""Properties of the pricing of generated streams (SPEC §4-§6), on every backend.
+"""Properties of the pricing of generated streams (docs/pricing.md), on every backend.
 
 The streams reach the edges: month boundaries in local time, exhausted free
 slots, tier and clamp edges, repeated txn_ids, reversals (of priced, rejected,

@@ -1,4 +1,4 @@
-"""Reference data (SPEC §3): the card registry and the partner merchants, CSV and Parquet."""
+"""Reference data (docs/reference-data.md): the card registry and the partner merchants, CSV and Parquet."""
 from __future__ import annotations
 
 import csv
@@ -198,7 +198,7 @@ class TestParquet:
 
 
 class TestCsvText:
-    """CSV is read as text (SPEC §3): ids keep leading zeros, long card numbers stay exact,
+    """CSV is read as text (docs/reference-data.md): ids keep leading zeros, long card numbers stay exact,
     whether or not the writer quoted the fields (the bundled fixtures quote them)."""
 
     QUOTINGS = [pytest.param(csv.QUOTE_MINIMAL, id="unquoted"),

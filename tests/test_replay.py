@@ -1,4 +1,4 @@
-"""Audit replay (SPEC §7): re-pricing, the digest, --compare, snapshots, rule changes."""
+"""Audit replay (docs/audit.md#txcore-replay): re-pricing, the digest, --compare, snapshots, rule changes."""
 from __future__ import annotations
 
 import shutil

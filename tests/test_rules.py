@@ -1,4 +1,4 @@
-"""Rule sets (SPEC §4, §10): the default programme, fee formulas, validation, versions, CLI."""
+"""Rule sets (docs/rules.md): the default programme, fee formulas, validation, versions, CLI."""
 from __future__ import annotations
 
 import datetime as dt
@@ -733,7 +733,7 @@ class TestVersions:
         assert book.for_instant(instant("2013-08-31T15:59:59+00:00")) is None
         ruleset, day = book.for_instant(instant("2013-08-31T16:00:00+00:00"))
         assert (ruleset.id, day) == ("licheng-2013", dt.date(2013, 9, 1))
-        # SPEC §1: 2013-10-31T16:30:00Z is 1 November in Quanzhou
+        # docs/pricing.md#local-dates-months-and-time-zones: 2013-10-31T16:30:00Z is 1 November in Quanzhou
         assert book.for_instant(instant("2013-10-31T16:30:00+00:00"))[1] == dt.date(2013, 11, 1)
 
 

@@ -1,4 +1,4 @@
-"""Rule values at and beyond their bounds (docs/rules-bounds.md): ``rules check`` is the
+"""Rule values at and beyond their bounds (docs/rules.md#bounds-of-rule-values): ``rules check`` is the
 one gate.  What it refuses, it refuses with the bound in the message; what it accepts,
 every backend prices identically to the reference, to the fen."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Hypothesis state machine over the life of a state folder (SPEC §6).
+"""A Hypothesis state machine over the life of a state folder (docs/state.md).
 
 Steps: ingest the next day, crash during an ingest at durable step k (the
 process 'dies': no cleanup), restart, redeliver a committed file, reverse

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dir", metavar="DIR")
     c.add_argument("--merchants", metavar="FILE", help="partner merchants to check with the rules")
 
-    p = sub.add_parser("fixtures", help="write a synthetic data set (SPEC §9)",
+    p = sub.add_parser("fixtures", help="write a synthetic data set (docs/cli.md#txcore-fixtures)",
                        description="Write cards.csv, merchants.csv and one transaction file per "
                                    "day, shaped by the Licheng 2013 notice.")
     p.add_argument("-o", "--out", required=True, metavar="DIR")

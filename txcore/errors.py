@@ -1,4 +1,4 @@
-"""Errors that stop a command, each with the exit code of SPEC §8.
+"""Errors that stop a command, each with the exit code of docs/cli.md#exit-codes.
 
 A bad *row* is never an error: it is a reject.  These are for whole inputs.
 """

@@ -1,4 +1,4 @@
-"""Synthetic data shaped by the Licheng 2013 notice (SPEC §9), vectorised with numpy.
+"""Synthetic data shaped by the Licheng 2013 notice (docs/cli.md#txcore-fixtures), vectorised with numpy.
 
 ``make_fixtures`` writes ``cards.csv``, ``merchants.csv`` and one transaction
 file per day (``txns-YYYY-MM-DD.parquet`` or ``.csv``).  Everything is drawn

@@ -1,4 +1,4 @@
-"""Money arithmetic: integer fen and basis points only, never a float (SPEC §1, §4)."""
+"""Money arithmetic: integer fen and basis points only, never a float (docs/pricing.md#money-and-rounding)."""
 
 
 def pct(amount: int, bp: int) -> int:

@@ -1,4 +1,4 @@
-"""Run summary (SPEC §5): control totals from the output batches, ``summary.json``, a table.
+"""Run summary (docs/outputs.md): control totals from the output batches, ``summary.json``, a table.
 
 Totals are taken from the priced and reject batches themselves (Arrow
 compute), so they hold for every backend.  Nothing here holds a card number.
@@ -15,7 +15,7 @@ from txcore.vocab import KINDS
 
 MONEY = ("amount", "fee_standard", "fee_waived", "fee_charged", "discount")
 #: Rows summed by Arrow at once: Arrow's int64 sums wrap silently, and a priced row's money
-#: is at most 2 * 10**12 fen (docs/rules-bounds.md), so 2**22 rows cannot overflow.
+#: is at most 2 * 10**12 fen (docs/rules.md#bounds-of-rule-values), so 2**22 rows cannot overflow.
 SUM_ROWS = 1 << 22
 
 

@@ -1,4 +1,4 @@
-"""The fixed vocabularies of SPEC §2 and the reject codes of §5/§10.
+"""The fixed vocabularies of docs/input.md and the reject codes of docs/outputs.md#reject-reasons.
 
 Shared by every backend, by rules validation and by the fixtures generator.
 """
@@ -25,20 +25,20 @@ BANK_RE = re.compile(r"[A-Z0-9]{2,8}")
 CITY_RE = re.compile(r"[0-9]{6}")
 MCC_RE = re.compile(r"[0-9]{4}")
 
-#: Input columns by name (SPEC §2).  Others are carried through untouched.
+#: Input columns by name (docs/input.md).  Others are carried through untouched.
 INPUT_COLUMNS = (
     "txn_id", "card_no", "ts", "kind", "channel", "amount", "currency", "acq_bank",
     "city", "merchant_id", "mcc", "fee_item", "benefit", "orig_txn_id",
 )
 
-#: Output columns appended to every priced row (SPEC §5), in order.
+#: Output columns appended to every priced row (docs/outputs.md), in order.
 PRICED_COLUMNS = (
     "member", "cross_bank", "same_city", "fee_rule", "fee_standard", "fee_waived",
     "fee_charged", "waiver_rule", "free_slot", "discount", "discount_rule", "ruleset",
 )
 REJECT_COLUMNS = ("reject_reason", "reject_detail")
 
-#: Reject reason codes, in the order the checks run (SPEC §10).
+#: Reject reason codes, in the order the checks run (docs/pricing.md#settled-edge-cases).
 #: ISO 8583 message logs only (docs/iso8583.md): before every other check, in this order.
 MESSAGE_REJECT_REASONS = ("bad_message", "not_financial", "not_approved")
 REJECT_REASONS = MESSAGE_REJECT_REASONS + (

@@ -4,7 +4,7 @@ encoding a batch for the pricing kernel.
 * ``hash_strings``: keyed SipHash-2-4-128 of each value (txn ids, card numbers),
   with its byte length (-1 for null).  The same digest keys the state, so no
   identifier is ever at rest in clear (``txcore.state.keys``).
-* ``parse_timestamps``: ISO 8601 text (SPEC §10) to wall-clock microseconds and
+* ``parse_timestamps``: ISO 8601 text (docs/input.md#timestamps) to wall-clock microseconds and
   an offset; anything unusual is left to the reference validator.
 * ``parse_integers``: ASCII decimal text to int64.
 

@@ -1,4 +1,4 @@
-"""The pricing kernel: SPEC §4-§6 for a whole encoded batch in one ``nogil`` loop.
+"""The pricing kernel: docs/pricing.md for a whole encoded batch in one ``nogil`` loop.
 
 Same semantics as the reference engine (``txcore/engine/reference.py``), row for row;
 ``tests/test_differential.py`` checks it against the reference with Hypothesis.
@@ -91,7 +91,7 @@ cdef inline int64_t _floordiv(int64_t a, int64_t b) noexcept nogil:
 
 
 cdef inline int64_t _pct(int64_t amount, int64_t bp) noexcept nogil:
-    """pct(amount, bp) = (amount * bp + 5000) // 10000, half up (SPEC §1)."""
+    """pct(amount, bp) = (amount * bp + 5000) // 10000, half up (docs/pricing.md#money-and-rounding)."""
     return _floordiv(amount * bp + 5000, 10000)
 
 

@@ -22,7 +22,7 @@ PENDING = -2  # an entry's effect while its row's is not interned yet: PENDING -
 
 @_jit
 def _pct(amount, bp):
-    return (amount * bp + 5000) // 10000  # Python floor division, as SPEC §1
+    return (amount * bp + 5000) // 10000  # Python floor division, as docs/pricing.md#money-and-rounding
 
 
 @_jit

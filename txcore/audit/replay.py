@@ -1,4 +1,4 @@
-"""Audit replay (SPEC §7): re-price historical files and compare with what was recorded.
+"""Audit replay (docs/audit.md#txcore-replay): re-price historical files and compare with what was recorded.
 
 ``replay`` prices from an empty state (or a snapshot, read only) with the rule
 versions in force at each date and touches no live state.  ``compare`` joins

@@ -5,7 +5,7 @@ column is handled whole — low-cardinality text by dictionary-encoding and
 mapping the few distinct values to codes, identifiers by keyed hashing and
 timestamps and amounts by parsing over the Arrow buffers
 (``txcore/_fast/encode.pyx``), local days by numpy over zone tables — and a row
-that passes every stateless check of SPEC §10 in its plainest form is *clean*.
+that passes every stateless check of docs/pricing.md#settled-edge-cases in its plainest form is *clean*.
 
 A row that is not clean (a missing or bad value, unusual text, a naive time
 next to a daylight-saving change...) is handed to the reference validator, the

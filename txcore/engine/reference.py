@@ -1,4 +1,4 @@
-"""The reference pricing engine: SPEC §4-§6 in plain Python, one row at a time.
+"""The reference pricing engine: docs/pricing.md in plain Python, one row at a time.
 
 This module is the specification in code.  Fast backends (``txcore._fast``)
 must give the same output, to the fen, on every column; the tests check them
@@ -28,7 +28,7 @@ from txcore.vocab import KINDS_WITH_COUNTERPARTY
 
 @dataclass(slots=True)
 class Priced:
-    """The output columns of one priced row (SPEC §5)."""
+    """The output columns of one priced row (docs/outputs.md)."""
 
     ts: dt.datetime  # the instant, aware
     amount: int | None
@@ -118,7 +118,7 @@ class ReferenceEngine:
         out = Priced(instant, txn.amount, member, facts.cross_bank, facts.same_city, None, 0, 0,
                      0, None, 0, 0, None, version.id)
         slot = (None, None)  # (waiver id, month) of the free slot used, if any
-        if txn.kind != "disbursement":  # disbursements are never charged (SPEC §4.5)
+        if txn.kind != "disbursement":  # disbursements are never charged (docs/pricing.md#5-disbursements)
             slot = self._fee(txn, card_key, version, facts, member, local_date, out)
             if txn.kind == "purchase" and member:
                 self._discount(txn, version, facts, local_date, out)

@@ -1,8 +1,8 @@
-"""Row validation (SPEC §2, §10): the checks that need no state.
+"""Row validation (docs/input.md; reasons in docs/outputs.md#reject-reasons): the checks that need no state.
 
 ``validate_batch`` turns a record batch into, per row, either a parsed
 :class:`Txn` or a :class:`Reject` with the reason code of the *first* failing
-check in the order of SPEC §10 and the column and value at fault.  The checks
+check in the order of docs/outputs.md#reject-reasons and the column and value at fault.  The checks
 that need the rules, the registry or the run's history (no_ruleset,
 unknown_card, duplicate_txn_id, ...) come after, in :mod:`txcore.engine.reference`.
 """
@@ -217,7 +217,7 @@ def validate_batch(batch: pa.RecordBatch, times: TimeCheck | None = None) -> lis
 
 
 def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Txn | Reject:
-    """The stateless checks on one row, in the order of SPEC §10.
+    """The stateless checks on one row, in the order of docs/outputs.md#reject-reasons.
 
     ``card_ok`` is the column-level card-number check for this row
     (12-19 digits, Luhn), computed for the whole batch at once.

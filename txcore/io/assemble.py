@@ -2,7 +2,7 @@
 
 Shared by every backend: input columns are carried by ``take`` (no per-row
 Python work on them); priced rows get ``ts`` as ``timestamp[us, UTC]``,
-``amount`` as int64 and the output columns of SPEC §5; reject rows keep their
+``amount`` as int64 and the output columns of docs/outputs.md; reject rows keep their
 columns as read plus ``reject_reason`` and ``reject_detail``.  Input columns
 named like an output column are replaced by the computed one.
 """

@@ -1,4 +1,4 @@
-"""The digest of priced columns (SPEC §7): identical inputs give identical digests.
+"""The digest of priced columns (docs/audit.md#txcore-replay): identical inputs give identical digests.
 
 Canonical encoding, per priced row in output order: the compact JSON array
 

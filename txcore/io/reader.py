@@ -1,4 +1,4 @@
-"""Input (SPEC §2): every format as a stream of Arrow record batches.
+"""Input (docs/input.md): every format as a stream of Arrow record batches.
 
 ``open_input`` picks the reader by file extension; ``-`` is an Arrow IPC stream
 on stdin.  Nothing reads a whole file at once.  Any failure to read a file as a

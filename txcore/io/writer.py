@@ -1,4 +1,4 @@
-"""Output writers (SPEC §5, §8): one batch at a time.
+"""Output writers (docs/outputs.md, docs/cli.md): one batch at a time.
 
 Writers write into the run's staging folder (:class:`txcore.state.store.Staging`);
 ``close`` flushes and fsyncs.  Nothing is visible in OUTDIR until the run

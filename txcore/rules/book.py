@@ -1,4 +1,4 @@
-"""Rule sets (SPEC §4): load a folder of TOML versions, validate, pick the version in force.
+"""Rule sets (docs/rules.md): load a folder of TOML versions, validate, pick the version in force.
 
 Parsing and validation live here once, in plain Python, for every backend.  A
 rules folder with any problem is refused as a whole, with *every* problem
@@ -16,7 +16,7 @@ from txcore import money, paths
 from txcore.errors import RulesError
 from txcore.vocab import BANK_RE, CHANNELS, FEE_ITEMS, KINDS, MAX_AMOUNT, MCC_RE
 
-#: Bounds of rule values (docs/rules-bounds.md).  Money (fixed, min, max, cap, min_spend,
+#: Bounds of rule values (docs/rules.md#bounds-of-rule-values).  Money (fixed, min, max, cap, min_spend,
 #: amount_below, a band's upto) is at most the largest amount, 10**12 fen, so that no fee
 #: or discount of any amount a row may carry overflows 64-bit integers on any backend,
 #: nor do the control totals of a batch; free_per_month fits the int16 free_slot column;
@@ -174,7 +174,7 @@ class RuleBook:
     def for_instant(self, instant: dt.datetime) -> tuple[RuleSet, dt.date] | None:
         """Version in force for an aware instant, and its local date there.
 
-        Each version's local date is taken in its own zone (SPEC §10).
+        Each version's local date is taken in its own zone (docs/pricing.md#settled-edge-cases).
         """
         for version in reversed(self.versions):
             local_date = instant.astimezone(version.zone).date()
@@ -191,7 +191,7 @@ class RuleBook:
         """Version in force for a wall-clock time without offset, and the instant.
 
         The naive date is the local date; the chosen version's zone makes it an
-        instant (SPEC §10).
+        instant (docs/pricing.md#settled-edge-cases).
         """
         for version in reversed(self.versions):
             if version.effective_from <= wall.date():
@@ -399,7 +399,7 @@ def load_book(folder: str | Path, merchants_override=None) -> RuleBook:
     """Load and validate every ``*.toml`` in ``folder``; raise :class:`RulesError`.
 
     ``merchants_override`` (a loaded :class:`~txcore.rules.refdata.Merchants`) replaces
-    each version's own table (SPEC §10); otherwise each version loads the file it
+    each version's own table (docs/pricing.md#settled-edge-cases); otherwise each version loads the file it
     names, if any.  Reference-data problems there are rules problems too.
     """
     from txcore.errors import RefDataError

@@ -1,4 +1,4 @@
-"""Reference data (SPEC §3): the card registry and the partner merchants.
+"""Reference data (docs/reference-data.md): the card registry and the partner merchants.
 
 Both come from CSV (UTF-8, header row, read as text) or Parquet.  Any problem
 stops the run before anything is written (:class:`RefDataError`, exit 2), each

@@ -1,4 +1,4 @@
-"""The card registry (SPEC §3): :class:`Card`, and :class:`Cards` kept as Arrow columns.
+"""The card registry (docs/reference-data.md): :class:`Card`, and :class:`Cards` kept as Arrow columns.
 
 A loaded registry keeps its validated columns (:data:`SCHEMA`, registry order) and
 makes a :class:`Card` only when one card is asked for, memoised; the compiled
@@ -26,7 +26,7 @@ class Card:
     member_to: dt.date | None
 
     def is_member(self, day: dt.date) -> bool:
-        """Member card on local date ``day`` (SPEC §3)."""
+        """Member card on local date ``day`` (docs/reference-data.md)."""
         return (self.member_from is not None and self.member_from <= day
                 and (self.member_to is None or day <= self.member_to))
 
@@ -129,6 +129,6 @@ class Cards(MutableMapping):
     def __delitem__(self, card_no):
         del self._own()[card_no]
 
-    def __repr__(self) -> str:  # never the card numbers (SPEC §5)
+    def __repr__(self) -> str:  # never the card numbers (docs/outputs.md)
         where = f" from {self.source.name}" if self.source is not None else ""
         return f"<Cards: {len(self)} card(s){where}>"

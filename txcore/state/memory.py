@@ -1,4 +1,4 @@
-"""Durable run state (SPEC §6): free-slot counters, the reversal index, taken txn_ids.
+"""Durable run state (docs/state.md): free-slot counters, the reversal index, taken txn_ids.
 
 The state is what one run hands the next so that ``run A B`` gives the same
 rows as ``run A`` then ``run B``:
