@@ -8,7 +8,6 @@ and nothing of the run is committed.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import fcntl
 import os
@@ -25,13 +24,14 @@ from txcore import cardno, durable, paths, pipeline, summary as summary_mod
 from txcore.pipeline import MAX_WORKERS
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
+from txcore.engine.prepass import lookup_query
 from txcore.io.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, RowsLost, StateError, UsageError, WriteError
 from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
 from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
-from txcore.state.store import Query, Staging, StateStore
+from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 
 
@@ -55,67 +55,31 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     ``institutions`` and ``iso_spec`` are for ``.iso8583`` inputs (docs/iso8583.md).
     """
     started = time.perf_counter()
-    if fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    if not files:
-        raise UsageError("no input files given")
-    try:
-        check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
-        check_int("--workers", workers, 1, MAX_WORKERS)
-        check_retention_days(retention_days)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    _check_options(files, fmt, batch_size, workers, retention_days)
     # 1. rules and reference data, all validated before anything is written
-    merchants_table = load_merchants(merchants) if merchants else None
-    book = load_book(rules, merchants_table)
+    book = load_book(rules, load_merchants(merchants) if merchants else None)
     registry = load_cards(cards)
     business = business_date_of(business_date, files, book)
-    # 2. inputs and output names
-    sources = open_sources(files, batch_size, book, institutions, business[0], iso_spec)
-    stems = [s.stem for s in sources]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise UsageError(f"two inputs would write the same outputs: {', '.join(dupes)}")
-    if [str(f) for f in files].count("-") > 1:
-        raise UsageError("stdin (-) can be given once")
+    # 2. inputs, output names and folders
+    sources = _open_inputs(files, batch_size, book, institutions, business[0], iso_spec)
     out_dir = paths.usable_folder(out_dir, "output folder", UsageError)
     if state_dir:
         paths.usable_folder(state_dir, "state folder", StateError)
     with ExitStack() as stack:
         # 3. the state: locked, verified, a crashed run's publication rolled forward;
         #    then OUTDIR locked, so no other run stages or cleans up in it meanwhile
-        store = None
-        if state_dir:
-            stack.enter_context(lock(state_dir))
-            store = StateStore(state_dir, key_file)
-            state = store.load(retention_days, _query(sources, store.keyer))
-        elif snapshot:
-            snap = StateStore(snapshot, key_file, readonly=True)
-            state = snap.load(retention_days, _query(sources, snap.keyer))
-            state.ledger = {}  # a replay re-prices files the snapshot may have committed
-        else:
-            state = State(retention_days)
+        store, state = _open_state(stack, state_dir, snapshot, key_file, retention_days,
+                                   sources)
         stack.enter_context(lock(out_dir, None, "output folder"))
         owner = str(Path(state_dir).resolve()) if state_dir else ""
         Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-        skipped = []
-        for source in list(sources):
-            if source.path is None and skip_committed and state.ledger:
-                source.spool_stdin()  # its hash decides, before any of its rows is priced
-            if source.hash_known and source.sha256 in state.ledger:
-                if not skip_committed:
-                    raise _already_committed(source, state)
-                skipped.append({"file": source.name, "sha256": source.sha256,
-                                "committed_by": state.ledger[source.sha256]["run_id"]})
-                sources.remove(source)
+        skipped = _set_aside_committed(sources, state, skip_committed)
         engine = make_engine(backend, book, registry, state, business[0])
+        staging = _staging(out_dir, run_id, owner)
         try:
-            staging = Staging(out_dir, run_id, owner)
-        except OSError as exc:
-            raise WriteError(f"{out_dir}: cannot create the run's staging folder: "
-                             f"{exc.strerror or exc}; nothing of this run was committed") from exc
-        try:
+            # 4. price into the staging folder, then commit state and outputs together
+            #    (or, without a state, publish the outputs)
             reserve = getattr(engine, "reserve", None)
             if reserve is not None:  # room in the state for the rows declared, allocated once
                 reserve(sum(s.reservable_rows() for s in sources))
@@ -128,7 +92,6 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 if elapsed > 0 else 0.0
             durable.write_bytes(staging.path("summary.json"), summary_mod.to_json(result),
                                 "output:summary.json")
-            # 4. commit: state and outputs together, or (without state) publish
             if store is not None:
                 for i in result["inputs"]:
                     state.ledger[i["sha256"]] = {"file": i["file"], "rows": i["rows"],
@@ -138,90 +101,92 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                 staging.publish()
             return result
         except OSError as exc:
-            if store is not None and store.committed_run_id() == run_id:
-                raise WriteError(f"the run is committed but publishing its outputs failed: "
-                                 f"{exc}; the next txcore run on this state publishes them") \
-                    from exc
-            staging.discard()
-            if store is not None:
-                try:
-                    store.remove_uncommitted()
-                except OSError:
-                    pass  # the next run removes them
-            raise WriteError(f"cannot write the run's outputs or state: {exc}; nothing of this "
-                             f"run was committed, the last committed state is intact") from exc
+            raise _write_failed(exc, store, staging, run_id) from exc
         except BaseException:
             staging.discard()
             raise
 
 
-def _query(sources, keyer) -> Query | None:
-    """What the run's rows can look up in the state: the keyed digests of every txn_id and
-    orig_txn_id, and the earliest local date, read from those columns alone before the
-    run (a Parquet file's other columns are not read).  None (load the whole state) when
-    an input is stdin, which can be read only once, or cannot be read here — the run
-    itself then says what is wrong with it."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from txcore._fast import compiled_or_twin
-    from txcore._fast.buffers import string_buffers
-    from txcore.engine.encoder import _text_column
-    from txcore.engine.validate import _text
-    encode = compiled_or_twin("encode")
-
-    his, los, earliest = [], [], None
-    unknown_dates = False
+def _check_options(files, fmt, batch_size, workers, retention_days):
+    """Refuse (exit 2) what no run can use, before anything is read."""
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if not files:
+        raise UsageError("no input files given")
+    if [str(f) for f in files].count("-") > 1:
+        raise UsageError("stdin (-) can be given once")
     try:
-        for source in sources:
-            if source.path is None:
-                return None
-            if source.format == "parquet":
-                pf = pq.ParquetFile(source.path)
-                wanted = [c for c in ("txn_id", "orig_txn_id", "ts")
-                          if c in pf.schema_arrow.names]
-                batches = (b for g in range(pf.metadata.num_row_groups)
-                           for b in pf.iter_batches(row_groups=[g], columns=wanted))
-            else:
-                # another reader of the same kind, not yet read (CSV, Arrow, Avro, ISO 8583
-                # logs are read whole twice: once here, once priced)
-                batches = copy.copy(source).batches()
-            for batch in batches:
-                for name in ("txn_id", "orig_txn_id"):
-                    if name not in batch.schema.names:
-                        continue
-                    arr, plain = _text_column(batch, name)
-                    n = batch.num_rows
-                    hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
-                    if arr is not None:
-                        length = np.full(n, -1, np.int32)
-                        encode.hash_strings(*string_buffers(arr), keyer.k0, keyer.k1, hi, lo,
-                                            length)
-                        valid = length >= 0
-                    else:  # an odd column type: each value's text, as the validator reads it
-                        texts = [None if v is None else _text(v)
-                                 for v in batch.column(name).to_pylist()]
-                        valid = np.array([t is not None for t in texts], bool)
-                        for i, t in enumerate(texts):
-                            if t is not None:
-                                hi[i], lo[i] = keyer.words(t)
-                    his.append(hi[valid])
-                    los.append(lo[valid])
-                if "ts" not in batch.schema.names or \
-                        not pa.types.is_timestamp(batch.schema.field("ts").type):
-                    unknown_dates = True
-                    continue
-                low = pc.min(batch.column("ts").cast(pa.timestamp("us"))).as_py()
-                if low is not None:
-                    day = low.date() - dt.timedelta(days=1)  # any zone's local date
-                    earliest = day if earliest is None or day < earliest else earliest
-    except (OSError, pa.ArrowException, ValueError, InputRefused, OverflowError):
-        return None
-    hi = np.concatenate(his) if his else np.zeros(0, np.uint64)
-    lo = np.concatenate(los) if los else np.zeros(0, np.uint64)
-    return Query.of(hi, lo, None if unknown_dates else earliest)
+        check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+        check_int("--workers", workers, 1, MAX_WORKERS)
+        check_retention_days(retention_days)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_inputs(files, batch_size, book, institutions, business_day, iso_spec) -> list:
+    """The inputs, refused (exit 2) when two would write the same outputs."""
+    sources = open_sources(files, batch_size, book, institutions, business_day, iso_spec)
+    stems = [s.stem for s in sources]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise UsageError(f"two inputs would write the same outputs: {', '.join(dupes)}")
+    return sources
+
+
+def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources):
+    """``(store, state)``: the state folder locked and loaded for what the inputs' rows
+    can look up; a snapshot read only, its ledger ignored (replay); or a new empty state
+    (``store`` None for both of those: nothing is committed)."""
+    if state_dir:
+        stack.enter_context(lock(state_dir))
+        store = StateStore(state_dir, key_file)
+        return store, store.load(retention_days, lookup_query(sources, store.keyer))
+    if snapshot:
+        snap = StateStore(snapshot, key_file, readonly=True)
+        state = snap.load(retention_days, lookup_query(sources, snap.keyer))
+        state.ledger = {}  # a replay re-prices files the snapshot may have committed
+        return None, state
+    return None, State(retention_days)
+
+
+def _set_aside_committed(sources, state, skip_committed) -> list[dict]:
+    """Refuse (exit 3) an input the ledger holds, or with ``skip_committed`` take it out
+    of ``sources``; the skipped, for the summary."""
+    skipped = []
+    for source in list(sources):
+        if source.path is None and skip_committed and state.ledger:
+            source.spool_stdin()  # its hash decides, before any of its rows is priced
+        if source.hash_known and source.sha256 in state.ledger:
+            if not skip_committed:
+                raise _already_committed(source, state)
+            skipped.append({"file": source.name, "sha256": source.sha256,
+                            "committed_by": state.ledger[source.sha256]["run_id"]})
+            sources.remove(source)
+    return skipped
+
+
+def _staging(out_dir, run_id, owner) -> Staging:
+    try:
+        return Staging(out_dir, run_id, owner)
+    except OSError as exc:
+        raise WriteError(f"{out_dir}: cannot create the run's staging folder: "
+                         f"{exc.strerror or exc}; nothing of this run was committed") from exc
+
+
+def _write_failed(exc: OSError, store, staging, run_id) -> WriteError:
+    """The exit-4 error of a run whose outputs or state could not be written, after
+    removing what it left — unless the run is committed, when the next run publishes."""
+    if store is not None and store.committed_run_id() == run_id:
+        return WriteError(f"the run is committed but publishing its outputs failed: {exc}; "
+                          f"the next txcore run on this state publishes them")
+    staging.discard()
+    if store is not None:
+        try:
+            store.remove_uncommitted()
+        except OSError:
+            pass  # the next run removes them
+    return WriteError(f"cannot write the run's outputs or state: {exc}; nothing of this run "
+                      f"was committed, the last committed state is intact")
 
 
 def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> dict:

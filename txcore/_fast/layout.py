@@ -14,7 +14,7 @@ codes into the engine's string table (-1 = null).
 import numpy as np
 import pyarrow as pa
 
-from txcore.timeconv import NEVER  # noqa: F401  a day that never comes ("absent", "open")
+from txcore.timeconv import NEVER  # noqa: F401 (re-exported: a day that never comes)
 
 #: Flags of an index entry.
 F_REVERSAL, F_REVERSED, F_WAIVED, F_SLOT = 1, 2, 4, 8

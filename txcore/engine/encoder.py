@@ -16,7 +16,6 @@ the rows it calls clean, and ``tests/test_differential.py`` checks that.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +29,7 @@ from txcore._fast import layout as L
 from txcore.engine import zones
 from txcore._fast import compiled_or_twin
 from txcore._fast.buffers import string_buffers
+from txcore._fast.layout import Strings
 from txcore.engine.flatrules import FlatBook
 from txcore.timeconv import day_number, utc_micros
 from txcore.state.keys import Keyer
@@ -80,7 +80,7 @@ class Encoded:
     slow_rows: int = 0         # rows that took the reference validator
 
 
-def _text_column(batch: pa.RecordBatch, name: str):
+def text_column(batch: pa.RecordBatch, name: str):
     """``(array, plain)``: the column as a string array, or None when absent; ``plain``
     is False when its type is not text or integer (every row then takes the slow path)."""
     if name not in batch.schema.names:
@@ -194,7 +194,7 @@ class Encoder:
         text = {}
         for name in ("txn_id", "card_no", "kind", "channel", "currency", "acq_bank", "city",
                      "merchant_id", "mcc", "fee_item", "benefit", "orig_txn_id"):
-            text[name], plain = _text_column(batch, name)
+            text[name], plain = text_column(batch, name)
             if not plain:
                 slow[:] = True
 

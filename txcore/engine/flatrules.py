@@ -9,7 +9,6 @@ integers only.  Layouts: :mod:`txcore._fast.layout`.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np

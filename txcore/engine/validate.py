@@ -132,7 +132,7 @@ def parse_ts(value) -> dt.datetime | None:
         return None
 
 
-def _text(value) -> str | None:
+def text_of(value) -> str | None:
     """Text of a string-like value; integers are accepted as their decimal text."""
     if value is None or isinstance(value, bool):
         return None if value is None else str(value)
@@ -231,14 +231,14 @@ def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Tx
 
     if missing("txn_id"):
         return reject("missing_field", "txn_id")
-    txn_id = _text(raw["txn_id"])
+    txn_id = text_of(raw["txn_id"])
     if len(txn_id) > 64:
         return reject("bad_txn_id", "txn_id")
     if missing("card_no"):
         return reject("missing_field", "card_no")
     if not card_ok:
         return reject("bad_card_no", "card_no")
-    card_no = _text(raw["card_no"])
+    card_no = text_of(raw["card_no"])
     if missing("ts"):
         return reject("missing_field", "ts")
     ts = parse_ts(raw["ts"])
@@ -253,7 +253,7 @@ def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Tx
     kind = raw["kind"]
     if kind not in KINDS:
         return reject("bad_kind", "kind")
-    channel = _text(raw["channel"]) or None
+    channel = text_of(raw["channel"]) or None
     if kind in CHANNELS_BY_KIND:
         if channel is None:
             return reject("missing_field", "channel")
@@ -268,8 +268,8 @@ def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Tx
             return reject("bad_amount", "amount")
     if not missing("currency") and raw["currency"] != "CNY":
         return reject("unsupported_currency", "currency")
-    acq_bank = _text(raw["acq_bank"]) or None
-    city = _text(raw["city"]) or None
+    acq_bank = text_of(raw["acq_bank"]) or None
+    city = text_of(raw["city"]) or None
     if kind in KINDS_WITH_COUNTERPARTY:
         if acq_bank is None:
             return reject("missing_field", "acq_bank")
@@ -279,22 +279,22 @@ def validate_row(raw: dict, card_ok: bool, times: TimeCheck | None = None) -> Tx
             return reject("missing_field", "city")
         if not CITY_RE.fullmatch(city):
             return reject("bad_city", "city")
-    merchant_id = _text(raw["merchant_id"]) or None
+    merchant_id = text_of(raw["merchant_id"]) or None
     if kind == "purchase" and merchant_id is None:
         return reject("missing_field", "merchant_id")
-    mcc = _text(raw["mcc"]) or None
+    mcc = text_of(raw["mcc"]) or None
     if mcc is not None and not MCC_RE.fullmatch(mcc):
         return reject("bad_mcc", "mcc")
-    fee_item = _text(raw["fee_item"]) or None
+    fee_item = text_of(raw["fee_item"]) or None
     if kind == "service":
         if fee_item is None:
             return reject("missing_field", "fee_item")
         if fee_item not in FEE_ITEMS:
             return reject("bad_fee_item", "fee_item")
-    benefit = _text(raw["benefit"]) or None
+    benefit = text_of(raw["benefit"]) or None
     if kind == "disbursement" and benefit is not None and benefit not in BENEFITS:
         return reject("bad_benefit", "benefit")
-    orig_txn_id = _text(raw["orig_txn_id"]) or None
+    orig_txn_id = text_of(raw["orig_txn_id"]) or None
     if kind == "reversal":
         if orig_txn_id is None:
             return reject("missing_field", "orig_txn_id")

@@ -8,7 +8,6 @@ named like an output column are replaced by the computed one.
 """
 from __future__ import annotations
 
-import datetime as dt
 
 import pyarrow as pa
 
