@@ -21,7 +21,7 @@ ROOT = Path(txcore.__file__).parent
 RANKS = {"leaf": 0, "io": 1, "rules": 2, "state": 3, "engine": 4, "orchestration": 5,
          "audit": 6, "top": 7}
 LEAVES = {"errors", "money", "vocab", "programme", "durable", "cardno", "paths", "pipeline",
-          "timeconv", "business_date", "_fast"}
+          "timeconv", "business_date", "bounds", "_fast"}
 ORCHESTRATION = {"runner", "summary", "fixtures", "switchlog"}
 TOP = {"cli", "__init__", "__main__"}
 

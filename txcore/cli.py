@@ -20,7 +20,7 @@ from txcore.engine import BACKENDS, DEFAULT_BACKEND
 from txcore.errors import TxcoreError
 from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from txcore.pipeline import MAX_WORKERS
-from txcore.runner import check_int
+from txcore.bounds import check_int
 from txcore.state.memory import (DEFAULT_RETENTION_DAYS, RETENTION_DAYS_RANGE,
                                  check_retention_days)
 from txcore.io.writer import OUTPUT_FORMATS

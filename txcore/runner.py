@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import txcore
 from txcore import cardno, durable, paths, pipeline, summary as summary_mod
+from txcore.bounds import check_int
 from txcore.pipeline import MAX_WORKERS
 from txcore.business_date import parse_option as parse_business_date, resolve_business_date
 from txcore.engine import DEFAULT_BACKEND, make_engine
@@ -266,14 +267,6 @@ def open_sources(files, batch_size, book, institutions=None, business_day=None, 
                          Layout(load_spec(iso_spec)))
     return [IsoSource(s, batch_size, options) if is_iso_input(s) else InputSource(s, batch_size)
             for s in specs]
-
-
-def check_int(option: str, value, lo: int, hi: int) -> int:
-    """``value`` if it is a whole number from ``lo`` to ``hi``; else ValueError saying so."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{option} must be a whole number from {lo:,} to {hi:,}, "
-                         f"got {value!r}")
-    return value
 
 
 def business_date_of(option, files, book) -> tuple[dt.date, str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from txcore.bounds import check_int
 from txcore.state import schema
 from txcore.state.keys import Keyer
 
@@ -40,11 +41,7 @@ Month = tuple[int, int]
 def check_retention_days(days) -> int:
     """``days`` if it is a whole number in :data:`RETENTION_DAYS_RANGE`; else ValueError
     stating the range."""
-    lo, hi = RETENTION_DAYS_RANGE
-    if isinstance(days, bool) or not isinstance(days, int) or not lo <= days <= hi:
-        raise ValueError(f"--retention-days must be a whole number of days from {lo} to "
-                         f"{hi:,}, got {days!r}")
-    return days
+    return check_int("--retention-days", days, *RETENTION_DAYS_RANGE)
 
 
 @dataclass(slots=True)
