@@ -62,7 +62,8 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     ``engine``: ``"local"`` — with ``workers`` > 1, Parquet inputs are priced by the
     partitioned plan on that many worker processes (docs/parallel.md), others on threads;
     ``"dask"`` — the plan on a Dask ``LocalCluster`` of ``workers`` processes, or on the
-    cluster at ``scheduler``.  The output is the same whichever runs it.
+    cluster at ``scheduler``; or an executor of :mod:`txcore.plan.executors`, left open.
+    The output is the same whichever runs it.
     """
     started = time.perf_counter()
     _check_options(files, fmt, batch_size, workers, retention_days)
@@ -131,6 +132,11 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
 def _plan_executor(stack, sources, backend, engine, workers, scheduler):
     """The executor of a partitioned run (closed with ``stack``), or None: the run is
     priced in this process (one worker, or inputs the plan does not take)."""
+    if not isinstance(engine, str):  # an executor given through the Python API: the
+        if not partitioned.plannable(sources, backend):  # caller closes it
+            raise UsageError("the partitioned plan prices Parquet inputs with the cython "
+                             "or numba backend (docs/parallel.md)")
+        return engine
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     if engine == "local" and (workers == 1 or not partitioned.plannable(sources, backend)):
