@@ -126,7 +126,7 @@ def kernel(threads, data, inp, out):
         t1 = time.perf_counter()
         priced = engine.price_encoded(enc)
         t2 = time.perf_counter()
-        engine._outputs(b, enc, priced)
+        engine.outputs(b, enc, priced)
         t3 = time.perf_counter()
         encode, loop, outputs = encode + t1 - t0, loop + t2 - t1, outputs + t3 - t2
     EXTRA.update(encode_seconds=encode, loop_seconds=loop, outputs_seconds=outputs)

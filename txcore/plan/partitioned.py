@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 import uuid
 
 import numpy as np
@@ -57,28 +58,50 @@ def price(sources, *, job_options: dict, book, state, store, staging, fmt: str, 
     scratch.mkdir()
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets,
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
+    clock = _Clock()
     try:
         chunks = [Chunk(0, s, str(source.path), tuple(window))
                   for s, source in enumerate(sources) for window in source.parquet_windows()]
         chunks = [Chunk(i, c.source, c.path, c.window) for i, c in enumerate(chunks)]
         order = [c.index for c in chunks]
         encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
-
+        clock.lap("read_encode", encoded)
         counters, index = state.tables()
         latest = idpass.settle_run(job, order, index, state.latest)
+        clock.lap("id_pass")
         _split_state(job, counters, index)
+        clock.lap("split_state")
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
         priced = executor.map(price_bucket, [job] * buckets, range(buckets),
                               [order] * buckets, [start] * buckets)
+        clock.lap("price_buckets", priced)
         assembled = executor.map(assemble_chunk, [job] * len(chunks), chunks)
-
+        clock.lap("assemble", assembled)
         body = _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt)
+        clock.lap("write_outputs")
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
             _new_state(job, state, store, book, latest)
+            clock.lap("merge_state")
+        body["stage_seconds"] = clock.laps
         return body
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Clock:
+    """Each step's wall seconds, and CPU seconds (the client's, plus its tasks' own), for
+    the summary (``stage_seconds``): the measured costs the scaling model starts from."""
+
+    def __init__(self):
+        self.laps = {}
+        self._t, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str, tasks=()):
+        now, cpu = time.perf_counter(), time.process_time()
+        self.laps[name] = {"wall": round(now - self._t, 3),
+                           "cpu": round(cpu - self._cpu + sum(t["cpu"] for t in tasks), 3)}
+        self._t, self._cpu = now, cpu
 
 
 def _split_state(job: Job, counters: pa.Table, index: pa.Table):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from txcore import durable
 from txcore._fast import layout as L
 from txcore._fast.layout import Strings
 from txcore.engine import make_engine
@@ -167,6 +169,8 @@ def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def encode_chunk(job: Job, chunk: Chunk) -> dict:
     """Stage 1: see the module docstring.  Returns ``{"rows", "candidates", "slow_rows"}``."""
+    durable.step("plan:encode_chunk")
+    cpu = time.process_time()
     _, _, engine = _setup(job)
     pieces, cand_parts = [], []
     rows = slow = 0
@@ -205,7 +209,8 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
         save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"),
              {"cand": mine, **{k: (None if v is None else v[..., mine])
                                for k, v in rows_of.items()}})
-    return {"rows": rows, "candidates": len(bucket), "slow_rows": slow}
+    return {"rows": rows, "candidates": len(bucket), "slow_rows": slow,
+            "cpu": time.process_time() - cpu}
 
 
 # -- 2. price a card bucket ----------------------------------------------------------------
@@ -214,6 +219,8 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -
     order, against the bucket's part of the state (``b<bucket>.state``, written by the
     client), the latest day of each row as the id pass settled it.  Returns
     ``{"rows", "zero_effect"}``."""
+    durable.step("plan:price_bucket")
+    cpu = time.process_time()
     book, registry, _ = _setup(job)
     counters, index = read_tables(scratch_path(job, f"b{bucket:03d}.state"))
     state = State(job.retention_days, Keyer(job.key))
@@ -255,7 +262,8 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -
               **{k: out[k][start:stop] for k in OUT_ARRAYS}})
         start = stop
     write_tables(scratch_path(job, f"b{bucket:03d}.priced-state"), *state.tables())
-    return {"rows": n, "zero_effect": engine.zero_effect_reversals}
+    return {"rows": n, "zero_effect": engine.zero_effect_reversals,
+            "cpu": time.process_time() - cpu}
 
 
 def _joined(parts, name, empty_shape, dtype):
@@ -285,6 +293,8 @@ def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
 def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     """Stage 3: the chunk's priced and reject batches in input order (``c<chunk>.out``),
     with their digest bytes and totals.  Returns ``{"priced", "rejected", "totals"}``."""
+    durable.step("plan:assemble_chunk")
+    cpu = time.process_time()
     _, _, engine = _setup(job)
     pieces = load(scratch_path(job, f"c{chunk.index:06d}.enc"))
     settled = load(scratch_path(job, f"c{chunk.index:06d}.settled"))
@@ -339,7 +349,8 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     os.replace(tmp, path)
     save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
     return {"priced": sum(b.num_rows for b in priced_out),
-            "rejected": sum(b.num_rows for b in reject_out), "totals": totals}
+            "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
+            "cpu": time.process_time() - cpu}
 
 
 class _OutputsOf:
