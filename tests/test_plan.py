@@ -73,14 +73,15 @@ def write_parquet(rows, path: Path, row_group_size: int) -> Path:
 
 
 def price_with(tmp: Path, name: str, files, earlier_state: Path | None, engine, workers,
-               batch_size, cards) -> tuple[Path, Path, dict]:
+               batch_size, cards, backend="cython") -> tuple[Path, Path, dict]:
     out, state = tmp / name / "out", tmp / name / "state"
     if earlier_state is not None:
         os.makedirs(state.parent, exist_ok=True)
         _copy_tree(earlier_state, state)
     summary = txcore.run(files, rules=RULES, cards=cards, out_dir=out, state_dir=state,
                          key_file=tmp / "card.key", progress=False, batch_size=batch_size,
-                         business_date="2014-02-01", workers=workers, engine=engine)
+                         business_date="2014-02-01", workers=workers, engine=engine,
+                         backend=backend)
     return out, state, summary
 
 
@@ -147,9 +148,9 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
     if rows[cut:] and cut:
         files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
     one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
-    for n, executor in pools.items():
+    for n, executor in pools.items():  # the one-process run's backend is the default
         assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
-                                        cards))
+                                        cards, backend))
 
 
 def test_the_bundled_days_with_two_and_three_workers(tmp_path):

@@ -47,6 +47,8 @@ class LocalProcesses:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["txcore.plan.tasks"])
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
+        for _ in range(workers):  # start them now, beside the client's own start
+            self._pool.submit(int)
 
     def map(self, fn, *iterables) -> list:
         futures = [self._pool.submit(fn, *args) for args in zip(*iterables)]

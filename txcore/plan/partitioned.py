@@ -31,8 +31,10 @@ from txcore._fast.layout import Strings
 from txcore.io.digest import FileDigest, run_digest
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
+from txcore._fast import layout as L
 from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, price_bucket,
-                               read_outputs, read_tables, scratch_path, write_tables)
+                               read_outputs, scratch_path, write_tables)
+from txcore.timeconv import EPOCH_DAY
 from txcore.errors import RowsLost
 from txcore.state.segments import bucket_of
 from txcore.state.compact import digest_words
@@ -50,10 +52,12 @@ def plannable(sources, backend: str) -> bool:
         s.path is not None and s.format == "parquet" for s in sources)
 
 
-def price(sources, *, job_options: dict, book, state, store, staging, fmt: str, executor,
-          buckets: int) -> dict:
-    """Price ``sources`` by the plan into ``staging``; leave the new state in ``state``
-    for the runner to commit; the summary's body (as the runner's ``_price_all``)."""
+def price(sources, *, job_options: dict, book, state, load_state, store, staging, fmt: str,
+          executor, buckets: int) -> tuple[dict, object]:
+    """Price ``sources`` by the plan into ``staging``: ``(summary body, state)`` — the body
+    as the runner's ``_price_all`` gives it, the state after the run for the runner to
+    commit.  ``load_state(query)`` (or None: ``state`` is whole) loads the state for the
+    txn digests the workers found."""
     scratch = staging.dir / "plan-scratch"
     scratch.mkdir()
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets,
@@ -66,14 +70,18 @@ def price(sources, *, job_options: dict, book, state, store, staging, fmt: str, 
         order = [c.index for c in chunks]
         encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
         clock.lap("read_encode", encoded)
+        if load_state is not None:
+            state = load_state(lambda: idpass.state_query(job, order))
+            clock.lap("load_state")
         counters, index = state.tables()
         latest = idpass.settle_run(job, order, index, state.latest)
         clock.lap("id_pass")
         _split_state(job, counters, index)
         clock.lap("split_state")
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
+        strings = _state_strings(store, book)
         priced = executor.map(price_bucket, [job] * buckets, range(buckets),
-                              [order] * buckets, [start] * buckets)
+                              [order] * buckets, [start] * buckets, [strings] * buckets)
         clock.lap("price_buckets", priced)
         assembled = executor.map(assemble_chunk, [job] * len(chunks), chunks)
         clock.lap("assemble", assembled)
@@ -84,7 +92,7 @@ def price(sources, *, job_options: dict, book, state, store, staging, fmt: str, 
             _new_state(job, state, store, book, latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
-        return body
+        return body, state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -173,19 +181,27 @@ def _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt) -> di
             "digest": run_digest([i["digest"] for i in inputs]), **totals.as_dict()}
 
 
+def _state_strings(store, book) -> list[str] | None:
+    """The state folder's string table the commit numbers rule ids by, with the rule
+    book's ids added as one process adds them — in their compiled order, before any row
+    (so the committed files are byte for byte the same); None without a state folder."""
+    if store is None:
+        return None
+    strings = store.strings_for_commit()
+    compile_book(book, strings, Strings())
+    return list(strings.values)
+
+
 def _new_state(job: Job, state, store, book, latest: int):
-    """The state after the run, from every bucket's tables, for the runner's commit.
-
-    The state folder numbers rule ids in the order a run first meets them; one process
-    meets the rule book's ids in its compiled order before any row, so they are
-    numbered in that order here too (the committed files are then byte for byte the
-    same)."""
-    compile_book(book, store.strings_for_commit(), Strings())
-    counters, index = [], []
-    for b in range(job.buckets):
-        c, i = read_tables(scratch_path(job, f"b{b:03d}.priced-state"))
-        counters.append(c)
-        index.append(i)
-    day = None if latest == np.iinfo(np.int64).min else dt.date(1970, 1, 1) + dt.timedelta(days=latest)
-    state.set_tables(pa.concat_tables(counters), pa.concat_tables(index), day)
-
+    """The state after the run, from every bucket's records, for the runner's commit:
+    the index entries within the retention window of the run's latest day."""
+    parts = [load(scratch_path(job, f"b{b:03d}.new-state")) for b in range(job.buckets)]
+    hi = np.concatenate([p["hi"] for p in parts])
+    lo = np.concatenate([p["lo"] for p in parts])
+    recs = np.concatenate([p["recs"] for p in parts])
+    day = None
+    if latest != L.NO_LATEST:
+        day = EPOCH_DAY + dt.timedelta(days=latest)
+        keep = latest - recs["day"].astype(np.int64) <= state.retention_days
+        hi, lo, recs = hi[keep], lo[keep], recs[keep]
+    state.set_records(pa.concat_tables([p["counters"] for p in parts]), hi, lo, recs, day)

@@ -49,7 +49,7 @@ from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
 from txcore.state.memory import State
-from txcore.state.segments import bucket_of
+from txcore.state.segments import bucket_of, compact_records
 from txcore.summary import Totals
 
 #: The kernel's per-row input arrays and their types, as
@@ -121,10 +121,6 @@ def _setup(job: Job):
     return got
 
 
-def _source(job: Job, chunk: Chunk) -> InputSource:
-    return InputSource(chunk.path, job.batch_size)
-
-
 # -- scratch files -------------------------------------------------------------------------
 def scratch_path(job: Job, name: str) -> Path:
     return Path(job.scratch) / name
@@ -146,25 +142,17 @@ def load(path: Path):
 
 # -- 1. read and encode a chunk ------------------------------------------------------------
 def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(code, day, member)`` per row, what pricing settles without the state, as the
-    kernel does: -1 rejected by the stateless checks, 1 no rule-set version in force,
-    2 a card not in the registry, else 0; the local day in the version's zone; whether
-    the card is a member that day."""
+    """``(code, day, flags)`` per row: what pricing settles without the state, as the
+    kernel does (``kernel.verdicts``): -1 rejected by the stateless checks, 1 no rule-set
+    version in force, 2 a card not in the registry, else 0; the local day in the
+    version's zone; ROW_REVERSAL, ROW_DISB_NON_MEMBER."""
     n = enc.n
-    versions = engine.flat.versions
-    v = np.full(n, -1, np.int64)
-    for k in range(len(versions) - 1, -1, -1):  # the latest version in force
-        v = np.where((v < 0) & (versions["eff"][k] <= enc.day[versions["zone"][k]]), k, v)
-    zone = np.where(v >= 0, versions["zone"][np.maximum(v, 0)], 0)
-    day = enc.day[zone, np.arange(n)] if n else np.zeros(0, np.int32)
-    c = np.empty(n, np.int64)
+    code, day, flags = np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.uint8)
     compact = engine.compact
-    engine.kernel.find_cards(compact.cards, compact.card_slots, enc.card_hi, enc.card_lo, c)
-    cards = compact.cards[np.maximum(c, 0)]
-    known = (c >= 0) & (cards["reg"] >= 0)
-    member = known & (cards["member_from"] <= day) & (day <= cards["member_to"])
-    code = np.where(enc.pre != 0, -1, np.where(v < 0, 1, np.where(known, 0, 2)))
-    return code.astype(np.int8), day.astype(np.int32), member
+    engine.kernel.verdicts(enc.pre, enc.card_hi, enc.card_lo, enc.day, enc.kind,
+                           engine.flat.versions, compact.cards, compact.card_slots,
+                           code, day, flags)
+    return code, day, flags
 
 
 def encode_chunk(job: Job, chunk: Chunk) -> dict:
@@ -172,20 +160,22 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
     durable.step("plan:encode_chunk")
     cpu = time.process_time()
     _, _, engine = _setup(job)
-    pieces, cand_parts = [], []
+    pieces, cand_parts, batches = [], [], []
     rows = slow = 0
-    for batch in _source(job, chunk).window_batches(list(chunk.window)):
+    for batch in InputSource(chunk.path, job.batch_size).window_batches(list(chunk.window)):
+        batches.append(batch)
         enc = engine.encoder.encode(batch)
-        code, day, member = verdicts(engine, enc)
+        code, day, flags = verdicts(engine, enc)
         cand = np.flatnonzero(code == 0)
-        flags = (np.where(enc.kind == L.REVERSAL_KIND, ROW_REVERSAL, 0)
-                 | np.where((enc.kind == L.DISBURSEMENT) & ~member, ROW_DISB_NON_MEMBER, 0))
-        cand_parts.append((enc, cand, day[cand], flags[cand].astype(np.uint8)))
+        cand_parts.append((enc, cand, day[cand], flags[cand]))
         pieces.append({"n": enc.n, "code": code, "amount": enc.amount,
                        "amount_ok": enc.amount_ok, "rejects": enc.rejects})
         rows += enc.n
         slow += enc.slow_rows
     save(scratch_path(job, f"c{chunk.index:06d}.enc"), pieces)
+    # the rows as read, for the chunk's outputs: an uncompressed Arrow file is mapped back
+    # in for nothing, where decoding the Parquet again would cost a third of the encoding
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
 
     # the candidates of the whole chunk, in row order: for the id pass, and by bucket
     def cat(name):
@@ -214,11 +204,14 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
 
 
 # -- 2. price a card bucket ----------------------------------------------------------------
-def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -> dict:
+def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
+                 state_strings: list[str] | None) -> dict:
     """Stage 2: price every row of card bucket ``bucket`` the id pass accepted, in input
     order, against the bucket's part of the state (``b<bucket>.state``, written by the
-    client), the latest day of each row as the id pass settled it.  Returns
-    ``{"rows", "zero_effect"}``."""
+    client), the latest day of each row as the id pass settled it.  With
+    ``state_strings`` (the state folder's string table), write the bucket's index
+    entries as the state folder's records and its counters (``b<bucket>.new-state``).
+    Returns ``{"rows", "zero_effect"}``."""
     durable.step("plan:price_bucket")
     cpu = time.process_time()
     book, registry, _ = _setup(job)
@@ -261,7 +254,15 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -
              {"cand": cand, "strings": strings,
               **{k: out[k][start:stop] for k in OUT_ARRAYS}})
         start = stop
-    write_tables(scratch_path(job, f"b{bucket:03d}.priced-state"), *state.tables())
+    if state_strings is not None:
+        strings = Strings(state_strings)
+        hi, lo, recs = compact_records(engine.compact, strings)
+        if len(strings.values) != len(state_strings):  # every id is the book's or the state's
+            raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
+                            f"{strings.values[len(state_strings):]}")
+        save(scratch_path(job, f"b{bucket:03d}.new-state"),
+             {"hi": hi, "lo": lo, "recs": recs,
+              "counters": engine.compact.counters_table()})
     return {"rows": n, "zero_effect": engine.zero_effect_reversals,
             "cpu": time.process_time() - cpu}
 
@@ -327,8 +328,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     totals = Totals()
     digest = []
     start = 0
-    source = _source(job, chunk)
-    for piece, batch in zip(pieces, source.window_batches(list(chunk.window))):
+    for piece, batch in zip(pieces, _read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
         stop = start + piece["n"]
         enc = _OutputsOf(piece)
         part = {k: v[start:stop] for k, v in out.items()}
@@ -338,15 +338,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
         totals.add(priced, rejects)
         digest.append(row_bytes(priced))
         start = stop
-    path = scratch_path(job, f"c{chunk.index:06d}.out")
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as fh:
-        for batches in (priced_out, reject_out):
-            schema = batches[0].schema if batches else pa.schema([])
-            with ipc.new_stream(fh, schema) as w:
-                for b in batches:
-                    w.write_batch(b)
-    os.replace(tmp, path)
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
     save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
     return {"priced": sum(b.num_rows for b in priced_out),
             "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
@@ -363,8 +355,27 @@ class _OutputsOf:
 
 def read_outputs(job: Job, index: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
     """The priced and reject batches :func:`assemble_chunk` wrote for chunk ``index``."""
-    with pa.memory_map(str(scratch_path(job, f"c{index:06d}.out"))) as src:
-        priced = list(ipc.open_stream(src))
-        rejects = list(ipc.open_stream(src))
+    priced, rejects = _read_batches(scratch_path(job, f"c{index:06d}.out"))
     return priced, rejects
+
+
+def _write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
+    """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for batches in groups:
+            schema = batches[0].schema if batches else pa.schema([])
+            with ipc.new_stream(fh, schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+    os.replace(tmp, path)
+
+
+def _read_batches(path: Path) -> list[list[pa.RecordBatch]]:
+    """What :func:`_write_batches` wrote, memory-mapped (no copy)."""
+    groups = []
+    with pa.memory_map(str(path)) as src:
+        while src.tell() < src.size():
+            groups.append(list(ipc.open_stream(src)))
+    return groups
 

@@ -407,6 +407,15 @@ class StateStore:
         self._loaded = loaded
         return state
 
+    def read_ledger(self) -> dict:
+        """The committed ledger alone (a run that loads the rest later, :meth:`load`)."""
+        if self.manifest["generation"] == 0:
+            return {}
+        try:
+            return json.loads(self._read_file("ledger"))
+        except ValueError as exc:
+            raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+
     def strings_for_commit(self) -> Strings:
         """The string table the next commit numbers rule and waiver ids by (ids met for
         the first time are added at the end, in the order they are met)."""
@@ -475,7 +484,9 @@ class StateStore:
         files = {}
 
         # the index: entries the run added or changed (reversed, a forgotten id taken again)
-        if state.compact is not None:  # a compiled engine's arrays, without Arrow tables
+        if state.records is not None:  # a partitioned run's records (txcore.plan)
+            counters, hi, lo, recs = state.records
+        elif state.compact is not None:  # a compiled engine's arrays, without Arrow tables
             hi, lo, recs = segments.compact_records(state.compact, strings)
             counters = state.compact.counters_table()
         else:
