@@ -110,7 +110,7 @@ def assert_same_run(a, b):
     cur_a, cur_b = (json.loads((s / "CURRENT").read_text()) for s in (state_a, state_b))
     assert cur_a["latest"] == cur_b["latest"] and cur_a["counts"] == cur_b["counts"]
     volatile = {"elapsed_seconds", "rows_per_second", "run_id", "finished_at", "workers",
-                "stage_seconds"}
+                "stage_seconds", "backend"}
     assert {k: v for k, v in sum_a.items() if k not in volatile} == \
         {k: v for k, v in sum_b.items() if k not in volatile}
 
@@ -131,9 +131,9 @@ SETTINGS = settings(max_examples=int(os.environ.get("TXCORE_PLAN_EXAMPLES", 25))
 
 @SETTINGS
 @given(data=crossing_streams(), cut=st.integers(0, 45), group=st.integers(1, 6),
-       batch_size=st.integers(1, 8), backend=st.sampled_from(["cython", "numba"]))
+       batch_size=st.integers(1, 8))
 def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, cut, group,
-                                                batch_size, backend):
+                                                batch_size, backend="cython"):
     earlier, rows = data
     tmp = tmp_path_factory.mktemp("plan")
     cards = write_cards(tmp / "cards.csv")
@@ -151,6 +151,17 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
     for n, executor in pools.items():  # the one-process run's backend is the default
         assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
                                         cards, backend))
+
+
+def test_the_numba_kernel_in_the_plan(tmp_path):
+    """The numba backend's kernel in two worker processes (each compiles it once)."""
+    from conftest import FIXTURES
+    days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
+    one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv")
+    two = price_with(tmp_path, "numba", days, None, "local", 2, 8192, FIXTURES / "cards.csv",
+                     "numba")
+    assert two[2]["backend"] == "numba"
+    assert_same_run(one, two)
 
 
 def test_the_bundled_days_with_two_and_three_workers(tmp_path):
