@@ -133,7 +133,7 @@ SETTINGS = settings(max_examples=int(os.environ.get("TXCORE_PLAN_EXAMPLES", 25))
 @given(data=crossing_streams(), cut=st.integers(0, 45), group=st.integers(1, 6),
        batch_size=st.integers(1, 8))
 def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, cut, group,
-                                                batch_size, backend="cython"):
+                                                batch_size):
     earlier, rows = data
     tmp = tmp_path_factory.mktemp("plan")
     cards = write_cards(tmp / "cards.csv")
@@ -148,9 +148,9 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
     if rows[cut:] and cut:
         files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
     one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
-    for n, executor in pools.items():  # the one-process run's backend is the default
+    for n, executor in pools.items():
         assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
-                                        cards, backend))
+                                        cards))
 
 
 def test_the_numba_kernel_in_the_plan(tmp_path):
