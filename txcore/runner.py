@@ -102,7 +102,7 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
                         merchants=str(Path(merchants).resolve()) if merchants else None,
                         business_date=business[0], backend=backend, batch_size=batch_size),
                     book=book, state=state, load_state=load_state, store=store,
-                    staging=staging, fmt=fmt, executor=executor, buckets=executor.workers)
+                    staging=staging, fmt=fmt, executor=executor)
                 result["workers"] = workers
             else:
                 reserve = getattr(pricer, "reserve", None)

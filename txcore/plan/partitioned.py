@@ -32,11 +32,11 @@ from txcore.io.digest import FileDigest, run_digest
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
 from txcore._fast import layout as L
-from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, price_bucket,
-                               read_outputs, scratch_path, write_tables)
+from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, load_array,
+                               price_bucket, read_outputs, scratch_path, write_tables)
 from txcore.timeconv import EPOCH_DAY
 from txcore.errors import RowsLost
-from txcore.state.segments import bucket_of
+from txcore.state.segments import bucket_of, sort_by_key
 from txcore.state.compact import digest_words
 from txcore.summary import Totals
 
@@ -53,13 +53,17 @@ def plannable(sources, backend: str) -> bool:
 
 
 def price(sources, *, job_options: dict, book, state, load_state, store, staging, fmt: str,
-          executor, buckets: int) -> tuple[dict, object]:
+          executor) -> tuple[dict, object]:
     """Price ``sources`` by the plan into ``staging``: ``(summary body, state)`` — the body
     as the runner's ``_price_all`` gives it, the state after the run for the runner to
     commit.  ``load_state(query)`` (or None: ``state`` is whole) loads the state for the
     txn digests the workers found."""
     scratch = staging.dir / "plan-scratch"
     scratch.mkdir()
+    # card buckets: the state's own (each task's records are then one segment's), as
+    # many times over as it takes to give every worker one
+    per = store.buckets if store is not None else 1
+    buckets = per * -(-executor.workers // per)
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets,
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
     clock = _Clock()
@@ -81,7 +85,8 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
         strings = _state_strings(store, book)
         priced = executor.map(price_bucket, [job] * buckets, range(buckets),
-                              [order] * buckets, [start] * buckets, [strings] * buckets)
+                              [order] * buckets, [start] * buckets, [strings] * buckets,
+                              [latest] * buckets)
         clock.lap("price_buckets", priced)
         assembled = executor.map(assemble_chunk, [job] * len(chunks), chunks)
         clock.lap("assemble", assembled)
@@ -89,7 +94,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
         clock.lap("write_outputs")
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
-            _new_state(job, state, store, book, latest)
+            _new_state(job, state, store, latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
         return body, state
@@ -192,16 +197,22 @@ def _state_strings(store, book) -> list[str] | None:
     return list(strings.values)
 
 
-def _new_state(job: Job, state, store, book, latest: int):
-    """The state after the run, from every bucket's records, for the runner's commit:
-    the index entries within the retention window of the run's latest day."""
-    parts = [load(scratch_path(job, f"b{b:03d}.new-state")) for b in range(job.buckets)]
-    hi = np.concatenate([p["hi"] for p in parts])
-    lo = np.concatenate([p["lo"] for p in parts])
-    recs = np.concatenate([p["recs"] for p in parts])
-    day = None
-    if latest != L.NO_LATEST:
-        day = EPOCH_DAY + dt.timedelta(days=latest)
-        keep = latest - recs["day"].astype(np.int64) <= state.retention_days
-        hi, lo, recs = hi[keep], lo[keep], recs[keep]
-    state.set_records(pa.concat_tables([p["counters"] for p in parts]), hi, lo, recs, day)
+def _new_state(job: Job, state, store, latest: int):
+    """The state after the run, for the runner's commit: every bucket's counters, and its
+    index entries (within the run's window) as one run of records per state bucket,
+    sorted by key."""
+    per = store.buckets
+    runs = []
+    for b in range(per):
+        parts = [[load_array(scratch_path(job, f"b{q:03d}.{name}.npy"))
+                  for name in ("hi", "lo", "recs")] for q in range(b, job.buckets, per)]
+        if len(parts) == 1:
+            runs.append(tuple(parts[0]))
+            continue
+        hi, lo, recs = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        order = sort_by_key(hi, lo)
+        runs.append((hi[order], lo[order], recs[order]))
+    counters = pa.concat_tables([load(scratch_path(job, f"b{q:03d}.counters"))
+                                 for q in range(job.buckets)])
+    day = None if latest == L.NO_LATEST else EPOCH_DAY + dt.timedelta(days=latest)
+    state.set_records(counters, runs, day)

@@ -49,7 +49,7 @@ from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
 from txcore.state.memory import State
-from txcore.state.segments import bucket_of, compact_records
+from txcore.state.segments import bucket_of, compact_records, sort_by_key
 from txcore.summary import Totals
 
 #: The kernel's per-row input arrays and their types, as
@@ -135,6 +135,19 @@ def save(path: Path, obj):
     os.replace(tmp, path)
 
 
+def save_array(path: Path, values: np.ndarray):
+    """An array as ``.npy``, written whole then renamed (see :func:`save`)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, values)
+    os.replace(tmp, path)
+
+
+def load_array(path: Path) -> np.ndarray:
+    """An array :func:`save_array` wrote, memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
 def load(path: Path):
     with open(path, "rb") as fh:
         return pickle.load(fh)
@@ -205,13 +218,14 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
 
 # -- 2. price a card bucket ----------------------------------------------------------------
 def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
-                 state_strings: list[str] | None) -> dict:
+                 state_strings: list[str] | None, final: int) -> dict:
     """Stage 2: price every row of card bucket ``bucket`` the id pass accepted, in input
     order, against the bucket's part of the state (``b<bucket>.state``, written by the
     client), the latest day of each row as the id pass settled it.  With
     ``state_strings`` (the state folder's string table), write the bucket's index
-    entries as the state folder's records and its counters (``b<bucket>.new-state``).
-    Returns ``{"rows", "zero_effect"}``."""
+    entries within the window of the run's ``final`` latest day as the state folder's
+    records sorted by key (``b<bucket>.{hi,lo,recs}.npy``), and its counters
+    (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect"}``."""
     durable.step("plan:price_bucket")
     cpu = time.process_time()
     book, registry, _ = _setup(job)
@@ -260,9 +274,13 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
         if len(strings.values) != len(state_strings):  # every id is the book's or the state's
             raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
                             f"{strings.values[len(state_strings):]}")
-        save(scratch_path(job, f"b{bucket:03d}.new-state"),
-             {"hi": hi, "lo": lo, "recs": recs,
-              "counters": engine.compact.counters_table()})
+        if final != L.NO_LATEST:  # the run's window, wider than this bucket's own
+            keep = final - recs["day"].astype(np.int64) <= job.retention_days
+            hi, lo, recs = hi[keep], lo[keep], recs[keep]
+        order = sort_by_key(hi, lo)
+        for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
+            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values[order])
+        save(scratch_path(job, f"b{bucket:03d}.counters"), engine.compact.counters_table())
     return {"rows": n, "zero_effect": engine.zero_effect_reversals,
             "cpu": time.process_time() - cpu}
 

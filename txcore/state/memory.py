@@ -135,14 +135,14 @@ class State:
         self._tables, self._latest = (counters, index), latest
         self._counters, self._index = {}, {}
 
-    def set_records(self, counters, hi, lo, recs, latest: dt.date | None):
+    def set_records(self, counters, runs, latest: dt.date | None):
         """The state after a partitioned run (:mod:`txcore.plan`): its counters table and
         its index entries as the state folder's records (``txcore.state.segments.REC``,
-        codes of the commit's string table), within the window of ``latest``.  Only a
-        commit reads them."""
+        codes of the commit's string table) within the window of ``latest``, one
+        ``(hi, lo, recs)`` run per card bucket, sorted by key.  Only a commit reads them."""
         self.compact, self._tables = None, None
         self._counters, self._index = {}, {}
-        self.records, self._latest = (counters, hi, lo, recs), latest
+        self.records, self._latest = (counters, runs), latest
 
     def tables_for_commit(self):
         """``(counters, index schema, index pieces)``: what :meth:`tables` gives, with the
