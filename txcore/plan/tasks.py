@@ -173,46 +173,47 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
     durable.step("plan:encode_chunk")
     cpu = time.process_time()
     _, _, engine = _setup(job)
-    pieces, cand_parts, batches = [], [], []
-    rows = slow = 0
+    pieces, batches = [], []
+    ids = {name: [] for name in (*ID_ARRAYS, "day", "flags")}
+    mine = [{name: [] for name in ("cand", *ROW_ARRAYS, *ZONE_ARRAYS)}
+            for _ in range(job.buckets)]
+    rows = slow = candidates = 0
     for batch in InputSource(chunk.path, job.batch_size).window_batches(list(chunk.window)):
         batches.append(batch)
         enc = engine.encoder.encode(batch)
         code, day, flags = verdicts(engine, enc)
         cand = np.flatnonzero(code == 0)
-        cand_parts.append((enc, cand, day[cand], flags[cand]))
         pieces.append({"n": enc.n, "code": code, "amount": enc.amount,
                        "amount_ok": enc.amount_ok, "rejects": enc.rejects})
+        # the candidates, in row order: their id columns for the id pass, and each card
+        # bucket's rows (numbered by candidate within the chunk) for pricing
+        for name in ID_ARRAYS:
+            ids[name].append(getattr(enc, name)[cand])
+        ids["day"].append(day[cand])
+        ids["flags"].append(flags[cand])
+        bucket = bucket_of(ids["card_hi"][-1], job.buckets)
+        for b in range(job.buckets):
+            at = np.flatnonzero(bucket == b)
+            rows_b = cand[at]
+            mine[b]["cand"].append(at + candidates)
+            for name in ROW_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[rows_b])
+            for name in ZONE_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[:, rows_b])
         rows += enc.n
         slow += enc.slow_rows
+        candidates += len(cand)
     save(scratch_path(job, f"c{chunk.index:06d}.enc"), pieces)
     # the rows as read, for the chunk's outputs: an uncompressed Arrow file is mapped back
     # in for nothing, where decoding the Parquet again would cost a third of the encoding
     _write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
-
-    # the candidates of the whole chunk, in row order: for the id pass, and by bucket
-    def cat(name):
-        arrays = [getattr(e, name)[c] for e, c, _, _ in cand_parts]
-        return np.concatenate(arrays) if arrays else np.zeros(0, ROW_ARRAYS[name])
-
-    ids = {name: cat(name) for name in ID_ARRAYS}
-    ids["day"] = np.concatenate([d for _, _, d, _ in cand_parts]) if cand_parts \
-        else np.zeros(0, np.int32)
-    ids["flags"] = np.concatenate([f for _, _, _, f in cand_parts]) if cand_parts \
-        else np.zeros(0, np.uint8)
-    save(scratch_path(job, f"c{chunk.index:06d}.ids"), ids)
-
-    rows_of = {name: cat(name) for name in ROW_ARRAYS}
-    for name in ZONE_ARRAYS:
-        parts = [getattr(e, name)[:, c] for e, c, _, _ in cand_parts]
-        rows_of[name] = np.concatenate(parts, axis=1) if parts else None
-    bucket = bucket_of(ids["card_hi"], job.buckets)
+    types = {**ROW_ARRAYS, "day": np.int32, "flags": np.uint8}
+    save(scratch_path(job, f"c{chunk.index:06d}.ids"),
+         {k: np.concatenate(v) if v else np.zeros(0, types[k]) for k, v in ids.items()})
     for b in range(job.buckets):
-        mine = np.flatnonzero(bucket == b)  # candidate numbers, in row order
         save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"),
-             {"cand": mine, **{k: (None if v is None else v[..., mine])
-                               for k, v in rows_of.items()}})
-    return {"rows": rows, "candidates": len(bucket), "slow_rows": slow,
+             {k: (np.concatenate(v, axis=-1) if v else None) for k, v in mine[b].items()})
+    return {"rows": rows, "candidates": candidates, "slow_rows": slow,
             "cpu": time.process_time() - cpu}
 
 
@@ -239,6 +240,8 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
         rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
         settled = load(scratch_path(job, f"c{c:06d}.settled"))
         cand = rows["cand"]
+        if cand is None:  # a chunk without rows
+            continue
         taken = settled["reason"][cand] == 0
         parts.append({k: (v[..., taken] if isinstance(v, np.ndarray) else v)
                       for k, v in rows.items()})
