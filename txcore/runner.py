@@ -188,8 +188,8 @@ def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
 
     ``deferred`` (a partitioned run): ``state`` holds only the ledger and the key, and
     ``load_state(query)`` loads the rest for the :class:`~txcore.state.store.Query` that
-    ``query()`` makes from the run's workers' digests; otherwise ``load_state`` is None.
-    A state with nothing committed yet needs no query."""
+    ``query()`` makes from the run's workers' digests — unless nothing is committed yet
+    (the state is empty, and known); otherwise ``load_state`` is None."""
     folder = state_dir or snapshot
     if not folder:
         return None, State(retention_days), None
@@ -204,7 +204,7 @@ def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
             loaded.ledger = {}  # a replay re-prices files the snapshot may have committed
         return loaded
 
-    if deferred:
+    if deferred and store.manifest["generation"]:
         state = State(retention_days, store.keyer)
         state.ledger = store.read_ledger() if state_dir else {}
         return (store if state_dir else None), state, load_state

@@ -72,14 +72,29 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                   for s, source in enumerate(sources) for window in source.parquet_windows()]
         chunks = [Chunk(i, c.source, c.path, c.window) for i, c in enumerate(chunks)]
         order = [c.index for c in chunks]
-        encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
-        clock.lap("read_encode", encoded)
-        if load_state is not None:
+        rows = sum(s.reservable_rows() for s in sources)  # never more than the bytes
+        if load_state is None:
+            # the state is known already: each chunk is settled as soon as it and those
+            # before it are encoded, while the workers encode the next
+            counters, index = state.tables()
+            settler = idpass.RunSettler(job, rows, index, state.latest)
+            encoded = []
+            for chunk, result in zip(chunks, executor.imap(encode_chunk, [job] * len(chunks),
+                                                           chunks)):
+                encoded.append(result)
+                settler.settle(chunk.index)
+            clock.lap("read_encode_id_pass", encoded)
+        else:  # the state's entries are loaded for the digests the workers found
+            encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
+            clock.lap("read_encode", encoded)
             state = load_state(lambda: idpass.state_query(job, order))
+            counters, index = state.tables()
             clock.lap("load_state")
-        counters, index = state.tables()
-        latest = idpass.settle_run(job, order, index, state.latest)
-        clock.lap("id_pass")
+            settler = idpass.RunSettler(job, rows, index, state.latest)
+            for c in order:
+                settler.settle(c)
+            clock.lap("id_pass")
+        latest = settler.latest
         _split_state(job, counters, index)
         clock.lap("split_state")
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
