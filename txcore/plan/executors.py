@@ -60,8 +60,9 @@ class LocalProcesses:
 
     def imap(self, fn, *iterables):
         """The tasks' results in order, each as soon as it and those before it are done."""
-        futures = [self._pool.submit(fn, *args) for args in zip(*iterables)]
+        futures = []
         try:
+            futures += [self._pool.submit(fn, *args) for args in zip(*iterables)]
             for f in futures:
                 yield f.result()
         except BrokenProcessPool as exc:
