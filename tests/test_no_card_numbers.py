@@ -78,20 +78,21 @@ class _Recording:
         self.scratch: dict[str, bytes] = {}
 
     def map(self, fn, *iterables):
+        return list(self.imap(fn, *iterables))
+
+    def imap(self, fn, *iterables):
         import pickle
         from pathlib import Path
-        results = []
         for args in zip(*iterables):
             sent = pickle.dumps(args, protocol=5)
             self.messages.append(sent)
             result = fn(*pickle.loads(sent))
             back = pickle.dumps(result, protocol=5)
             self.messages.append(back)
-            results.append(pickle.loads(back))
             folder = Path(args[0].scratch)
             for f in folder.iterdir():
                 self.scratch[f.name] = f.read_bytes()
-        return results
+            yield pickle.loads(back)
 
     def close(self):
         pass
