@@ -163,6 +163,8 @@ def _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt) -> di
                     writers = [priced_w, rejects_w]
                 for b in priced:
                     priced_w.write(b)
+                if priced_w is not None:  # a chunk's priced rows: row groups of their own
+                    priced_w.end_group()
                 for b in rejects:
                     rejects_w.write(b)
                 digest.add_bytes(load(scratch_path(job, f"c{c.index:06d}.digest")))
