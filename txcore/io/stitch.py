@@ -116,7 +116,10 @@ class _Part:
             self.meta = tc.decode_exact(footer)
         except tc.CompactError as exc:
             raise self.refused(f"footer is not readable: {exc}") from exc
-        self._check()
+        try:
+            self._check()
+        except (AttributeError, TypeError, KeyError) as exc:  # a field of the wrong type
+            raise self.refused(f"footer is not a Parquet footer ({exc})") from exc
 
     def refused(self, why: str) -> PartRefused:
         return PartRefused(f"{self.path}: {why}")
