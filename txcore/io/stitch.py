@@ -167,11 +167,14 @@ class _Part:
                                f"{rows} (corrupt footer?)")
 
     def file_fields(self) -> bytes:
-        """Everything of the footer but its rows: schema, key-value metadata (the Arrow
-        schema), created_by, column orders — what every part of one file shares."""
-        rest = tc.Struct(f for f in self.meta
-                         if f[0] not in (_FILE_NUM_ROWS, _FILE_ROW_GROUPS))
-        return tc.encode(rest)
+        return _file_fields(self.meta)
+
+
+def _file_fields(meta: tc.Struct) -> bytes:
+    """Everything of a footer but its rows: schema, key-value metadata (the Arrow
+    schema), created_by, column orders — what every part of one file shares."""
+    return tc.encode(tc.Struct(f for f in meta if f[0] not in (_FILE_NUM_ROWS,
+                                                               _FILE_ROW_GROUPS)))
 
 
 def _shift(group: tc.Struct, delta: int, ordinal: int):
@@ -196,9 +199,7 @@ def _empty_footer_fields(schema: pa.Schema) -> bytes:
     pq.ParquetWriter(sink, schema, **parquet_options(schema)).close()
     data = sink.getvalue().to_pybytes()
     (length,) = struct.unpack("<I", data[-8:-4])
-    meta = tc.decode_exact(data[-8 - length:-8])
-    return tc.encode(tc.Struct(f for f in meta
-                               if f[0] not in (_FILE_NUM_ROWS, _FILE_ROW_GROUPS)))
+    return _file_fields(tc.decode_exact(data[-8 - length:-8]))
 
 
 def _schema_difference(first: Path, other: Path) -> str:
