@@ -34,13 +34,18 @@ from txcore.rules.book import load_book
 from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
 from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
+from txcore.plan import partitioned
+from txcore.plan.executors import make_executor
+
+#: Where a run's tasks run: this machine's processes, or a Dask cluster (docs/parallel.md).
+ENGINES = ("local", "dask")
 
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
         key_file=None, snapshot=None, workers=1, business_date=None, institutions=None,
-        iso_spec=None) -> dict:
+        iso_spec=None, engine="local", scheduler=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -54,6 +59,10 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     (a date or ``"YYYY-MM-DD"``): rows dated more than a day after it are rejected bad_ts;
     default the latest date in the input names, else today (docs/business-date.md).
     ``institutions`` and ``iso_spec`` are for ``.iso8583`` inputs (docs/iso8583.md).
+    ``engine``: ``"local"`` — with ``workers`` > 1, Parquet inputs are priced by the
+    partitioned plan on that many worker processes (docs/parallel.md), others on threads;
+    ``"dask"`` — the plan on a Dask ``LocalCluster`` of ``workers`` processes, or on the
+    cluster at ``scheduler``.  The output is the same whichever runs it.
     """
     started = time.perf_counter()
     _check_options(files, fmt, batch_size, workers, retention_days)
@@ -76,15 +85,26 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         skipped = _set_aside_committed(sources, state, skip_committed)
-        engine = make_engine(backend, book, registry, state, business[0])
+        executor = _plan_executor(stack, sources, backend, engine, workers, scheduler)
+        pricer = None if executor else make_engine(backend, book, registry, state, business[0])
         staging = _staging(out_dir, run_id, owner)
         try:
             # 4. price into the staging folder, then commit state and outputs together
             #    (or, without a state, publish the outputs)
-            reserve = getattr(engine, "reserve", None)
-            if reserve is not None:  # room in the state for the rows declared, allocated once
-                reserve(sum(s.reservable_rows() for s in sources))
-            result = _price_all(sources, engine, staging, fmt, progress, command, workers)
+            if executor is not None:
+                result = partitioned.price(
+                    sources, job_options=dict(
+                        rules=str(Path(rules).resolve()), cards=str(Path(cards).resolve()),
+                        merchants=str(Path(merchants).resolve()) if merchants else None,
+                        business_date=business[0], backend=backend, batch_size=batch_size),
+                    book=book, state=state, store=store, staging=staging, fmt=fmt,
+                    executor=executor, buckets=executor.workers)
+                result["workers"] = workers
+            else:
+                reserve = getattr(pricer, "reserve", None)
+                if reserve is not None:  # room in the state for the rows declared, once
+                    reserve(sum(s.reservable_rows() for s in sources))
+                result = _price_all(sources, pricer, staging, fmt, progress, command, workers)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
                           skipped=skipped, business_date={"date": business[0].isoformat(),
                                                           "source": business[1]})
@@ -106,6 +126,23 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         except BaseException:
             staging.discard()
             raise
+
+
+def _plan_executor(stack, sources, backend, engine, workers, scheduler):
+    """The executor of a partitioned run (closed with ``stack``), or None: the run is
+    priced in this process (one worker, or inputs the plan does not take)."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    if engine == "local" and (workers == 1 or not partitioned.plannable(sources, backend)):
+        if scheduler:
+            raise UsageError("--scheduler needs --engine dask")
+        return None
+    if engine == "dask" and not partitioned.plannable(sources, backend):
+        raise UsageError("--engine dask prices Parquet inputs with the cython or numba "
+                         "backend (docs/parallel.md)")
+    executor = make_executor(engine, workers, scheduler)
+    stack.callback(executor.close)
+    return executor
 
 
 def _check_options(files, fmt, batch_size, workers, retention_days):

@@ -47,6 +47,7 @@ def price_rows(
         mcc: np.ndarray,          # const int16_t[::1]
         bank: np.ndarray, city: np.ndarray, merchant: np.ndarray,     # const int32_t[::1]
         amount: np.ndarray,       # const int64_t[::1]
+        settled_now: np.ndarray,  # const int32_t[::1], empty or one per row
         # rules and reference data, IN
         versions: np.ndarray,     # const VERSION[::1]
         rules: np.ndarray,        # const RULE[::1]

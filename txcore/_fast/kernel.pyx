@@ -501,6 +501,10 @@ def price_rows(
         const int8_t[::1] kind, const int8_t[::1] channel, const int8_t[::1] fee_item,
         const int16_t[::1] mcc, const int32_t[::1] bank, const int32_t[::1] city,
         const int32_t[::1] merchant, const int64_t[::1] amount,
+        # the latest local day once each row is priced, settled by the id pass of a
+        # partitioned run (txcore/plan/idpass.py) over every bucket's rows; empty: this
+        # batch is the whole stream, the running latest of the state decides
+        const int32_t[::1] settled_now,
         # rules and reference data, IN
         const VERSION[::1] versions, const RULE[::1] rules, const BAND[::1] bands,
         const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok,
@@ -532,6 +536,7 @@ def price_rows(
     cdef uint64_t entry_mask = entry_slots.shape[0] - 1, card_mask = card_slots.shape[0] - 1
     cdef uint64_t effect_mask = effect_slots.shape[0] - 1
     cdef int32_t ahead
+    cdef bint settled = settled_now.shape[0] > 0
     cdef int64_t* row_entry = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
     if row_entry == NULL:
         raise MemoryError()
@@ -567,8 +572,11 @@ def price_rows(
                     if c < 0 or cards[c].reg < 0:
                         reason[i] = R_UNKNOWN_CARD
             if reason[i] == 0:
-                now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
-                    else scalars[S_LATEST]
+                if settled:
+                    now = settled_now[i]
+                else:
+                    now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
+                        else scalars[S_LATEST]
                 pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
                 e = entry_slots[pos].idx
                 card = &cards[c]

@@ -252,7 +252,7 @@ def _first(rules, lo, hi, kind, channel, fee_item, issuer, mcc, cross, same, amo
 
 @_jit
 def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, inst, kind,
-               channel, fee_item, mcc, bank, city, merchant, amount,
+               channel, fee_item, mcc, bank, city, merchant, amount, settled_now,
                versions, rules, bands, issuer_ok, mcc_ok, merch, merch_rule,
                cards, card_slots, entries, entry_slots, effects, effect_slots, counters,
                counter_slots, scalars,
@@ -293,8 +293,11 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         if c < 0 or cards[c].reg < 0:
             reason[i] = 2  # unknown_card
             continue
-        latest = scalars[LATEST]
-        now = d if latest == NO_LATEST or d > latest else latest
+        if len(settled_now):
+            now = np.int64(settled_now[i])
+        else:
+            latest = scalars[LATEST]
+            now = d if latest == NO_LATEST or d > latest else latest
         pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
         e = entry_slots[pos].idx
         if e >= 0 and now - entries[e].day <= retention:

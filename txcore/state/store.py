@@ -407,6 +407,13 @@ class StateStore:
         self._loaded = loaded
         return state
 
+    def strings_for_commit(self) -> Strings:
+        """The string table the next commit numbers rule and waiver ids by (ids met for
+        the first time are added at the end, in the order they are met)."""
+        if self._loaded is None:
+            raise StateError(f"{self.folder}: no state loaded")  # a bug, not data
+        return self._loaded.strings
+
     def _check_sizes(self):
         """Every committed file is there with its committed size (a stat each: a file
         deleted or truncated is refused even where this run would not read it)."""

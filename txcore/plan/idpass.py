@@ -1,0 +1,74 @@
+"""The id pass: the one step of a partitioned run that reads every card's rows.
+
+Pricing a card needs only that card's rows and its part of the state — except for
+two facts that cross cards: a txn id is taken by whichever row of any card comes
+first (a later row with the same id is ``duplicate_txn_id``), and a reversal names an
+original that may belong to another card (``reversal_mismatch``) or may already have
+been reversed (``already_reversed``).  Which rows take their id also moves the run's
+latest local day, which decides what the retention window still shows.
+
+None of that depends on money or free slots: it depends only on which rows are
+accepted.  So the client makes one sequential pass, in input order, over the narrow
+columns of the rows that passed every check needing no state (txn, original and card
+digests, local day, two flags) and the state's index entries those rows can name, and
+settles for each row whether it is accepted and the latest day once it is priced.
+Rows of one card are then priced by card bucket, anywhere, exactly as the single
+process would: an accepted row is no duplicate in its bucket either, and an accepted
+reversal's original (the same card, so the same bucket) is the one the pass found.
+The kernel is handed the settled latest day (``settled_now``) and checks it agrees.
+
+Measured against partitioning by txn-id hash (which needs rounds between the txn
+and original partitions), one sequential pass over ~60 bytes a row is simpler and
+fast: see benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from txcore._fast import compiled_or_twin
+from txcore._fast import layout as L
+from txcore.plan.tasks import Job, load, save, scratch_path
+from txcore.state.compact import digest_words
+from txcore.timeconv import day_number
+
+_idpass = compiled_or_twin("idpass")
+
+
+def state_entries(index: pa.Table) -> tuple[np.ndarray, ...]:
+    """The narrow columns of the state's index entries: txn and card digests, local
+    day, flags (a reversal; reversed)."""
+    hi, lo = digest_words(index.column("txn"))
+    c_hi, c_lo = digest_words(index.column("card"))
+    day = index.column("local_date").cast(pa.int32()).to_numpy(zero_copy_only=False)
+    flags = (np.where(index.column("is_reversal").to_numpy(zero_copy_only=False),
+                      L.F_REVERSAL, 0)
+             | np.where(index.column("reversed").to_numpy(zero_copy_only=False),
+                        L.F_REVERSED, 0)).astype(np.uint8)
+    return hi, lo, c_hi, c_lo, np.ascontiguousarray(day, np.int32), flags
+
+
+def settle_run(job: Job, chunks: list[int], index: pa.Table, latest) -> int:
+    """Settle every candidate row of ``chunks`` (their ``c<chunk>.ids`` files, in input
+    order) against the state's ``index`` entries; write ``c<chunk>.settled`` (reason and
+    latest day per candidate) and return the latest day after the run (or NO_LATEST)."""
+    ids = [load(scratch_path(job, f"c{c:06d}.ids")) for c in chunks]
+    cols = {k: np.ascontiguousarray(np.concatenate([x[k] for x in ids]))
+            for k in ids[0]} if ids else {}
+    n = len(cols["day"]) if ids else 0
+    reason, now = np.zeros(n, np.int8), np.zeros(n, np.int32)
+    start = L.NO_LATEST if latest is None else day_number(latest)
+    if n:
+        final = _idpass.settle(cols["txn_hi"], cols["txn_lo"], cols["orig_hi"],
+                               cols["orig_lo"], cols["card_hi"], cols["card_lo"], cols["day"],
+                               cols["flags"], *state_entries(index), start, job.retention_days,
+                               reason, now)
+    else:
+        final = start
+    at = 0
+    for c, x in zip(chunks, ids):
+        k = len(x["day"])
+        save(scratch_path(job, f"c{c:06d}.settled"),
+             {"reason": reason[at:at + k], "now": now[at:at + k]})
+        at += k
+    return int(final)
