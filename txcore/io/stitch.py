@@ -62,7 +62,8 @@ def write_part(path: Path, pieces, schema: pa.Schema) -> int:
     of them (one row group each, in order; empty ones add nothing).  A piece is written
     as ``BatchWriter`` writes a batch of ``MIN_ROW_GROUP_ROWS`` rows or more: the same
     options, the same preparation (dictionary nulls, timestamp[s] check), and so the
-    same bytes.  The part is not fsynced: it lives in the run's staging folder, and
+    same bytes (a piece of more than 1 Mi rows is split there by pyarrow, as a batch
+    given to BatchWriter is).  The part is not fsynced: it lives in the run's staging folder, and
     only the stitched file has to survive a crash."""
     path = Path(path)
     problems = unwritable(schema, "parquet")
