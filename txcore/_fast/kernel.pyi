@@ -35,6 +35,14 @@ def rebuild_counter_slots(counters: np.ndarray,  # const COUNTER[::1]
                           n: int,
                           slots: np.ndarray,     # int32_t[::1]
                           ) -> None: ...
+def verdicts(pre: np.ndarray, card_hi: np.ndarray, card_lo: np.ndarray,
+             day: np.ndarray,       # const int32_t[:, ::1]  [zone, row]
+             kind: np.ndarray, versions: np.ndarray, cards: np.ndarray,
+             card_slots: np.ndarray,
+             code: np.ndarray,      # OUT int8_t[::1]
+             local_day: np.ndarray,  # OUT int32_t[::1]
+             flags: np.ndarray,     # OUT uint8_t[::1]
+             ) -> None: ...
 def price_rows(
         # per row, IN
         pre: np.ndarray,          # const int8_t[::1]

@@ -489,7 +489,41 @@ cdef inline void _undo(Outcome* out, ENTRY* orig, int64_t card, const EFFECT[::1
     orig.flags |= F_REVERSED
 
 
-# -- 4. the loop -----------------------------------------------------------------------
+# -- 4. the loops -----------------------------------------------------------------------
+def verdicts(const int8_t[::1] pre, const uint64_t[::1] card_hi, const uint64_t[::1] card_lo,
+             const int32_t[:, ::1] day, const int8_t[::1] kind, const VERSION[::1] versions,
+             const CARD[::1] cards, const SLOT[::1] card_slots,
+             int8_t[::1] code, int32_t[::1] local_day, uint8_t[::1] flags):
+    """What pricing settles of each row without the state, as ``price_rows`` does it (a
+    partitioned run's first stage, txcore/plan/tasks.py): ``code`` -1 rejected already,
+    R_NO_RULESET, R_UNKNOWN_CARD or 0; ``local_day`` in the zone of the version in force;
+    ``flags`` 1 a reversal, 2 a disbursement to a card that is not a member that day."""
+    cdef Py_ssize_t i
+    cdef int32_t v, d
+    cdef int64_t c
+    with nogil:
+        for i in range(pre.shape[0]):
+            code[i], local_day[i], flags[i] = 0, 0, 0
+            if pre[i] != 0:
+                code[i] = -1
+                continue
+            v = _version_at(versions, day, i)
+            if v < 0:
+                code[i] = R_NO_RULESET
+                continue
+            d = day[versions[v].zone, i]
+            local_day[i] = d
+            c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
+            if c < 0 or cards[c].reg < 0:
+                code[i] = R_UNKNOWN_CARD
+            elif kind[i] == K_REVERSAL:
+                flags[i] = 1
+            elif kind[i] == K_DISBURSEMENT and not (cards[c].member_from <= d
+                                                     and d <= cards[c].member_to):
+                flags[i] = 2
+
+
+
 def price_rows(
         # per row, IN
         const int8_t[::1] pre,            # 0 = price this row; else rejected already, skip

@@ -47,6 +47,8 @@ class LocalProcesses:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["txcore.plan.tasks"])
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
+        for _ in range(workers):  # start them now, beside the client's own start
+            self._pool.submit(int)
 
     def map(self, fn, *iterables) -> list:
         futures = [self._pool.submit(fn, *args) for args in zip(*iterables)]
@@ -67,15 +69,20 @@ class LocalProcesses:
 class DaskCluster:
     name = "dask"
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+    def __init__(self, workers: int | None = None, scheduler: str | None = None,
+                 client=None):
+        """A ``LocalCluster`` of ``workers`` processes, the cluster at ``scheduler``, or
+        an open ``distributed.Client`` (``client``: the caller closes it)."""
         try:
             from distributed import Client, LocalCluster
         except ImportError:
             from txcore.errors import UsageError
             raise UsageError("--engine dask needs the Dask packages: "
                              "pip install 'txcore[dask]'") from None
-        self._cluster = None
-        if scheduler:
+        self._cluster, self._own = None, client is None
+        if client is not None:
+            self._client = client
+        elif scheduler:
             self._client = Client(scheduler, timeout=30)
         else:
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
@@ -96,7 +103,8 @@ class DaskCluster:
             self._client.cancel(futures)
 
     def close(self):
-        self._client.close()
+        if self._own:
+            self._client.close()
         if self._cluster is not None:
             self._cluster.close()
 

@@ -23,14 +23,17 @@ fast: see benchmarks/README.md.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 
 from txcore._fast import compiled_or_twin
 from txcore._fast import layout as L
-from txcore.plan.tasks import Job, load, save, scratch_path
+from txcore.plan.tasks import ROW_REVERSAL, Job, load, save, scratch_path
 from txcore.state.compact import digest_words
-from txcore.timeconv import day_number
+from txcore.state.store import Query
+from txcore.timeconv import EPOCH_DAY, day_number
 
 _idpass = compiled_or_twin("idpass")
 
@@ -46,6 +49,23 @@ def state_entries(index: pa.Table) -> tuple[np.ndarray, ...]:
              | np.where(index.column("reversed").to_numpy(zero_copy_only=False),
                         L.F_REVERSED, 0)).astype(np.uint8)
     return hi, lo, c_hi, c_lo, np.ascontiguousarray(day, np.int32), flags
+
+
+def state_query(job: Job, chunks: list[int]) -> Query:
+    """What the run's rows can look up in the state, from the workers' digests: every
+    candidate's txn id and a reversal's original, and the earliest local day."""
+    ids = [load(scratch_path(job, f"c{c:06d}.ids")) for c in chunks]
+    his, los, first = [], [], None
+    for x in ids:
+        reversal = (x["flags"] & ROW_REVERSAL) != 0
+        his += [x["txn_hi"], x["orig_hi"][reversal]]
+        los += [x["txn_lo"], x["orig_lo"][reversal]]
+        if len(x["day"]):
+            low = int(x["day"].min())
+            first = low if first is None else min(first, low)
+    empty = np.zeros(0, np.uint64)
+    return Query.of(np.concatenate(his) if his else empty, np.concatenate(los) if los else empty,
+                    None if first is None else EPOCH_DAY + dt.timedelta(days=first))
 
 
 def settle_run(job: Job, chunks: list[int], index: pa.Table, latest) -> int:

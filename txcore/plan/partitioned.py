@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 import uuid
 
 import numpy as np
@@ -30,10 +31,12 @@ from txcore._fast.layout import Strings
 from txcore.io.digest import FileDigest, run_digest
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
-from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, price_bucket,
-                               read_outputs, read_tables, scratch_path, write_tables)
+from txcore._fast import layout as L
+from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, load_array,
+                               price_bucket, read_outputs, scratch_path, write_tables)
+from txcore.timeconv import EPOCH_DAY
 from txcore.errors import RowsLost
-from txcore.state.segments import bucket_of
+from txcore.state.segments import bucket_of, sort_by_key
 from txcore.state.compact import digest_words
 from txcore.summary import Totals
 
@@ -49,36 +52,69 @@ def plannable(sources, backend: str) -> bool:
         s.path is not None and s.format == "parquet" for s in sources)
 
 
-def price(sources, *, job_options: dict, book, state, store, staging, fmt: str, executor,
-          buckets: int) -> dict:
-    """Price ``sources`` by the plan into ``staging``; leave the new state in ``state``
-    for the runner to commit; the summary's body (as the runner's ``_price_all``)."""
+def price(sources, *, job_options: dict, book, state, load_state, store, staging, fmt: str,
+          executor) -> tuple[dict, object]:
+    """Price ``sources`` by the plan into ``staging``: ``(summary body, state)`` — the body
+    as the runner's ``_price_all`` gives it, the state after the run for the runner to
+    commit.  ``load_state(query)`` (or None: ``state`` is whole) loads the state for the
+    txn digests the workers found."""
     scratch = staging.dir / "plan-scratch"
     scratch.mkdir()
+    # card buckets: the state's own (each task's records are then one segment's), as
+    # many times over as it takes to give every worker one
+    per = store.buckets if store is not None else 1
+    buckets = per * -(-executor.workers // per)
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets,
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
+    clock = _Clock()
     try:
         chunks = [Chunk(0, s, str(source.path), tuple(window))
                   for s, source in enumerate(sources) for window in source.parquet_windows()]
         chunks = [Chunk(i, c.source, c.path, c.window) for i, c in enumerate(chunks)]
         order = [c.index for c in chunks]
         encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
-
+        clock.lap("read_encode", encoded)
+        if load_state is not None:
+            state = load_state(lambda: idpass.state_query(job, order))
+            clock.lap("load_state")
         counters, index = state.tables()
         latest = idpass.settle_run(job, order, index, state.latest)
+        clock.lap("id_pass")
         _split_state(job, counters, index)
+        clock.lap("split_state")
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
+        strings = _state_strings(store, book)
         priced = executor.map(price_bucket, [job] * buckets, range(buckets),
-                              [order] * buckets, [start] * buckets)
+                              [order] * buckets, [start] * buckets, [strings] * buckets,
+                              [latest] * buckets)
+        clock.lap("price_buckets", priced)
         assembled = executor.map(assemble_chunk, [job] * len(chunks), chunks)
-
+        clock.lap("assemble", assembled)
         body = _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt)
+        clock.lap("write_outputs")
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
-            _new_state(job, state, store, book, latest)
-        return body
+            _new_state(job, state, store, latest)
+            clock.lap("merge_state")
+        body["stage_seconds"] = clock.laps
+        return body, state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Clock:
+    """Each step's wall seconds, and CPU seconds (the client's, plus its tasks' own), for
+    the summary (``stage_seconds``): the measured costs the scaling model starts from."""
+
+    def __init__(self):
+        self.laps = {}
+        self._t, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str, tasks=()):
+        now, cpu = time.perf_counter(), time.process_time()
+        self.laps[name] = {"wall": round(now - self._t, 3),
+                           "cpu": round(cpu - self._cpu + sum(t["cpu"] for t in tasks), 3)}
+        self._t, self._cpu = now, cpu
 
 
 def _split_state(job: Job, counters: pa.Table, index: pa.Table):
@@ -150,19 +186,33 @@ def _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt) -> di
             "digest": run_digest([i["digest"] for i in inputs]), **totals.as_dict()}
 
 
-def _new_state(job: Job, state, store, book, latest: int):
-    """The state after the run, from every bucket's tables, for the runner's commit.
+def _state_strings(store, book) -> list[str] | None:
+    """The state folder's string table the commit numbers rule ids by, with the rule
+    book's ids added as one process adds them — in their compiled order, before any row
+    (so the committed files are byte for byte the same); None without a state folder."""
+    if store is None:
+        return None
+    strings = store.strings_for_commit()
+    compile_book(book, strings, Strings())
+    return list(strings.values)
 
-    The state folder numbers rule ids in the order a run first meets them; one process
-    meets the rule book's ids in its compiled order before any row, so they are
-    numbered in that order here too (the committed files are then byte for byte the
-    same)."""
-    compile_book(book, store.strings_for_commit(), Strings())
-    counters, index = [], []
-    for b in range(job.buckets):
-        c, i = read_tables(scratch_path(job, f"b{b:03d}.priced-state"))
-        counters.append(c)
-        index.append(i)
-    day = None if latest == np.iinfo(np.int64).min else dt.date(1970, 1, 1) + dt.timedelta(days=latest)
-    state.set_tables(pa.concat_tables(counters), pa.concat_tables(index), day)
 
+def _new_state(job: Job, state, store, latest: int):
+    """The state after the run, for the runner's commit: every bucket's counters, and its
+    index entries (within the run's window) as one run of records per state bucket,
+    sorted by key."""
+    per = store.buckets
+    runs = []
+    for b in range(per):
+        parts = [[load_array(scratch_path(job, f"b{q:03d}.{name}.npy"))
+                  for name in ("hi", "lo", "recs")] for q in range(b, job.buckets, per)]
+        if len(parts) == 1:
+            runs.append(tuple(parts[0]))
+            continue
+        hi, lo, recs = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        order = sort_by_key(hi, lo)
+        runs.append((hi[order], lo[order], recs[order]))
+    counters = pa.concat_tables([load(scratch_path(job, f"b{q:03d}.counters"))
+                                 for q in range(job.buckets)])
+    day = None if latest == L.NO_LATEST else EPOCH_DAY + dt.timedelta(days=latest)
+    state.set_records(counters, runs, day)

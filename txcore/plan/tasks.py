@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from txcore import durable
 from txcore._fast import layout as L
 from txcore._fast.layout import Strings
 from txcore.engine import make_engine
@@ -47,7 +49,7 @@ from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
 from txcore.state.memory import State
-from txcore.state.segments import bucket_of
+from txcore.state.segments import bucket_of, compact_records, sort_by_key
 from txcore.summary import Totals
 
 #: The kernel's per-row input arrays and their types, as
@@ -119,10 +121,6 @@ def _setup(job: Job):
     return got
 
 
-def _source(job: Job, chunk: Chunk) -> InputSource:
-    return InputSource(chunk.path, job.batch_size)
-
-
 # -- scratch files -------------------------------------------------------------------------
 def scratch_path(job: Job, name: str) -> Path:
     return Path(job.scratch) / name
@@ -137,6 +135,19 @@ def save(path: Path, obj):
     os.replace(tmp, path)
 
 
+def save_array(path: Path, values: np.ndarray):
+    """An array as ``.npy``, written whole then renamed (see :func:`save`)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, values)
+    os.replace(tmp, path)
+
+
+def load_array(path: Path) -> np.ndarray:
+    """An array :func:`save_array` wrote, memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
 def load(path: Path):
     with open(path, "rb") as fh:
         return pickle.load(fh)
@@ -144,76 +155,80 @@ def load(path: Path):
 
 # -- 1. read and encode a chunk ------------------------------------------------------------
 def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(code, day, member)`` per row, what pricing settles without the state, as the
-    kernel does: -1 rejected by the stateless checks, 1 no rule-set version in force,
-    2 a card not in the registry, else 0; the local day in the version's zone; whether
-    the card is a member that day."""
+    """``(code, day, flags)`` per row: what pricing settles without the state, as the
+    kernel does (``kernel.verdicts``): -1 rejected by the stateless checks, 1 no rule-set
+    version in force, 2 a card not in the registry, else 0; the local day in the
+    version's zone; ROW_REVERSAL, ROW_DISB_NON_MEMBER."""
     n = enc.n
-    versions = engine.flat.versions
-    v = np.full(n, -1, np.int64)
-    for k in range(len(versions) - 1, -1, -1):  # the latest version in force
-        v = np.where((v < 0) & (versions["eff"][k] <= enc.day[versions["zone"][k]]), k, v)
-    zone = np.where(v >= 0, versions["zone"][np.maximum(v, 0)], 0)
-    day = enc.day[zone, np.arange(n)] if n else np.zeros(0, np.int32)
-    c = np.empty(n, np.int64)
+    code, day, flags = np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.uint8)
     compact = engine.compact
-    engine.kernel.find_cards(compact.cards, compact.card_slots, enc.card_hi, enc.card_lo, c)
-    cards = compact.cards[np.maximum(c, 0)]
-    known = (c >= 0) & (cards["reg"] >= 0)
-    member = known & (cards["member_from"] <= day) & (day <= cards["member_to"])
-    code = np.where(enc.pre != 0, -1, np.where(v < 0, 1, np.where(known, 0, 2)))
-    return code.astype(np.int8), day.astype(np.int32), member
+    engine.kernel.verdicts(enc.pre, enc.card_hi, enc.card_lo, enc.day, enc.kind,
+                           engine.flat.versions, compact.cards, compact.card_slots,
+                           code, day, flags)
+    return code, day, flags
 
 
 def encode_chunk(job: Job, chunk: Chunk) -> dict:
     """Stage 1: see the module docstring.  Returns ``{"rows", "candidates", "slow_rows"}``."""
+    durable.step("plan:encode_chunk")
+    cpu = time.process_time()
     _, _, engine = _setup(job)
-    pieces, cand_parts = [], []
-    rows = slow = 0
-    for batch in _source(job, chunk).window_batches(list(chunk.window)):
+    pieces, batches = [], []
+    ids = {name: [] for name in (*ID_ARRAYS, "day", "flags")}
+    mine = [{name: [] for name in ("cand", *ROW_ARRAYS, *ZONE_ARRAYS)}
+            for _ in range(job.buckets)]
+    rows = slow = candidates = 0
+    for batch in InputSource(chunk.path, job.batch_size).window_batches(list(chunk.window)):
+        batches.append(batch)
         enc = engine.encoder.encode(batch)
-        code, day, member = verdicts(engine, enc)
+        code, day, flags = verdicts(engine, enc)
         cand = np.flatnonzero(code == 0)
-        flags = (np.where(enc.kind == L.REVERSAL_KIND, ROW_REVERSAL, 0)
-                 | np.where((enc.kind == L.DISBURSEMENT) & ~member, ROW_DISB_NON_MEMBER, 0))
-        cand_parts.append((enc, cand, day[cand], flags[cand].astype(np.uint8)))
         pieces.append({"n": enc.n, "code": code, "amount": enc.amount,
                        "amount_ok": enc.amount_ok, "rejects": enc.rejects})
+        # the candidates, in row order: their id columns for the id pass, and each card
+        # bucket's rows (numbered by candidate within the chunk) for pricing
+        for name in ID_ARRAYS:
+            ids[name].append(getattr(enc, name)[cand])
+        ids["day"].append(day[cand])
+        ids["flags"].append(flags[cand])
+        bucket = bucket_of(ids["card_hi"][-1], job.buckets)
+        for b in range(job.buckets):
+            at = np.flatnonzero(bucket == b)
+            rows_b = cand[at]
+            mine[b]["cand"].append(at + candidates)
+            for name in ROW_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[rows_b])
+            for name in ZONE_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[:, rows_b])
         rows += enc.n
         slow += enc.slow_rows
+        candidates += len(cand)
     save(scratch_path(job, f"c{chunk.index:06d}.enc"), pieces)
-
-    # the candidates of the whole chunk, in row order: for the id pass, and by bucket
-    def cat(name):
-        arrays = [getattr(e, name)[c] for e, c, _, _ in cand_parts]
-        return np.concatenate(arrays) if arrays else np.zeros(0, ROW_ARRAYS[name])
-
-    ids = {name: cat(name) for name in ID_ARRAYS}
-    ids["day"] = np.concatenate([d for _, _, d, _ in cand_parts]) if cand_parts \
-        else np.zeros(0, np.int32)
-    ids["flags"] = np.concatenate([f for _, _, _, f in cand_parts]) if cand_parts \
-        else np.zeros(0, np.uint8)
-    save(scratch_path(job, f"c{chunk.index:06d}.ids"), ids)
-
-    rows_of = {name: cat(name) for name in ROW_ARRAYS}
-    for name in ZONE_ARRAYS:
-        parts = [getattr(e, name)[:, c] for e, c, _, _ in cand_parts]
-        rows_of[name] = np.concatenate(parts, axis=1) if parts else None
-    bucket = bucket_of(ids["card_hi"], job.buckets)
+    # the rows as read, for the chunk's outputs: an uncompressed Arrow file is mapped back
+    # in for nothing, where decoding the Parquet again would cost a third of the encoding
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
+    types = {**ROW_ARRAYS, "day": np.int32, "flags": np.uint8}
+    save(scratch_path(job, f"c{chunk.index:06d}.ids"),
+         {k: np.concatenate(v) if v else np.zeros(0, types[k]) for k, v in ids.items()})
     for b in range(job.buckets):
-        mine = np.flatnonzero(bucket == b)  # candidate numbers, in row order
         save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"),
-             {"cand": mine, **{k: (None if v is None else v[..., mine])
-                               for k, v in rows_of.items()}})
-    return {"rows": rows, "candidates": len(bucket), "slow_rows": slow}
+             {k: (np.concatenate(v, axis=-1) if v else None) for k, v in mine[b].items()})
+    return {"rows": rows, "candidates": candidates, "slow_rows": slow,
+            "cpu": time.process_time() - cpu}
 
 
 # -- 2. price a card bucket ----------------------------------------------------------------
-def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -> dict:
+def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
+                 state_strings: list[str] | None, final: int) -> dict:
     """Stage 2: price every row of card bucket ``bucket`` the id pass accepted, in input
     order, against the bucket's part of the state (``b<bucket>.state``, written by the
-    client), the latest day of each row as the id pass settled it.  Returns
-    ``{"rows", "zero_effect"}``."""
+    client), the latest day of each row as the id pass settled it.  With
+    ``state_strings`` (the state folder's string table), write the bucket's index
+    entries within the window of the run's ``final`` latest day as the state folder's
+    records sorted by key (``b<bucket>.{hi,lo,recs}.npy``), and its counters
+    (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect"}``."""
+    durable.step("plan:price_bucket")
+    cpu = time.process_time()
     book, registry, _ = _setup(job)
     counters, index = read_tables(scratch_path(job, f"b{bucket:03d}.state"))
     state = State(job.retention_days, Keyer(job.key))
@@ -225,6 +240,8 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -
         rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
         settled = load(scratch_path(job, f"c{c:06d}.settled"))
         cand = rows["cand"]
+        if cand is None:  # a chunk without rows
+            continue
         taken = settled["reason"][cand] == 0
         parts.append({k: (v[..., taken] if isinstance(v, np.ndarray) else v)
                       for k, v in rows.items()})
@@ -254,8 +271,21 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None) -
              {"cand": cand, "strings": strings,
               **{k: out[k][start:stop] for k in OUT_ARRAYS}})
         start = stop
-    write_tables(scratch_path(job, f"b{bucket:03d}.priced-state"), *state.tables())
-    return {"rows": n, "zero_effect": engine.zero_effect_reversals}
+    if state_strings is not None:
+        strings = Strings(state_strings)
+        hi, lo, recs = compact_records(engine.compact, strings)
+        if len(strings.values) != len(state_strings):  # every id is the book's or the state's
+            raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
+                            f"{strings.values[len(state_strings):]}")
+        if final != L.NO_LATEST:  # the run's window, wider than this bucket's own
+            keep = final - recs["day"].astype(np.int64) <= job.retention_days
+            hi, lo, recs = hi[keep], lo[keep], recs[keep]
+        order = sort_by_key(hi, lo)
+        for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
+            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values[order])
+        save(scratch_path(job, f"b{bucket:03d}.counters"), engine.compact.counters_table())
+    return {"rows": n, "zero_effect": engine.zero_effect_reversals,
+            "cpu": time.process_time() - cpu}
 
 
 def _joined(parts, name, empty_shape, dtype):
@@ -285,6 +315,8 @@ def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
 def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     """Stage 3: the chunk's priced and reject batches in input order (``c<chunk>.out``),
     with their digest bytes and totals.  Returns ``{"priced", "rejected", "totals"}``."""
+    durable.step("plan:assemble_chunk")
+    cpu = time.process_time()
     _, _, engine = _setup(job)
     pieces = load(scratch_path(job, f"c{chunk.index:06d}.enc"))
     settled = load(scratch_path(job, f"c{chunk.index:06d}.settled"))
@@ -317,8 +349,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     totals = Totals()
     digest = []
     start = 0
-    source = _source(job, chunk)
-    for piece, batch in zip(pieces, source.window_batches(list(chunk.window))):
+    for piece, batch in zip(pieces, _read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
         stop = start + piece["n"]
         enc = _OutputsOf(piece)
         part = {k: v[start:stop] for k, v in out.items()}
@@ -328,18 +359,11 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
         totals.add(priced, rejects)
         digest.append(row_bytes(priced))
         start = stop
-    path = scratch_path(job, f"c{chunk.index:06d}.out")
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as fh:
-        for batches in (priced_out, reject_out):
-            schema = batches[0].schema if batches else pa.schema([])
-            with ipc.new_stream(fh, schema) as w:
-                for b in batches:
-                    w.write_batch(b)
-    os.replace(tmp, path)
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
     save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
     return {"priced": sum(b.num_rows for b in priced_out),
-            "rejected": sum(b.num_rows for b in reject_out), "totals": totals}
+            "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
+            "cpu": time.process_time() - cpu}
 
 
 class _OutputsOf:
@@ -352,8 +376,27 @@ class _OutputsOf:
 
 def read_outputs(job: Job, index: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
     """The priced and reject batches :func:`assemble_chunk` wrote for chunk ``index``."""
-    with pa.memory_map(str(scratch_path(job, f"c{index:06d}.out"))) as src:
-        priced = list(ipc.open_stream(src))
-        rejects = list(ipc.open_stream(src))
+    priced, rejects = _read_batches(scratch_path(job, f"c{index:06d}.out"))
     return priced, rejects
+
+
+def _write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
+    """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for batches in groups:
+            schema = batches[0].schema if batches else pa.schema([])
+            with ipc.new_stream(fh, schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+    os.replace(tmp, path)
+
+
+def _read_batches(path: Path) -> list[list[pa.RecordBatch]]:
+    """What :func:`_write_batches` wrote, memory-mapped (no copy)."""
+    groups = []
+    with pa.memory_map(str(path)) as src:
+        while src.tell() < src.size():
+            groups.append(list(ipc.open_stream(src)))
+    return groups
 
