@@ -234,6 +234,22 @@ def test_parts_of_another_schema_are_refused_naming_the_part(tmp_path):
     assert a.exists() and b.exists() and not (tmp_path / "out.parquet").exists()
 
 
+def test_a_part_from_another_parquet_writer_is_refused_saying_so(tmp_path):
+    batch = money_batch(10, 1)
+    a = _part(tmp_path, "a", batch)
+    data = a.read_bytes()
+    stamp = f"parquet-cpp-arrow version {pa.__version__}".encode()
+    assert data.count(stamp) == 1
+    other = tmp_path / "b"
+    forged = b"parquet-cpp-arrow version 99".ljust(len(stamp), b"9")  # same length: same layout
+    other.write_bytes(data.replace(stamp, forged))
+    with pytest.raises(PartRefused, match=r"/b: not the schema of .*/a: written by "
+                                          r"parquet-cpp-arrow version 999"):
+        stitch([a, other], tmp_path / "out.parquet")
+    with pytest.raises(PartRefused, match=r"/b: not the schema of the output: written by"):
+        stitch([other], tmp_path / "out.parquet", batch.schema)
+
+
 def test_same_columns_other_metadata_are_refused(tmp_path):
     batch = money_batch(10, 1)
     a = _part(tmp_path, "a", batch)

@@ -38,7 +38,7 @@ from txcore.io.writer import ParquetPrep, parquet_options, refusing, unwritable
 MAGIC = b"PAR1"
 
 # Field ids of the Parquet footer (parquet-format's parquet.thrift)
-_FILE_NUM_ROWS, _FILE_ROW_GROUPS = 3, 4
+_FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_CREATED_BY = 3, 4, 6
 _FILE_ENCRYPTION = (8, 9)  # encryption_algorithm, footer_signing_key_metadata
 _RG_COLUMNS, _RG_NUM_ROWS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 3, 5, 7
 _CC_FILE_PATH, _CC_FILE_OFFSET, _CC_META = 1, 2, 3
@@ -203,6 +203,20 @@ def _empty_footer_fields(schema: pa.Schema) -> bytes:
     return _file_fields(tc.decode_exact(data[-8 - length:-8]))
 
 
+def _mismatch(part: _Part, reference: _Part | None, expected: bytes) -> PartRefused:
+    """Why ``part`` cannot join the output (of ``reference``'s schema, or the one given)."""
+    created = tc.decode_exact(expected).get(_FILE_CREATED_BY)
+    if part.meta.get(_FILE_CREATED_BY) != created:  # workers with another pyarrow
+        why = (f"written by {part.meta.get(_FILE_CREATED_BY, b'?').decode(errors='replace')}"
+               f", not {(created or b'?').decode(errors='replace')}")
+    elif reference is not None:
+        why = _schema_difference(reference.path, part.path)
+    else:
+        why = "its schema differs from the output's"
+    return PartRefused(f"{part.path}: not the schema of "
+                       f"{reference.path if reference else 'the output'}: {why}")
+
+
 def _schema_difference(first: Path, other: Path) -> str:
     try:
         a, b = pq.read_schema(first), pq.read_schema(other)
@@ -262,11 +276,7 @@ def stitch(part_paths: Iterable[Path], out_path: Path, schema: pa.Schema | None 
             else parts[0].file_fields()
         for part in parts:
             if part.file_fields() != expected:
-                reference = parts[0].path if schema is None else None
-                why = _schema_difference(reference, part.path) if reference \
-                    else "its schema differs from the output's"
-                raise PartRefused(f"{part.path}: not the schema of "
-                                  f"{reference or 'the output'}: {why}")
+                raise _mismatch(part, parts[0] if schema is None else None, expected)
         groups, position = [], len(MAGIC)
         for part in parts:
             delta = position - len(MAGIC)
