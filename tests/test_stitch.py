@@ -344,23 +344,21 @@ _leaf = st.one_of(
     st.tuples(st.just(tc.BINARY), st.binary(max_size=40)))
 
 
-def _structs(children):
+def _structs(values):
     field = st.tuples(st.integers(1, 40), st.one_of(
-        _leaf, st.tuples(st.sampled_from([tc.TRUE, tc.FALSE]), st.booleans()), children))
-    return st.lists(field, max_size=6, unique_by=lambda f: f[0]).map(
+        _leaf, st.tuples(st.sampled_from([tc.TRUE, tc.FALSE]), st.booleans()), values))
+    return st.lists(field, max_size=5, unique_by=lambda f: f[0]).map(
         lambda fs: tc.Struct([fid, t, v] for fid, (t, v) in sorted(fs)))
 
 
-_values = st.recursive(
-    _leaf,
-    lambda children: st.one_of(
-        _structs(children).map(lambda s: (tc.STRUCT, s)),
-        st.integers(0, 20).flatmap(lambda n: st.sampled_from([tc.I32, tc.BINARY, tc.TRUE]).flatmap(
-            lambda t: st.lists(st.integers(1, 2) if t == tc.TRUE else
-                               st.integers(-2**31, 2**31 - 1) if t == tc.I32 else
-                               st.binary(max_size=5), min_size=n, max_size=n)
-            .map(lambda items: (tc.LIST, tc.Seq(t, items)))))),
-    max_leaves=20)
+_lists = st.sampled_from([tc.I32, tc.BINARY, tc.TRUE]).flatmap(
+    lambda t: st.lists(st.integers(1, 2) if t == tc.TRUE else
+                       st.integers(-2**31, 2**31 - 1) if t == tc.I32 else
+                       st.binary(max_size=5), max_size=20)
+    .map(lambda items: (tc.LIST, tc.Seq(t, items))))
+# a value: a leaf, a list (of 15 or more items: the long list header), or a nested struct
+_values = st.deferred(lambda: st.one_of(_leaf, _lists,
+                                        _structs(_values).map(lambda s: (tc.STRUCT, s))))
 
 
 @settings(max_examples=300, deadline=None)
