@@ -32,7 +32,9 @@ def cluster():
                                   dashboard_address=None) as lc, distributed.Client(lc) as client:
         pids = [w.process.pid for w in lc.workers.values()]
         assert len(pids) == 2 and all(pids)
-        yield DaskCluster(client=client)
+        executor = DaskCluster(client=client)
+        executor.address = lc.scheduler_address
+        yield executor
     for pid in pids:  # nothing the test started outlives it
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -92,3 +94,26 @@ def test_a_lost_dask_worker_has_its_task_rerun(tmp_path):
     assert marker.exists()  # a worker was killed
     assert lost.returncode == 0, lost.stderr
     assert_same_run(outputs_and_state(tmp_path, "one"), outputs_and_state(tmp_path, "lost"))
+
+
+def test_scheduler_address_runs_on_an_existing_cluster(tmp_path, cluster):
+    """``--scheduler ADDRESS``: the run uses the cluster there and leaves it running."""
+    one = cli(tmp_path, "one")
+    assert one.returncode == 0, one.stderr
+    there = cli(tmp_path, "there", "--engine", "dask", "--scheduler", cluster.address)
+    assert there.returncode == 0, there.stderr
+    assert_same_run(outputs_and_state(tmp_path, "one"), outputs_and_state(tmp_path, "there"))
+    assert len(cluster._client.scheduler_info()["workers"]) == 2  # still up
+
+
+def test_replay_on_dask_gives_the_one_process_digest(tmp_path, cluster):
+    from txcore.audit.replay import replay
+    days = DAYS[:2]
+    kw = dict(rules=RULES, cards=FIXTURES / "cards.csv", merchants=FIXTURES / "merchants.csv",
+              progress=False, batch_size=8192)
+    one = replay(days, out_dir=tmp_path / "one", **kw)
+    on_dask = replay(days, out_dir=tmp_path / "dask", engine=cluster, **kw)
+    assert on_dask["stage_seconds"] and on_dask["digest"] == one["digest"]
+    for i in one["inputs"]:
+        assert (tmp_path / "one" / i["priced_output"]).read_bytes() == \
+            (tmp_path / "dask" / i["priced_output"]).read_bytes()

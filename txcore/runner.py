@@ -188,8 +188,8 @@ def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
 
     ``deferred`` (a partitioned run): ``state`` holds only the ledger and the key, and
     ``load_state(query)`` loads the rest for the :class:`~txcore.state.store.Query` that
-    ``query()`` makes from the run's workers' digests; otherwise ``load_state`` is None.
-    A state with nothing committed yet needs no query."""
+    ``query()`` makes from the run's workers' digests — unless nothing is committed yet
+    (the state is empty, and known); otherwise ``load_state`` is None."""
     folder = state_dir or snapshot
     if not folder:
         return None, State(retention_days), None
@@ -204,7 +204,7 @@ def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
             loaded.ledger = {}  # a replay re-prices files the snapshot may have committed
         return loaded
 
-    if deferred:
+    if deferred and store.manifest["generation"]:
         state = State(retention_days, store.keyer)
         state.ledger = store.read_ledger() if state_dir else {}
         return (store if state_dir else None), state, load_state
@@ -266,8 +266,10 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                 bar.total = source.expected_rows()
             out = {}  # this source's writers, made at its first batch
             digest = FileDigest()
+            ends, seen = source.window_ends(), [0]
 
-            def write(priced, rejects, n, source=source, out=out, digest=digest):
+            def write(priced, rejects, n, source=source, out=out, digest=digest, ends=ends,
+                      seen=seen):
                 digest.add(priced)
                 if not out:
                     out["priced"], out["rejects"] = _writers(staging, source, priced.schema,
@@ -275,6 +277,9 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                     writers.extend(out.values())
                 out["priced"].write(priced)
                 out["rejects"].write(rejects)
+                seen[0] += n
+                if seen[0] in ends:  # the priced rows of a window: row groups of their own
+                    out["priced"].end_group()
                 totals.add(priced, rejects)
                 bar.update(n)
 

@@ -1,7 +1,8 @@
 """Where a partitioned run's tasks run: this process, local worker processes, or Dask.
 
-An executor has ``workers`` and ``map(fn, *iterables) -> list`` (results in order,
-every task finished) and ``close()``.  The plan is the same whichever runs it
+An executor has ``workers``, ``imap(fn, *iterables)`` (the tasks' results in order, each
+as soon as it and those before it are done), ``map`` (the same as a list) and
+``close()``.  The plan is the same whichever runs it
 (:mod:`txcore.plan.partitioned`); so is its output.
 
 * :class:`InProcess` — one worker, this process (tests, and the plan's reference);
@@ -33,7 +34,11 @@ class InProcess:
     name = "in-process"
 
     def map(self, fn, *iterables) -> list:
-        return [fn(*args) for args in zip(*iterables)]
+        return list(self.imap(fn, *iterables))
+
+    def imap(self, fn, *iterables):
+        for args in zip(*iterables):
+            yield fn(*args)
 
     def close(self):
         pass
@@ -51,9 +56,15 @@ class LocalProcesses:
             self._pool.submit(int)
 
     def map(self, fn, *iterables) -> list:
-        futures = [self._pool.submit(fn, *args) for args in zip(*iterables)]
+        return list(self.imap(fn, *iterables))
+
+    def imap(self, fn, *iterables):
+        """The tasks' results in order, each as soon as it and those before it are done."""
+        futures = []
         try:
-            return [f.result() for f in futures]
+            futures += [self._pool.submit(fn, *args) for args in zip(*iterables)]
+            for f in futures:
+                yield f.result()
         except BrokenProcessPool as exc:
             raise WorkerLost(f"a worker process died during the run ({exc}); nothing of "
                              f"this run was committed, the last committed state is "
@@ -91,10 +102,15 @@ class DaskCluster:
         self.workers = len(self._client.scheduler_info()["workers"]) or (workers or 1)
 
     def map(self, fn, *iterables) -> list:
+        return list(self.imap(fn, *iterables))
+
+    def imap(self, fn, *iterables):
+        """The tasks' results in order, each as soon as it and those before it are done."""
         from distributed import KilledWorker
         futures = [self._client.submit(fn, *args, pure=False) for args in zip(*iterables)]
         try:
-            return self._client.gather(futures)
+            for f in futures:
+                yield f.result()
         except KilledWorker as exc:
             raise WorkerLost(f"Dask gave up on a task after losing its workers ({exc}); "
                              f"nothing of this run was committed, the last committed state "

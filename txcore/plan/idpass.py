@@ -68,27 +68,28 @@ def state_query(job: Job, chunks: list[int]) -> Query:
                     None if first is None else EPOCH_DAY + dt.timedelta(days=first))
 
 
-def settle_run(job: Job, chunks: list[int], index: pa.Table, latest) -> int:
-    """Settle every candidate row of ``chunks`` (their ``c<chunk>.ids`` files, in input
-    order) against the state's ``index`` entries; write ``c<chunk>.settled`` (reason and
-    latest day per candidate) and return the latest day after the run (or NO_LATEST)."""
-    ids = [load(scratch_path(job, f"c{c:06d}.ids")) for c in chunks]
-    cols = {k: np.ascontiguousarray(np.concatenate([x[k] for x in ids]))
-            for k in ids[0]} if ids else {}
-    n = len(cols["day"]) if ids else 0
-    reason, now = np.zeros(n, np.int8), np.zeros(n, np.int32)
-    start = L.NO_LATEST if latest is None else day_number(latest)
-    if n:
-        final = _idpass.settle(cols["txn_hi"], cols["txn_lo"], cols["orig_hi"],
-                               cols["orig_lo"], cols["card_hi"], cols["card_lo"], cols["day"],
-                               cols["flags"], *state_entries(index), start, job.retention_days,
-                               reason, now)
-    else:
-        final = start
-    at = 0
-    for c, x in zip(chunks, ids):
-        k = len(x["day"])
-        save(scratch_path(job, f"c{c:06d}.settled"),
-             {"reason": reason[at:at + k], "now": now[at:at + k]})
-        at += k
-    return int(final)
+class RunSettler:
+    """The id pass over one run: :meth:`settle` each chunk's candidates (its
+    ``c<chunk>.ids``, in input order), which writes ``c<chunk>.settled`` (reason and
+    latest day per candidate); :attr:`latest` is the latest day after the run (or
+    NO_LATEST)."""
+
+    def __init__(self, job: Job, rows: int, index: pa.Table, latest):
+        self.job = job
+        start = L.NO_LATEST if latest is None else day_number(latest)
+        self._settler = _idpass.Settler(rows, *state_entries(index), start,
+                                        job.retention_days)
+
+    @property
+    def latest(self) -> int:
+        return int(self._settler.latest)
+
+    def settle(self, chunk: int):
+        ids = load(scratch_path(self.job, f"c{chunk:06d}.ids"))
+        n = len(ids["day"])
+        reason, now = np.zeros(n, np.int8), np.zeros(n, np.int32)
+        if n:
+            self._settler.settle(*(np.ascontiguousarray(ids[k]) for k in (
+                "txn_hi", "txn_lo", "orig_hi", "orig_lo", "card_hi", "card_lo", "day",
+                "flags")), reason, now)
+        save(scratch_path(self.job, f"c{chunk:06d}.settled"), {"reason": reason, "now": now})

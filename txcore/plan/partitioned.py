@@ -72,14 +72,29 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                   for s, source in enumerate(sources) for window in source.parquet_windows()]
         chunks = [Chunk(i, c.source, c.path, c.window) for i, c in enumerate(chunks)]
         order = [c.index for c in chunks]
-        encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
-        clock.lap("read_encode", encoded)
-        if load_state is not None:
+        rows = sum(s.reservable_rows() for s in sources)  # never more than the bytes
+        if load_state is None:
+            # the state is known already: each chunk is settled as soon as it and those
+            # before it are encoded, while the workers encode the next
+            counters, index = state.tables()
+            settler = idpass.RunSettler(job, rows, index, state.latest)
+            encoded = []
+            for chunk, result in zip(chunks, executor.imap(encode_chunk, [job] * len(chunks),
+                                                           chunks)):
+                encoded.append(result)
+                settler.settle(chunk.index)
+            clock.lap("read_encode_id_pass", encoded)
+        else:  # the state's entries are loaded for the digests the workers found
+            encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
+            clock.lap("read_encode", encoded)
             state = load_state(lambda: idpass.state_query(job, order))
+            counters, index = state.tables()
             clock.lap("load_state")
-        counters, index = state.tables()
-        latest = idpass.settle_run(job, order, index, state.latest)
-        clock.lap("id_pass")
+            settler = idpass.RunSettler(job, rows, index, state.latest)
+            for c in order:
+                settler.settle(c)
+            clock.lap("id_pass")
+        latest = settler.latest
         _split_state(job, counters, index)
         clock.lap("split_state")
         start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
@@ -97,6 +112,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
             _new_state(job, state, store, latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
+        body["scratch_bytes"] = sum(f.stat().st_size for f in scratch.iterdir())
         return body, state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -147,6 +163,8 @@ def _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt) -> di
                     writers = [priced_w, rejects_w]
                 for b in priced:
                     priced_w.write(b)
+                if priced_w is not None:  # a chunk's priced rows: row groups of their own
+                    priced_w.end_group()
                 for b in rejects:
                     rejects_w.write(b)
                 digest.add_bytes(load(scratch_path(job, f"c{c.index:06d}.digest")))

@@ -27,6 +27,7 @@ digests, codes, money and masked reject details.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import pickle
 import time
@@ -113,6 +114,9 @@ def _setup(job: Job):
     got = _SETUP.get(job.token)
     if got is None:
         _SETUP.clear()  # one run's setup at a time
+        if multiprocessing.parent_process() is not None:  # a worker process: one core's
+            pa.set_cpu_count(1)  # work (N workers fill N cores; pyarrow threads of its own
+            pa.set_io_thread_count(1)  # would only oversubscribe them)
         book = load_book(job.rules, load_merchants(job.merchants) if job.merchants else None)
         registry = load_cards(job.cards)
         engine = make_engine(job.backend, book, registry,
