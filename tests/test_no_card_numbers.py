@@ -102,7 +102,8 @@ def test_a_partitioned_run_hands_workers_no_card_number(tmp_path):
     """What crosses between the client and its workers (task arguments and results), and
     the scratch files between tasks, hold digests and masked values only; the card
     numbers are in the input rows a worker reads itself and the output rows it writes
-    back (``*.rows``, ``*.out``: the staging folder, as the outputs)."""
+    back (``*.rows``, ``*.out``, the priced file's Parquet parts: the staging folder, as
+    the outputs)."""
     import txcore
     days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
     cards = set()
@@ -123,7 +124,7 @@ def test_a_partitioned_run_hands_workers_no_card_number(tmp_path):
         assert not card_numbers_in(message) and not holds_one(message)
     rows_files = 0
     for name, data in recording.scratch.items():
-        if name.endswith((".rows", ".out")):
+        if name.endswith((".rows", ".out", ".priced.parquet")):
             rows_files += 1
             assert holds_one(data)  # the rows themselves: they do hold them
         else:

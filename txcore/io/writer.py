@@ -59,8 +59,11 @@ class BatchWriter:
     Every column must be writable in ``fmt``, else :class:`OutputRefused` (exit 2) is
     raised here, before any row is written: the run stops and commits nothing."""
 
-    def __init__(self, path: Path, schema: pa.Schema, fmt: str):
+    def __init__(self, path: Path, schema: pa.Schema, fmt: str, sync: bool = True):
+        """``sync``: fsync the file on :meth:`close` (a part a partitioned run stitches
+        into its output needs not: :func:`txcore.io.stitch.stitch` syncs the output)."""
         self.path, self.schema, self.format = Path(path), schema, fmt
+        self.sync = sync
         self.rows = 0
         self._held, self._held_rows = [], 0
         self._prepare = ParquetPrep(schema) if fmt == "parquet" else None
@@ -140,8 +143,10 @@ class BatchWriter:
             self._refusing(self._flush)
             self._w.close()
             self._fh.close()
-            durable.fsync_file(self.path)
-        durable.step(f"output:{self.path.name}")
+            if self.sync:
+                durable.fsync_file(self.path)
+        if self.sync:
+            durable.step(f"output:{self.path.name}")
 
     def discard(self):
         """Abandon the output: close quietly (the run is already failing)."""

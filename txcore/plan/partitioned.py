@@ -21,6 +21,7 @@ import datetime as dt
 import shutil
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,7 @@ from txcore import cardno
 from txcore.engine.flatrules import compile_book
 from txcore._fast.layout import Strings
 from txcore.io.digest import FileDigest, run_digest
+from txcore.io.stitch import stitch
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
 from txcore._fast import layout as L
@@ -64,7 +66,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
     # many times over as it takes to give every worker one
     per = store.buckets if store is not None else 1
     buckets = per * -(-executor.workers // per)
-    job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets,
+    job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets, fmt=fmt,
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
     clock = _Clock()
     try:
@@ -151,76 +153,102 @@ def _split_state(job: Job, counters: pa.Table, index: pa.Table):
                      index.filter(pa.array(i_bucket == b)))
 
 
+@dataclass
+class _Input:
+    """One input's outputs while its chunks come in."""
+
+    source: object
+    digest: FileDigest = field(default_factory=FileDigest)
+    priced: BatchWriter | None = None   # the priced file (but a Parquet one: parts)
+    rejects: BatchWriter | None = None
+    parts: list = field(default_factory=list)  # Parquet parts of the priced file
+    schema: pa.Schema | None = None     # of the priced rows
+    rows: int = 0
+    n_priced: int = 0
+    n_rejected: int = 0
+
+
 class _Outputs:
     """The run's output files, written a chunk at a time in input order as the chunks
-    are assembled; then the summary's body."""
+    are assembled — a Parquet priced file stitched from the chunks' parts when its
+    input's last chunk is in; then the summary's body."""
 
     def __init__(self, job: Job, sources, chunks, encoded, staging, fmt: str):
         self.job, self.sources, self.encoded = job, sources, encoded
         self.staging, self.fmt = staging, fmt
         self.last = {c.source: c.index for c in chunks}  # each input's last chunk
         self.totals, self.inputs, self.writers = Totals(), [], []
-        self._open = None  # (priced writer, rejects writer, digest, counts) of an input
+        self._open: _Input | None = None
 
     def add(self, chunk: Chunk, assembled: dict):
         """Write chunk ``chunk``'s rows (chunks come in input order)."""
         self._close_empty(chunk.source)
+        source = self.sources[chunk.source]
+        out = self._open = self._open or _Input(source)
         priced, rejects = read_outputs(self.job, chunk.index)
-        if self._open is None:
-            self._open = [None, None, FileDigest(), [0, 0, 0]]
-        out = self._open
-        if out[0] is None and priced:
-            out[0], out[1] = self._writers(self.sources[chunk.source], priced[0].schema,
-                                           rejects[0].schema)
+        if assembled["schema"] is not None and out.rejects is None:
+            out.schema = assembled["schema"]
+            out.rejects = self._writer(source, "rejects", rejects[0].schema)
+            if self.fmt != "parquet":
+                out.priced = self._writer(source, "priced", out.schema)
+        if assembled["part"]:
+            out.parts.append(scratch_path(self.job, f"c{chunk.index:06d}.priced.parquet"))
         for b in priced:
-            out[0].write(b)
-        if out[0] is not None:  # a chunk's priced rows: row groups of their own
-            out[0].end_group()
+            out.priced.write(b)
+        if out.priced is not None:  # a chunk's priced rows: row groups of their own
+            out.priced.end_group()
         for b in rejects:
-            out[1].write(b)
-        out[2].add_bytes(load(scratch_path(self.job, f"c{chunk.index:06d}.digest")))
-        out[3][0] += self.encoded[chunk.index]["rows"]
-        out[3][1] += assembled["priced"]
-        out[3][2] += assembled["rejected"]
+            out.rejects.write(b)
+        out.digest.add_bytes(load(scratch_path(self.job, f"c{chunk.index:06d}.digest")))
+        out.rows += self.encoded[chunk.index]["rows"]
+        out.n_priced += assembled["priced"]
+        out.n_rejected += assembled["rejected"]
         self.totals.merge(assembled["totals"])
         if self.last[chunk.source] == chunk.index:
-            self._close(self.sources[chunk.source])
+            self._close()
 
-    def _writers(self, source, priced_schema, rejects_schema):
-        made = (BatchWriter(self.staging.path(f"{source.stem}.priced.{self.fmt}"),
-                            priced_schema, self.fmt),
-                BatchWriter(self.staging.path(f"{source.stem}.rejects.{self.fmt}"),
-                            rejects_schema, self.fmt))
-        self.writers.extend(made)
+    def _writer(self, source, kind: str, schema) -> BatchWriter:
+        made = BatchWriter(self.staging.path(f"{source.stem}.{kind}.{self.fmt}"), schema,
+                           self.fmt)
+        self.writers.append(made)
         return made
 
-    def _close(self, source):
-        priced_w, rejects_w, digest, (rows, n_priced, n_rejected) = self._open
-        self._open = None
-        if priced_w is None:  # no rows at all: still write the (empty) outputs
-            priced_w, rejects_w = self._writers(source, *source.output_schemas())
-        priced_w.close()
-        rejects_w.close()
-        if rows != n_priced + n_rejected or priced_w.rows != n_priced \
-                or rejects_w.rows != n_rejected:
-            raise RowsLost(f"{source.name}: {rows} input rows but {priced_w.rows} priced + "
-                           f"{rejects_w.rows} rejected; nothing of this run was committed")
-        source.rows = rows
-        self.inputs.append({"file": source.name, "sha256": source.sha256, "rows": rows,
-                            "priced": n_priced, "rejected": n_rejected,
-                            "digest": digest.hexdigest(), "priced_output": priced_w.path.name,
-                            "rejects_output": rejects_w.path.name})
-
-    def discard(self):
-        for w in self.writers:
-            w.discard()
+    def _close(self):
+        out, self._open = self._open, None
+        source = out.source
+        if out.rejects is None:  # no rows at all: still write the (empty) outputs
+            out.schema, rejects_schema = source.output_schemas()
+            out.rejects = self._writer(source, "rejects", rejects_schema)
+            if self.fmt != "parquet":
+                out.priced = self._writer(source, "priced", out.schema)
+        if self.fmt == "parquet":
+            name = f"{source.stem}.priced.{self.fmt}"
+            priced_rows = stitch(out.parts, self.staging.path(name), out.schema)
+        else:
+            name = out.priced.path.name
+            out.priced.close()
+            priced_rows = out.priced.rows
+        out.rejects.close()
+        if out.rows != out.n_priced + out.n_rejected or priced_rows != out.n_priced \
+                or out.rejects.rows != out.n_rejected:
+            raise RowsLost(f"{source.name}: {out.rows} input rows but {priced_rows} priced + "
+                           f"{out.rejects.rows} rejected; nothing of this run was committed")
+        source.rows = out.rows
+        self.inputs.append({"file": source.name, "sha256": source.sha256, "rows": out.rows,
+                            "priced": out.n_priced, "rejected": out.n_rejected,
+                            "digest": out.digest.hexdigest(), "priced_output": name,
+                            "rejects_output": out.rejects.path.name})
 
     def _close_empty(self, before: int):
         """Write the (empty) outputs of the inputs before input ``before`` that had no
         chunk (a Parquet file without row groups)."""
         while self._open is None and len(self.inputs) < before:
-            self._open = [None, None, FileDigest(), [0, 0, 0]]
-            self._close(self.sources[len(self.inputs)])
+            self._open = _Input(self.sources[len(self.inputs)])
+            self._close()
+
+    def discard(self):
+        for w in self.writers:
+            w.discard()
 
     def body(self) -> dict:
         self._close_empty(len(self.sources))

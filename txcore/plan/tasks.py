@@ -46,6 +46,7 @@ from txcore.engine.encoder import Encoded
 from txcore.errors import TxcoreError
 from txcore.io.digest import row_bytes
 from txcore.io.reader import InputSource
+from txcore.io.writer import BatchWriter
 from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
@@ -89,6 +90,7 @@ class Job:
     backend: str               # "cython" or "numba"
     key: bytes                 # the card key: digests must be the state's
     batch_size: int
+    fmt: str                   # the output format
     retention_days: int
     buckets: int
     scratch: str               # the run's scratch folder, inside its staging folder
@@ -353,19 +355,34 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     totals = Totals()
     digest = []
     start = 0
+    # a Parquet output: the chunk's priced rows encoded here, as a part the client
+    # stitches into the file (the row groups one writer makes of them); else as Arrow
+    part = None  # its writer, made at the first batch
     for piece, batch in zip(pieces, _read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
         stop = start + piece["n"]
         enc = _OutputsOf(piece)
-        part = {k: v[start:stop] for k, v in out.items()}
-        priced, rejects = engine.outputs(batch, enc, part, strings)
-        priced_out.append(priced)
+        rows_out = {k: v[start:stop] for k, v in out.items()}
+        priced, rejects = engine.outputs(batch, enc, rows_out, strings)
+        if job.fmt == "parquet":
+            if part is None:
+                part = BatchWriter(scratch_path(job, f"c{chunk.index:06d}.priced.parquet"),
+                                   priced.schema, "parquet", sync=False)
+            part.write(priced)
+        else:
+            priced_out.append(priced)
         reject_out.append(rejects)
         totals.add(priced, rejects)
         digest.append(row_bytes(priced))
         start = stop
+    if part is not None:
+        part.close()
     _write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
     save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
-    return {"priced": sum(b.num_rows for b in priced_out),
+    return {"priced": part.rows if part is not None
+            else sum(b.num_rows for b in priced_out),
+            "part": part is not None,
+            "schema": part.schema if part is not None
+            else (priced_out[0].schema if priced_out else None),
             "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
             "cpu": time.process_time() - cpu}
 
