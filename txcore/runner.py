@@ -149,6 +149,8 @@ def _plan_executor(stack, sources, backend, engine, workers, scheduler):
     if engine == "dask" and not partitioned.plannable(sources, backend):
         raise UsageError("--engine dask prices Parquet inputs with the cython or numba "
                          "backend (docs/parallel.md)")
+    if engine == "local":  # no more processes than chunks to read (but two to price)
+        workers = min(workers, max(2, sum(len(s.parquet_windows()) for s in sources)))
     executor = make_executor(engine, workers, scheduler)
     stack.callback(executor.close)
     return executor

@@ -52,8 +52,12 @@ class LocalProcesses:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["txcore.plan.tasks"])
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
-        for _ in range(workers):  # start them now, beside the client's own start
-            self._pool.submit(int)
+        try:
+            for _ in range(workers):  # start them now, beside the client's own start
+                self._pool.submit(int)
+        except BrokenProcessPool as exc:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise _lost(exc) from None
 
     def map(self, fn, *iterables) -> list:
         return list(self.imap(fn, *iterables))
@@ -66,15 +70,18 @@ class LocalProcesses:
             for f in futures:
                 yield f.result()
         except BrokenProcessPool as exc:
-            raise WorkerLost(f"a worker process died during the run ({exc}); nothing of "
-                             f"this run was committed, the last committed state is "
-                             f"intact: run it again") from None
+            raise _lost(exc) from None
         finally:
             for f in futures:
                 f.cancel()
 
     def close(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _lost(exc) -> WorkerLost:
+    return WorkerLost(f"a worker process died during the run ({exc}); nothing of this run "
+                      f"was committed, the last committed state is intact: run it again")
 
 
 class DaskCluster:
