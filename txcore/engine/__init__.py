@@ -21,12 +21,14 @@ BACKENDS = tuple(_ENGINES)
 DEFAULT_BACKEND = "cython"
 
 
-def make_engine(name: str, book, cards, state, business_date=None):
+def make_engine(name: str, book, cards, state, business_date=None, **options):
     """An engine of backend ``name`` over ``book``, ``cards`` and ``state``; rows dated more
-    than a day after ``business_date`` (when given) are rejected bad_ts."""
+    than a day after ``business_date`` (when given) are rejected bad_ts.  ``options``: the
+    engine's own (a compiled engine's ``registry``)."""
     try:
         module, cls = _ENGINES[name]
     except KeyError:
         from txcore.errors import UsageError
         raise UsageError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})") from None
-    return getattr(importlib.import_module(module), cls)(book, cards, state, business_date)
+    return getattr(importlib.import_module(module), cls)(book, cards, state, business_date,
+                                                         **options)

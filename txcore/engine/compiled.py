@@ -18,6 +18,7 @@ The engine takes the state's counters and index over for as long as it lives
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +26,7 @@ import pyarrow as pa
 from txcore._fast import layout as L
 from txcore.io.assemble import TS_TYPE, priced_schema, reject_batch
 from txcore.state.compact import CompactState
-from txcore.engine.encoder import Encoder
+from txcore.engine.encoder import Encoder, hash_column
 from txcore._fast import load_kernel
 from txcore._fast.layout import Strings
 from txcore.engine.flatrules import compile_book, compile_registry
@@ -38,12 +39,38 @@ from txcore.vocab import PRICED_COLUMNS
 _NO_NOW = np.zeros(0, np.int32)
 
 
+@dataclass(frozen=True)
+class Registry:
+    """The card registry as the kernel takes it: its ``REG`` rows and their cards' keyed
+    digests, and the issuer and city strings in the order the rows number them.  Made
+    once per process and key (:func:`compile_cards`), shared by every engine there."""
+
+    reg: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    banks: tuple
+    cities: tuple
+
+    def only(self, keep: np.ndarray) -> Registry:
+        """The cards where ``keep`` (a card bucket's, say); the same strings."""
+        return Registry(self.reg[keep], self.hi[keep], self.lo[keep], self.banks, self.cities)
+
+
+def compile_cards(cards: Cards, keyer) -> Registry:
+    banks, cities = Strings(), Strings()
+    reg, numbers = compile_registry(cards, banks, cities)
+    hi, lo, _ = hash_column(numbers, len(numbers), keyer)
+    return Registry(reg, hi, lo, tuple(banks.values), tuple(cities.values))
+
+
 class CompiledEngine:
     name = "compiled"
     kernel_name = ""
 
     def __init__(self, book: RuleBook, cards: Cards, state: State | None = None,
-                 business_date: dt.date | None = None):
+                 business_date: dt.date | None = None, registry: Registry | None = None):
+        """``registry``: ``cards`` already compiled for this state's key (a partitioned
+        run's worker makes it once for all its engines)."""
         self.kernel = load_kernel(self.kernel_name)
         self.times = TimeCheck(book, business_date)
         self.book, self.cards = book, cards
@@ -56,12 +83,13 @@ class CompiledEngine:
                                                     self.state.retention_days, self.kernel)
             self.state.compact = self.compact
         self.compact.scalars[L.ZERO_EFFECT] = 0
-        self.banks, self.cities = Strings(), Strings()
-        self.reg, numbers = compile_registry(cards, self.banks, self.cities)
+        if registry is None:
+            registry = compile_cards(cards, self.state.keyer)
+        self.banks, self.cities = Strings(registry.banks), Strings(registry.cities)
+        self.reg = registry.reg
         self.flat = compile_book(book, self.compact.strings, self.banks)
         self.encoder = Encoder(self.flat, self.state.keyer, self.banks, self.cities, self.times)
-        hi, lo, _ = self.encoder.hash_column(numbers, len(numbers))
-        self.compact.attach_registry(hi, lo, self.reg)
+        self.compact.attach_registry(registry.hi, registry.lo, registry.reg)
         self.slow_rows = 0
 
     def reserve(self, rows: int):

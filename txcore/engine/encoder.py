@@ -152,6 +152,16 @@ _CURRENCY = Vocabulary({"CNY": 1})
 _BENEFITS = Vocabulary(dict.fromkeys(BENEFITS, 1))
 
 
+def hash_column(arr, n: int, keyer: Keyer):
+    """``(hi, lo, length)``: the keyed digest words and the UTF-8 length (-1: null) of each
+    of ``n`` values of a plain string column (``arr`` None: all null)."""
+    hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+    length = np.full(n, -1, np.int32)
+    if arr is not None and n:
+        _enc.hash_strings(*string_buffers(arr), keyer.k0, keyer.k1, hi, lo, length)
+    return hi, lo, length
+
+
 class Encoder:
     """Encodes batches for one engine: holds the key, the zones and the code tables."""
 
@@ -181,11 +191,7 @@ class Encoder:
         return out
 
     def hash_column(self, arr, n):
-        hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
-        length = np.full(n, -1, np.int32)
-        if arr is not None and n:
-            _enc.hash_strings(*string_buffers(arr), self.keyer.k0, self.keyer.k1, hi, lo, length)
-        return hi, lo, length
+        return hash_column(arr, n, self.keyer)
 
     # -- the batch ----------------------------------------------------------------------
     def encode(self, batch: pa.RecordBatch) -> Encoded:

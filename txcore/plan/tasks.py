@@ -42,6 +42,7 @@ from txcore import durable
 from txcore._fast import layout as L
 from txcore._fast.layout import Strings
 from txcore.engine import make_engine
+from txcore.engine.compiled import compile_cards
 from txcore.engine.encoder import Encoded
 from txcore.errors import TxcoreError
 from txcore.io.digest import row_bytes
@@ -111,8 +112,9 @@ _SETUP: dict[str, tuple] = {}
 
 
 def _setup(job: Job):
-    """``(book, registry, engine)``: the rules, the card registry and an engine over an
-    empty state, for encoding (loaded once per process and run)."""
+    """``(book, registry, engine, compiled registry)``: the rules, the card registry, an
+    engine over an empty state for encoding, and the registry as the kernel takes it
+    (loaded once per process and run)."""
     got = _SETUP.get(job.token)
     if got is None:
         _SETUP.clear()  # one run's setup at a time
@@ -121,9 +123,11 @@ def _setup(job: Job):
             pa.set_io_thread_count(1)  # would only oversubscribe them)
         book = load_book(job.rules, load_merchants(job.merchants) if job.merchants else None)
         registry = load_cards(job.cards)
-        engine = make_engine(job.backend, book, registry,
-                             State(job.retention_days, Keyer(job.key)), job.business_date)
-        got = _SETUP[job.token] = (book, registry, engine)
+        keyer = Keyer(job.key)
+        compiled = compile_cards(registry, keyer)  # once: every engine here shares it
+        engine = make_engine(job.backend, book, registry, State(job.retention_days, keyer),
+                             job.business_date, registry=compiled)
+        got = _SETUP[job.token] = (book, registry, engine, compiled)
     return got
 
 
@@ -178,7 +182,7 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
     """Stage 1: see the module docstring.  Returns ``{"rows", "candidates", "slow_rows"}``."""
     durable.step("plan:encode_chunk")
     cpu = time.process_time()
-    _, _, engine = _setup(job)
+    _, _, engine, _ = _setup(job)
     pieces, batches = [], []
     ids = {name: [] for name in (*ID_ARRAYS, "day", "flags")}
     mine = [{name: [] for name in ("cand", *ROW_ARRAYS, *ZONE_ARRAYS)}
@@ -235,12 +239,13 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
     (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect"}``."""
     durable.step("plan:price_bucket")
     cpu = time.process_time()
-    book, registry, _ = _setup(job)
+    book, registry, _, compiled = _setup(job)
     counters, index = read_tables(scratch_path(job, f"b{bucket:03d}.state"))
     state = State(job.retention_days, Keyer(job.key))
     state.set_tables(counters, index, None if latest is None
                      else dt.date(1970, 1, 1) + dt.timedelta(days=latest))
-    engine = make_engine(job.backend, book, registry, state, job.business_date)
+    engine = make_engine(job.backend, book, registry, state, job.business_date,
+                         registry=compiled.only(bucket_of(compiled.hi, job.buckets) == bucket))
     parts, now, owners = [], [], []
     for c in chunks:
         rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
@@ -323,7 +328,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     with their digest bytes and totals.  Returns ``{"priced", "rejected", "totals"}``."""
     durable.step("plan:assemble_chunk")
     cpu = time.process_time()
-    _, _, engine = _setup(job)
+    _, _, engine, _ = _setup(job)
     pieces = load(scratch_path(job, f"c{chunk.index:06d}.enc"))
     settled = load(scratch_path(job, f"c{chunk.index:06d}.settled"))
     n_rows = sum(p["n"] for p in pieces)
