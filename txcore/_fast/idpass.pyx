@@ -25,6 +25,14 @@ cdef enum:
 cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
 
 
+def enums():
+    """The ``cdef enum`` values above, checked against ``layout.KERNEL_ENUMS`` at load."""
+    return {"R_DUPLICATE": R_DUPLICATE, "R_DISB_NON_MEMBER": R_DISB_NON_MEMBER,
+            "R_MISMATCH": R_MISMATCH, "R_ALREADY": R_ALREADY, "F_REVERSAL": F_REVERSAL,
+            "F_REVERSED": F_REVERSED, "ROW_REVERSAL": ROW_REVERSAL,
+            "ROW_DISB_NON_MEMBER": ROW_DISB_NON_MEMBER}
+
+
 cdef struct Entry:
     uint64_t key_hi
     uint64_t key_lo

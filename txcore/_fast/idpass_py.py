@@ -7,16 +7,18 @@ run needs to know across cards.
 """
 from __future__ import annotations
 
-import numpy as np
+from txcore._fast.layout import (F_REVERSAL, F_REVERSED, KERNEL_ENUMS, NO_LATEST,  # noqa: F401
+                                 ROW_DISB_NON_MEMBER, ROW_REVERSAL)
 
-# Codes as in txcore/_fast/layout.py (KERNEL_ENUMS): the kernel's reject reasons and
-# an index entry's flags.
-R_DUPLICATE, R_DISB_NON_MEMBER, R_MISMATCH, R_ALREADY = 3, 4, 5, 6
-F_REVERSAL, F_REVERSED = 1, 2
-#: ``flags`` of a row: bit 0 a reversal, bit 1 a disbursement to a card not a member
-#: that day (rejected unless the row is a duplicate first)
-ROW_REVERSAL, ROW_DISB_NON_MEMBER = 1, 2
-NO_LATEST = np.iinfo(np.int64).min
+R_DUPLICATE, R_DISB_NON_MEMBER, R_MISMATCH, R_ALREADY = (
+    KERNEL_ENUMS[f"R_{name}"] for name in ("DUPLICATE", "DISB_NON_MEMBER", "MISMATCH", "ALREADY"))
+
+
+def enums():
+    """The codes this module uses (as the compiled module's ``enums()``)."""
+    return {name: KERNEL_ENUMS[name] for name in (
+        "R_DUPLICATE", "R_DISB_NON_MEMBER", "R_MISMATCH", "R_ALREADY", "F_REVERSAL",
+        "F_REVERSED", "ROW_REVERSAL", "ROW_DISB_NON_MEMBER")}
 
 
 class Settler:

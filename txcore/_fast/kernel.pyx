@@ -54,6 +54,8 @@ cdef enum:
     S_RETENTION = 3
     S_ZERO_EFFECT = 4
     S_N_EFFECTS = 5
+    ROW_REVERSAL = 1
+    ROW_DISB_NON_MEMBER = 2
 cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST: no row priced yet
 # An entry's effect while its row's effect is not interned yet: PENDING - row (< -1).
 cdef int64_t PENDING = -2
@@ -72,7 +74,8 @@ def enums():
             "K_DISBURSEMENT": K_DISBURSEMENT, "K_REVERSAL": K_REVERSAL,
             "S_N_ENTRIES": S_N_ENTRIES, "S_N_COUNTERS": S_N_COUNTERS, "S_LATEST": S_LATEST,
             "S_RETENTION": S_RETENTION, "S_ZERO_EFFECT": S_ZERO_EFFECT,
-            "S_N_EFFECTS": S_N_EFFECTS}
+            "S_N_EFFECTS": S_N_EFFECTS, "ROW_REVERSAL": ROW_REVERSAL,
+            "ROW_DISB_NON_MEMBER": ROW_DISB_NON_MEMBER}
 
 
 def sizes():
@@ -497,7 +500,8 @@ def verdicts(const int8_t[::1] pre, const uint64_t[::1] card_hi, const uint64_t[
     """What pricing settles of each row without the state, as ``price_rows`` does it (a
     partitioned run's first stage, txcore/plan/tasks.py): ``code`` -1 rejected already,
     R_NO_RULESET, R_UNKNOWN_CARD or 0; ``local_day`` in the zone of the version in force;
-    ``flags`` 1 a reversal, 2 a disbursement to a card that is not a member that day."""
+    ``flags`` ROW_REVERSAL, or ROW_DISB_NON_MEMBER: a disbursement to a card that is not a
+    member that day."""
     cdef Py_ssize_t i
     cdef int32_t v, d
     cdef int64_t c
@@ -517,10 +521,10 @@ def verdicts(const int8_t[::1] pre, const uint64_t[::1] card_hi, const uint64_t[
             if c < 0 or cards[c].reg < 0:
                 code[i] = R_UNKNOWN_CARD
             elif kind[i] == K_REVERSAL:
-                flags[i] = 1
+                flags[i] = ROW_REVERSAL
             elif kind[i] == K_DISBURSEMENT and not (cards[c].member_from <= d
                                                      and d <= cards[c].member_to):
-                flags[i] = 2
+                flags[i] = ROW_DISB_NON_MEMBER
 
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from txcore._fast.layout import (DISBURSEMENT, F_REVERSAL, F_REVERSED, F_SLOT, F_WAIVED, LATEST,
                            N_COUNTERS, N_EFFECTS, N_ENTRIES, NO_LATEST, PURCHASE, RETENTION, REVERSAL_KIND,
-                           TRANSFER, WITHDRAWAL, ZERO_EFFECT)
+                           ROW_DISB_NON_MEMBER, ROW_REVERSAL, TRANSFER, WITHDRAWAL, ZERO_EFFECT)
 
 CYTHON_MODULE = 0
 _jit = numba.njit(cache=False, nogil=True, boundscheck=False)
@@ -272,10 +272,11 @@ def verdicts(pre, card_hi, card_lo, day, kind, versions, cards, card_slots, code
         c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
         if c < 0 or cards[c].reg < 0:
             code[i] = 2  # unknown_card
-        elif kind[i] == 5:  # a reversal
-            flags[i] = 1
-        elif kind[i] == 3 and not (cards[c].member_from <= d and d <= cards[c].member_to):
-            flags[i] = 2  # a disbursement to a card not a member that day
+        elif kind[i] == REVERSAL_KIND:
+            flags[i] = ROW_REVERSAL
+        elif kind[i] == DISBURSEMENT and not (cards[c].member_from <= d
+                                                 and d <= cards[c].member_to):
+            flags[i] = ROW_DISB_NON_MEMBER
 
 
 @_jit

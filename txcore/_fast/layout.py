@@ -19,6 +19,10 @@ from txcore.timeconv import NEVER  # noqa: F401 (re-exported: a day that never c
 #: Flags of an index entry.
 F_REVERSAL, F_REVERSED, F_WAIVED, F_SLOT = 1, 2, 4, 8
 
+#: Flags of a row for the id pass of a partitioned run (``kernel.verdicts``): a reversal;
+#: a disbursement to a card that is not a member that day.
+ROW_REVERSAL, ROW_DISB_NON_MEMBER = 1, 2
+
 #: Reason codes the kernel returns per row (0 = priced, -1 = rejected before pricing).
 KERNEL_REASONS = {1: "no_ruleset", 2: "unknown_card", 3: "duplicate_txn_id",
                   4: "disbursement_to_non_member", 5: "reversal_mismatch",
@@ -99,6 +103,7 @@ KERNEL_ENUMS = {
     "K_DISBURSEMENT": DISBURSEMENT, "K_REVERSAL": REVERSAL_KIND,
     "S_N_ENTRIES": N_ENTRIES, "S_N_COUNTERS": N_COUNTERS, "S_LATEST": LATEST,
     "S_RETENTION": RETENTION, "S_ZERO_EFFECT": ZERO_EFFECT, "S_N_EFFECTS": N_EFFECTS,
+    "ROW_REVERSAL": ROW_REVERSAL, "ROW_DISB_NON_MEMBER": ROW_DISB_NON_MEMBER,
 }
 assert [KERNEL_ENUMS["R_" + n] for n in ("NO_RULESET", "UNKNOWN_CARD", "DUPLICATE",
         "DISB_NON_MEMBER", "MISMATCH", "ALREADY")] == sorted(KERNEL_REASONS)
@@ -119,6 +124,16 @@ def check_compiled(kernel) -> None:
         differ = sorted(k for k in set(enums) | set(KERNEL_ENUMS) if enums.get(k) != KERNEL_ENUMS.get(k))
         raise ImportError(f"txcore._fast.kernel: enum values {differ or ['NO_LATEST']} differ from "
                           "txcore._fast.layout; rebuild")
+
+
+def check_enums(module, names) -> None:
+    """Refuse a compiled module (``txcore._fast.idpass``) whose ``enums()`` differ from
+    :data:`KERNEL_ENUMS` for ``names`` (a stale build)."""
+    enums = module.enums()
+    differ = sorted(n for n in names if enums.get(n) != KERNEL_ENUMS[n])
+    if differ:
+        raise ImportError(f"{module.__name__}: enum values {differ} differ from "
+                          f"txcore._fast.layout; rebuild")
 
 
 class Strings:

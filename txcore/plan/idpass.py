@@ -30,12 +30,13 @@ import pyarrow as pa
 
 from txcore._fast import compiled_or_twin
 from txcore._fast import layout as L
-from txcore.plan.tasks import ROW_REVERSAL, Job, load, save, scratch_path
+from txcore.plan.tasks import Job, load, save, scratch_path
 from txcore.state.compact import digest_words
 from txcore.state.store import Query
 from txcore.timeconv import EPOCH_DAY, day_number
 
 _idpass = compiled_or_twin("idpass")
+L.check_enums(_idpass, _idpass.enums())
 
 
 def state_entries(index: pa.Table) -> tuple[np.ndarray, ...]:
@@ -57,7 +58,7 @@ def state_query(job: Job, chunks: list[int]) -> Query:
     ids = [load(scratch_path(job, f"c{c:06d}.ids")) for c in chunks]
     his, los, first = [], [], None
     for x in ids:
-        reversal = (x["flags"] & ROW_REVERSAL) != 0
+        reversal = (x["flags"] & L.ROW_REVERSAL) != 0
         his += [x["txn_hi"], x["orig_hi"][reversal]]
         los += [x["txn_lo"], x["orig_lo"][reversal]]
         if len(x["day"]):

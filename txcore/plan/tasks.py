@@ -12,12 +12,18 @@ the same files: tasks never touch the state folder or the published outputs.
    stateless checks and the encoder, settle what needs no state (the version in
    force, the card's registry entry, a disbursement to a non-member), and write
    ``c<chunk>.ids`` (the narrow id columns for the id pass), ``c<chunk>.b<bucket>`` (the
-   encoded rows of each card bucket) and ``c<chunk>.enc`` (what the outputs need);
-2. :func:`price_bucket` — every accepted row of one card bucket, in input order, through
+   encoded rows of each card bucket), ``c<chunk>.enc`` (what the outputs need) and
+   ``c<chunk>.rows`` (the rows as read, uncompressed Arrow);
+2. the client's id pass writes ``c<chunk>.settled`` and the state's part of each bucket,
+   ``b<bucket>.state``;
+3. :func:`price_bucket` — every accepted row of one card bucket, in input order, through
    the compiled kernel with the bucket's part of the state; writes the priced columns
-   per chunk and the bucket's new state tables;
-3. :func:`assemble_chunk` — read the chunk again, gather its rows' prices from every
-   bucket and write the chunk's priced and reject batches, digest bytes and totals.
+   per chunk (``c<chunk>.p<bucket>``) and the bucket's new state (``b<bucket>.*.npy``
+   records, ``b<bucket>.counters``);
+4. :func:`assemble_chunk` — gather the chunk's rows' prices from every bucket and write
+   its priced rows (a Parquet part, ``c<chunk>.priced.parquet``, the client stitches;
+   other formats in ``c<chunk>.out``), its reject rows (``c<chunk>.out``), digest bytes
+   and totals.
 
 Card numbers: a worker reads them from the input files itself (by path, as the client
 would) and writes them only into the chunk's output pieces in the staging folder; what
@@ -68,8 +74,6 @@ OUT_ARRAYS = ("member", "cross_bank", "same_city", "ts", "fee_rule", "fee_standa
               "fee_waived", "fee_charged", "waiver_rule", "free_slot", "discount",
               "discount_rule", "ruleset")
 RULE_CODES = ("fee_rule", "waiver_rule", "discount_rule", "ruleset")
-#: Flags of a row for the id pass (txcore/_fast/idpass_py.py).
-ROW_REVERSAL, ROW_DISB_NON_MEMBER = 1, 2
 
 
 class PlanError(TxcoreError):
@@ -168,7 +172,7 @@ def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(code, day, flags)`` per row: what pricing settles without the state, as the
     kernel does (``kernel.verdicts``): -1 rejected by the stateless checks, 1 no rule-set
     version in force, 2 a card not in the registry, else 0; the local day in the
-    version's zone; ROW_REVERSAL, ROW_DISB_NON_MEMBER."""
+    version's zone; its flags for the id pass (``layout.ROW_REVERSAL``, ...)."""
     n = enc.n
     code, day, flags = np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.uint8)
     compact = engine.compact
