@@ -41,56 +41,46 @@ cdef extern from *:
     #endif
         return v;
     }
+    #define TXCORE_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+    #define TXCORE_SIPROUND                                                     \
+        do {                                                                    \
+            v0 += v1; v1 = TXCORE_ROTL(v1, 13); v1 ^= v0; v0 = TXCORE_ROTL(v0, 32); \
+            v2 += v3; v3 = TXCORE_ROTL(v3, 16); v3 ^= v2;                       \
+            v0 += v3; v3 = TXCORE_ROTL(v3, 21); v3 ^= v0;                       \
+            v2 += v1; v1 = TXCORE_ROTL(v1, 17); v1 ^= v2; v2 = TXCORE_ROTL(v2, 32); \
+        } while (0)
+    /* SipHash-2-4-128 of the n bytes at s: the reference C of the authors, the state in
+       four locals so that it stays in registers */
+    static inline void txcore_siphash128(const uint8_t* s, int64_t n, uint64_t k0,
+                                         uint64_t k1, uint64_t* hi, uint64_t* lo) {
+        uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL ^ 0xee;
+        uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+        const uint8_t* end = s + (n - n % 8);
+        uint64_t m, b = ((uint64_t)n) << 56;  /* the tail, with the length in the top byte */
+        for (; s != end; s += 8) {            /* full 8-byte little-endian words */
+            m = txcore_load_le64(s);
+            v3 ^= m; TXCORE_SIPROUND; TXCORE_SIPROUND; v0 ^= m;
+        }
+        switch (n & 7) {
+            case 7: b |= ((uint64_t)s[6]) << 48; /* fall through */
+            case 6: b |= ((uint64_t)s[5]) << 40; /* fall through */
+            case 5: b |= ((uint64_t)s[4]) << 32; /* fall through */
+            case 4: b |= ((uint64_t)s[3]) << 24; /* fall through */
+            case 3: b |= ((uint64_t)s[2]) << 16; /* fall through */
+            case 2: b |= ((uint64_t)s[1]) << 8;  /* fall through */
+            case 1: b |= ((uint64_t)s[0]);
+        }
+        v3 ^= b; TXCORE_SIPROUND; TXCORE_SIPROUND; v0 ^= b;
+        v2 ^= 0xee;
+        TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND;
+        *hi = v0 ^ v1 ^ v2 ^ v3;
+        v1 ^= 0xdd;
+        TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND;
+        *lo = v0 ^ v1 ^ v2 ^ v3;
+    }
     """
-    uint64_t _load_le64 "txcore_load_le64"(const uint8_t* p) noexcept nogil
-
-
-cdef inline uint64_t _rotl(uint64_t x, int b) noexcept nogil:
-    return (x << b) | (x >> (64 - b))
-
-
-cdef inline void _rounds(uint64_t* v, int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        v[0] += v[1]; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
-        v[2] += v[3]; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
-        v[0] += v[3]; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
-        v[2] += v[1]; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
-
-
-cdef inline void _siphash128(const uint8_t* s, int64_t n, uint64_t k0, uint64_t k1,
-                             uint64_t* hi, uint64_t* lo) noexcept nogil:
-    """The digest of the ``n`` bytes at ``s``."""
-    cdef uint64_t v[4]
-    cdef uint64_t m
-    cdef int64_t i, j
-    cdef int64_t end = n - n % 8
-    v[0] = k0 ^ 0x736f6d6570736575ULL
-    v[1] = k1 ^ 0x646f72616e646f6dULL ^ 0xee
-    v[2] = k0 ^ 0x6c7967656e657261ULL
-    v[3] = k1 ^ 0x7465646279746573ULL
-    i = 0
-    while i < end:                        # full 8-byte little-endian words
-        m = _load_le64(s + i)
-        v[3] ^= m
-        _rounds(v, 2)
-        v[0] ^= m
-        i += 8
-    m = (<uint64_t>(n & 0xff)) << 56      # the tail, with the length in the top byte
-    j = 0
-    while i < n:
-        m |= (<uint64_t>s[i]) << (8 * j)
-        i += 1
-        j += 1
-    v[3] ^= m
-    _rounds(v, 2)
-    v[0] ^= m
-    v[2] ^= 0xee
-    _rounds(v, 4)
-    hi[0] = v[0] ^ v[1] ^ v[2] ^ v[3]
-    v[1] ^= 0xdd
-    _rounds(v, 4)
-    lo[0] = v[0] ^ v[1] ^ v[2] ^ v[3]
+    void _siphash128 "txcore_siphash128"(const uint8_t* s, int64_t n, uint64_t k0, uint64_t k1,
+                                         uint64_t* hi, uint64_t* lo) noexcept nogil
 
 
 def siphash128(const uint8_t[::1] data, uint64_t k0, uint64_t k1):
