@@ -130,24 +130,26 @@ def batches(draw):
     return pa.RecordBatch.from_arrays(arrays, names).slice(lead)
 
 
-def _encode(batch, fused, twin):
+def _encode(batches, fused, twin):
+    """Each batch encoded in turn by one new engine's encoder: ``([Encoded], encoder)``."""
     encoder = make_engine("cython", BOOK, registry(), State(keyer=Keyer(KEY))).encoder
     encoder.fused = fused
     with pytest.MonkeyPatch.context() as mp:
         if twin:
             mp.setattr(encoder_module, "_enc", encode_py)
-        enc = encoder.encode(batch)
-    return enc, encoder
+        return [encoder.encode(b) for b in batches], encoder
 
 
 def _assert_same(got, want):
-    (a, ea), (b, eb) = got, want
-    for name in FIELDS:
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and x.shape == y.shape, name
-        assert np.array_equal(x, y), name
-    assert a.n == b.n and a.slow_rows == b.slow_rows
-    assert a.rejects == b.rejects
+    """Every array, the rejects and the banks and cities interned, in the same order."""
+    (encs_a, ea), (encs_b, eb) = got, want
+    for a, b in zip(encs_a, encs_b, strict=True):
+        for name in FIELDS:
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            assert np.array_equal(x, y), name
+        assert a.n == b.n and a.slow_rows == b.slow_rows
+        assert a.rejects == b.rejects
     assert ea.banks.values == eb.banks.values and ea.cities.values == eb.cities.values
 
 
@@ -155,12 +157,13 @@ def test_the_fused_pass_encodes_as_its_twin_and_as_the_columns():
     clean = []
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(batch=batches())
-    def check(batch):
-        fused = _encode(batch, True, False)
-        _assert_same(fused, _encode(batch, True, True))      # the pure-Python twin
-        _assert_same(fused, _encode(batch, False, False))    # the column-by-column path
-        clean.append(fused[0].n - fused[0].slow_rows)
+    @given(first=batches(), second=batches())
+    def check(first, second):
+        # two batches: the second meets banks and cities the first interned
+        fused = _encode([first, second], True, False)
+        _assert_same(fused, _encode([first, second], True, True))    # the pure-Python twin
+        _assert_same(fused, _encode([first, second], False, False))  # the column path
+        clean.extend(e.n - e.slow_rows for e in fused[0])
 
     check()
     # the batches reached rows the encoder calls clean, not only slow ones
@@ -178,12 +181,12 @@ def test_the_fused_pass_is_taken_for_plain_string_columns(monkeypatch):
            "channel": "pos", "amount": "100", "currency": "CNY", "merchant_id": "QZ1",
            "mcc": "5411"}
     batch = pa.RecordBatch.from_pydict({k: pa.array([v], pa.string()) for k, v in row.items()})
-    enc, _ = _encode(batch, True, False)
+    (enc,), _ = _encode([batch], True, False)
     assert calls == [1]
     assert enc.slow_rows == 0 and enc.amount.tolist() == [100] and enc.mcc.tolist() == [5411]
 
 
 def test_the_twins_name_the_same_columns_and_rules():
-    for name in ("FUSED_TEXT", "FUSED_WORDS", "R_COUNTERPARTY", "R_FEE_ITEM", "R_MERCHANT",
-                 "R_BENEFIT", "R_REVERSAL"):
+    for name in ("FUSED_TEXT", "FUSED_WORDS", "FUSED_TABLES", "NOT_IN_TABLE", "R_COUNTERPARTY",
+                 "R_FEE_ITEM", "R_MERCHANT", "R_BENEFIT", "R_REVERSAL"):
         assert getattr(encode_c, name) == getattr(encode_py, name), name

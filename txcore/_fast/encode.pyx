@@ -349,9 +349,14 @@ def parse_mccs(const offset_t[::1] offsets, const uint8_t[::1] data,
 # -- the fused pass: every text column of a row at once ------------------------------------
 #: The text columns ``encode_rows`` reads, in the order it takes them.
 FUSED_TEXT = ("txn_id", "orig_txn_id", "card_no", "kind", "channel", "fee_item", "currency",
-              "benefit", "mcc", "amount")
+              "benefit", "mcc", "amount", "acq_bank", "city", "merchant_id")
 #: Its vocabularies, in the order it takes them (``(word_offsets, words, codes)`` each).
 FUSED_WORDS = ("kind", "channel", "fee_item", "currency", "benefit")
+#: Its larger vocabularies, looked up by hash (``(word_offsets, words, codes)`` each):
+#: banks and cities interned so far (and well-formed), the partner merchants.
+FUSED_TABLES = ("acq_bank", "city", "merchant_id")
+cpdef enum:           # the bank or city code of a value not in its table: the caller codes it
+    NOT_IN_TABLE = -3
 cpdef enum:           # bits of ``kind_rules[kind]``: what a row of that kind needs to be clean
     R_COUNTERPARTY = 1    # a known-shape acq_bank and city
     R_FEE_ITEM = 2        # a fee item of the vocabulary
@@ -361,10 +366,73 @@ cpdef enum:           # bits of ``kind_rules[kind]``: what a row of that kind ne
 
 cdef enum:            # FUSED_TEXT positions
     T_TXN, T_ORIG, T_CARD, T_KIND, T_CHANNEL, T_FEE_ITEM, T_CURRENCY, T_BENEFIT, T_MCC, T_AMOUNT,
-    N_TEXT
+    T_BANK, T_CITY, T_MERCHANT, N_TEXT
 
 cdef enum:            # FUSED_WORDS positions
     W_KIND, W_CHANNEL, W_FEE_ITEM, W_CURRENCY, W_BENEFIT, N_WORDS
+
+cdef enum:            # FUSED_TABLES positions
+    H_BANK, H_CITY, H_MERCHANT, N_TABLES
+
+
+cdef struct Table:
+    Words w
+    int32_t* slots            # word index, -1 empty (open addressing, linear probing)
+    uint64_t mask
+
+
+cdef inline uint64_t _fnv1a(const uint8_t* s, int64_t n) noexcept nogil:
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef int64_t p
+    for p in range(n):
+        h = (h ^ s[p]) * 1099511628211ULL
+    return h
+
+
+cdef int _table_init(Table* t, const int32_t[::1] word_offsets, const uint8_t[::1] words,
+                     const int32_t[::1] codes) except -1:
+    """A hash table over the words (at most half full); free ``t.slots`` after."""
+    cdef Py_ssize_t k, size = 16
+    cdef uint64_t at
+    t.w = _words(word_offsets, words, codes)
+    while size < 2 * t.w.m:
+        size *= 2
+    t.slots = <int32_t*>malloc(size * sizeof(int32_t))
+    if t.slots == NULL:
+        raise MemoryError()
+    t.mask = size - 1
+    for k in range(size):
+        t.slots[k] = -1
+    for k in range(t.w.m):
+        at = _fnv1a(t.w.words + t.w.offsets[k], t.w.offsets[k + 1] - t.w.offsets[k]) & t.mask
+        while t.slots[at] >= 0:
+            at = (at + 1) & t.mask
+        t.slots[at] = <int32_t>k
+    return 0
+
+
+cdef inline int32_t _table_code(const Table* t, const Text* c, Py_ssize_t i, int32_t other,
+                                int32_t none) noexcept nogil:
+    """As ``_code``, by hash: the value's code, ``other`` or ``none`` (null, "")."""
+    cdef const uint8_t* s
+    cdef const uint8_t* word
+    cdef int64_t n, p
+    cdef int32_t k
+    cdef uint64_t at
+    if not _value(c, i, &s, &n) or n == 0:
+        return none
+    at = _fnv1a(s, n) & t.mask
+    while t.slots[at] >= 0:
+        k = t.slots[at]
+        if t.w.offsets[k + 1] - t.w.offsets[k] == n:
+            word = t.w.words + t.w.offsets[k]
+            p = 0
+            while p < n and s[p] == word[p]:
+                p += 1
+            if p == n:
+                return t.w.codes[k]
+        at = (at + 1) & t.mask
+    return other
 
 
 cdef struct Text:
@@ -411,15 +479,16 @@ cdef inline int32_t _hash(const Text* c, Py_ssize_t i, uint64_t k0, uint64_t k1,
 def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data, validity,
                                                 #     offset) of a ``string`` array, or None
                 list words,                     # IN  FUSED_WORDS: (word_offsets, words, codes)
+                list tables,                    # IN  FUSED_TABLES: the same
                 uint64_t k0, uint64_t k1,       # IN  the key
                 const uint8_t[::1] kind_rules,  # IN  R_* bits per kind code
                 const uint8_t[:, ::1] channel_ok,   # IN [kind, channel code]: allowed
                 const int64_t[::1] min_amount,  # IN  smallest amount per kind code
                 int64_t max_amount,
                 bint parse_amount,              # IN  False: amount, amount_ok are given
-                const int32_t[::1] bank,        # IN  -1 none or malformed
-                const int32_t[::1] city,        # IN  -1 none or malformed
-                int32_t[::1] merchant,          # IN/OUT code, -1 other, -2 none -> -1
+                int32_t[::1] bank,              # OUT code, -1 none, NOT_IN_TABLE
+                int32_t[::1] city,              # OUT code, -1 none, NOT_IN_TABLE
+                int32_t[::1] merchant,          # OUT code, -1 other or none
                 uint64_t[::1] txn_hi, uint64_t[::1] txn_lo,      # OUT digests (0: null)
                 uint64_t[::1] orig_hi, uint64_t[::1] orig_lo,
                 uint64_t[::1] card_hi, uint64_t[::1] card_lo,
@@ -433,22 +502,22 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
                 int8_t other_channel, int8_t other_fee_item):
     """Every per-row text job of the encoder in one pass over the rows: the keyed digests
     (``hash_strings``), the card check (``cardcheck``), the vocabulary codes
-    (``match_words``), the mcc and the amount (``parse_mccs``, ``parse_integers``), and the
-    row's stateless checks OR-ed into ``slow`` — each exactly as the column functions and
-    the encoder's column path compute them (``tests/test_encoder_fused.py``)."""
+    (``match_words``, and by hash for banks, cities and merchants), the mcc and the amount
+    (``parse_mccs``, ``parse_integers``), and the row's stateless checks OR-ed into
+    ``slow`` — each exactly as the column functions and the encoder's column path compute
+    them (``tests/test_encoder_fused.py``).  A bank or city not in its table (new, or
+    malformed) is left NOT_IN_TABLE, and so is its row's counterparty check."""
     cdef Py_ssize_t n = slow.shape[0], i, k
     cdef Text t[N_TEXT]
     cdef Words w[N_WORDS]
+    cdef Table h[N_TABLES]
     cdef const int32_t[::1] o
     cdef const uint8_t[::1] d
     cdef const uint8_t[::1] v
     cdef const int32_t[::1] codes
-    cdef int32_t txn_len, orig_len, kd, ch, fe, kk
-    cdef uint8_t rules, s_
-    cdef const uint8_t* text
-    cdef int64_t length, value
-    if len(texts) != N_TEXT or len(words) != N_WORDS:
-        raise ValueError("encode_rows: texts and words as FUSED_TEXT and FUSED_WORDS")
+    if len(texts) != N_TEXT or len(words) != N_WORDS or len(tables) != N_TABLES:
+        raise ValueError("encode_rows: texts, words and tables as FUSED_TEXT, FUSED_WORDS "
+                         "and FUSED_TABLES")
     for k in range(N_TEXT):             # the arrays stay alive in ``texts``, the caller's
         t[k].offsets = NULL
         t[k].data = NULL
@@ -462,6 +531,37 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
     for k in range(N_WORDS):
         o, d, codes = words[k]
         w[k] = _words(o, d, codes)
+    for k in range(N_TABLES):
+        h[k].slots = NULL
+    try:
+        for k in range(N_TABLES):
+            o, d, codes = tables[k]
+            _table_init(&h[k], o, d, codes)
+        _encode_rows(n, t, w, h, k0, k1, kind_rules, channel_ok, min_amount, max_amount,
+                     parse_amount, bank, city, merchant, txn_hi, txn_lo, orig_hi, orig_lo,
+                     card_hi, card_lo, kind, channel, fee_item, mcc, amount, amount_ok, slow,
+                     other_channel, other_fee_item)
+    finally:
+        for k in range(N_TABLES):
+            free(h[k].slots)
+
+
+cdef void _encode_rows(Py_ssize_t n, const Text* t, const Words* w, const Table* h,
+                       uint64_t k0, uint64_t k1, const uint8_t[::1] kind_rules,
+                       const uint8_t[:, ::1] channel_ok, const int64_t[::1] min_amount,
+                       int64_t max_amount, bint parse_amount, int32_t[::1] bank,
+                       int32_t[::1] city, int32_t[::1] merchant, uint64_t[::1] txn_hi,
+                       uint64_t[::1] txn_lo, uint64_t[::1] orig_hi, uint64_t[::1] orig_lo,
+                       uint64_t[::1] card_hi, uint64_t[::1] card_lo, int8_t[::1] kind,
+                       int8_t[::1] channel, int8_t[::1] fee_item, int16_t[::1] mcc,
+                       int64_t[::1] amount, uint8_t[::1] amount_ok, uint8_t[::1] slow,
+                       int8_t other_channel, int8_t other_fee_item) noexcept:
+    """The loop of ``encode_rows``, over its columns and tables."""
+    cdef Py_ssize_t i
+    cdef int32_t txn_len, orig_len, kd, ch, fe, kk, bk, ct, me
+    cdef uint8_t rules, s_
+    cdef const uint8_t* text
+    cdef int64_t length
     with nogil:
         for i in range(n):
             s_ = slow[i]
@@ -490,15 +590,21 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
                 amount_ok[i] = 0
                 if _value(&t[T_AMOUNT], i, &text, &length):
                     amount_ok[i] = _parse_int(text, length, &amount[i])
+            bk = _table_code(&h[H_BANK], &t[T_BANK], i, NOT_IN_TABLE, -1)
+            ct = _table_code(&h[H_CITY], &t[T_CITY], i, NOT_IN_TABLE, -1)
+            me = _table_code(&h[H_MERCHANT], &t[T_MERCHANT], i, -1, -2)
+            bank[i] = bk
+            city[i] = ct
+            merchant[i] = me if me >= -1 else -1
             kk = kd if kd >= 0 else 0
             rules = kind_rules[kk] if kd >= 0 else 0
             if (kd < 0 or not channel_ok[kk, ch]
                     or _code(&t[T_CURRENCY], &w[W_CURRENCY], i, 0, 1) == 0
                     or mcc[i] == -2
                     or txn_len <= 0 or txn_len > 64
-                    or (rules & R_COUNTERPARTY and (bank[i] < 0 or city[i] < 0))
+                    or (rules & R_COUNTERPARTY and (bk == -1 or ct == -1))
                     or (rules & R_FEE_ITEM and (fe == 0 or fe == other_fee_item))
-                    or (rules & R_MERCHANT and merchant[i] == -2)
+                    or (rules & R_MERCHANT and me == -2)
                     or (rules & R_BENEFIT
                         and _code(&t[T_BENEFIT], &w[W_BENEFIT], i, 0, 1) == 0)
                     or not amount_ok[i]):
@@ -508,10 +614,7 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
                     s_ = 1
             elif amount[i] > max_amount or amount[i] < min_amount[kk]:
                 s_ = 1
-            if merchant[i] < -1:
-                merchant[i] = -1
             slow[i] = s_
-    return None
 
 
 # -- digest rows -------------------------------------------------------------------------

@@ -177,8 +177,10 @@ def digest_rows(columns, n):
 
 # -- the fused pass ------------------------------------------------------------------------
 FUSED_TEXT = ("txn_id", "orig_txn_id", "card_no", "kind", "channel", "fee_item", "currency",
-              "benefit", "mcc", "amount")
+              "benefit", "mcc", "amount", "acq_bank", "city", "merchant_id")
 FUSED_WORDS = ("kind", "channel", "fee_item", "currency", "benefit")
+FUSED_TABLES = ("acq_bank", "city", "merchant_id")
+NOT_IN_TABLE = -3
 R_COUNTERPARTY, R_FEE_ITEM, R_MERCHANT, R_BENEFIT, R_REVERSAL = 1, 2, 4, 8, 16
 
 
@@ -188,7 +190,7 @@ def _row_values(text, n):
     return [None] * n if text is None else [raw for _, raw in _values(*text, n)]
 
 
-def encode_rows(texts, words, k0, k1, kind_rules, channel_ok, min_amount, max_amount,
+def encode_rows(texts, words, tables, k0, k1, kind_rules, channel_ok, min_amount, max_amount,
                 parse_amount, bank, city, merchant, txn_hi, txn_lo, orig_hi, orig_lo, card_hi,
                 card_lo, kind, channel, fee_item, mcc, amount, amount_ok, slow, other_channel,
                 other_fee_item):
@@ -197,7 +199,8 @@ def encode_rows(texts, words, k0, k1, kind_rules, channel_ok, min_amount, max_am
     col = dict(zip(FUSED_TEXT, (_row_values(t, n) for t in texts)))
     vocab = {name: {bytes(w[word_offsets[k]:word_offsets[k + 1]]): int(codes[k])
                     for k in range(len(codes))}
-             for name, (word_offsets, w, codes) in zip(FUSED_WORDS, words)}
+             for name, (word_offsets, w, codes) in zip(FUSED_WORDS + FUSED_TABLES,
+                                                       words + tables)}
 
     def code(name, i, other, none):
         raw = col[name][i]
@@ -221,6 +224,9 @@ def encode_rows(texts, words, k0, k1, kind_rules, channel_ok, min_amount, max_am
             raw = col["amount"][i]
             value = None if raw is None else _integer(raw)
             amount[i], amount_ok[i] = (0, 0) if value is None else (value, 1)
+        bank[i] = code("acq_bank", i, NOT_IN_TABLE, -1)
+        city[i] = code("city", i, NOT_IN_TABLE, -1)
+        me = code("merchant_id", i, -1, -2)
         rules = int(kind_rules[kd]) if kd >= 0 else 0
         bad = (
             card is None or not is_card_no(card)
@@ -228,12 +234,12 @@ def encode_rows(texts, words, k0, k1, kind_rules, channel_ok, min_amount, max_am
             or code("currency", i, 0, 1) == 0
             or mcc[i] == -2
             or not 0 < txn_len <= 64
-            or rules & R_COUNTERPARTY and (bank[i] < 0 or city[i] < 0)
+            or rules & R_COUNTERPARTY and -1 in (bank[i], city[i])
             or rules & R_FEE_ITEM and fe in (0, other_fee_item)
-            or rules & R_MERCHANT and merchant[i] == -2
+            or rules & R_MERCHANT and me == -2
             or rules & R_BENEFIT and code("benefit", i, 0, 1) == 0
             or not amount_ok[i]
             or (not 0 < orig_len <= 64 if rules & R_REVERSAL
                 else not min_amount[kd] <= amount[i] <= max_amount))
         slow[i] = slow[i] or bad
-        merchant[i] = max(merchant[i], -1)
+        merchant[i] = max(me, -1)

@@ -139,6 +139,7 @@ class Vocabulary:
         self.word_offsets = np.cumsum([0] + [len(w) for w in raw]).astype(np.int32)
         self.words = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
         self.codes = np.array(list(vocab.values()) or [], np.int32)
+        self.table = (self.word_offsets, self.words, self.codes)  # as ``encode_rows`` takes it
 
     def codes_of(self, arr, n: int, other: int, none: int) -> np.ndarray:
         """Codes of a column: ``other`` for any other text, ``none`` for null or ""."""
@@ -170,8 +171,7 @@ def _amount_column(batch: pa.RecordBatch):
 
 
 #: ``encode_rows``'s vocabularies (``FUSED_WORDS``) and what each kind needs to be clean
-_FUSED_WORDS = [(v.word_offsets, v.words, v.codes)
-                for v in (_KINDS, _CHANNELS, _FEE_ITEMS, _CURRENCY, _BENEFITS)]
+_FUSED_WORDS = [v.table for v in (_KINDS, _CHANNELS, _FEE_ITEMS, _CURRENCY, _BENEFITS)]
 _KIND_RULES = np.zeros(6, np.uint8)
 _KIND_RULES[_COUNTERPARTY] |= _enc.R_COUNTERPARTY
 _KIND_RULES[L.SERVICE] |= _enc.R_FEE_ITEM
@@ -190,6 +190,8 @@ class Encoder:
         self.times = times
         #: False: the column-by-column path for every batch (tests compare the two)
         self.fused = True
+        self.merchants = Vocabulary(flat.merchant_codes)
+        self._tables: dict = {}  # id(Strings) -> (its size, its well-formed values)
         #: a row whose local day in any zone is after this is left to the reference,
         #: which rejects it as lying in the future when it does in the zone in force
         self.last_day = np.iinfo(np.int32).max if times.business_date is None \
@@ -227,31 +229,27 @@ class Encoder:
             text[name], plain = text_column(batch, name)
             if not plain:
                 slow[:] = True
-        # codes interned per distinct value (banks, cities) or looked up in a large
-        # vocabulary (merchants): by Arrow, column by column, in both paths
-        bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
-        city = _map_values(text["city"], n, self._city, np.int32, -1)
-        merchant = _hashed_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         if self.fused and all(a is None or a.type == pa.string() for a in text.values()):
-            cols = self._fused(batch, text, n, slow, bank, city, merchant)
+            cols = self._fused(batch, text, n, slow)
         else:
-            cols = self._columns(batch, text, n, slow, bank, city, merchant)
+            cols = self._columns(batch, text, n, slow)
         day, inst = self._times(batch, n, slow)
 
-        enc = Encoded(n, np.zeros(n, np.int8), day=day, inst=inst, bank=bank, city=city,
-                      merchant=merchant, **cols)
+        enc = Encoded(n, np.zeros(n, np.int8), day=day, inst=inst, **cols)
         rows = np.flatnonzero(slow)
         if len(rows):
             self._slow_path(batch, rows, enc)
         return enc
 
-    def _fused(self, batch, text, n, slow, bank, city, merchant) -> dict:
+    def _fused(self, batch, text, n, slow) -> dict:
         """The per-row text work in one compiled pass over the rows (``encode_rows``): every
         text column a plain ``string`` array (or absent)."""
         cols = {name: np.zeros(n, np.uint64) for name in
                 ("card_hi", "card_lo", "txn_hi", "txn_lo", "orig_hi", "orig_lo")}
         cols.update(kind=np.zeros(n, np.int8), channel=np.zeros(n, np.int8),
-                    fee_item=np.zeros(n, np.int8), mcc=np.zeros(n, np.int16))
+                    fee_item=np.zeros(n, np.int8), mcc=np.zeros(n, np.int16),
+                    bank=np.full(n, -1, np.int32), city=np.full(n, -1, np.int32),
+                    merchant=np.full(n, -1, np.int32))
         amount_text = _amount_column(batch)
         parse_amount = amount_text is not None and amount_text.type == pa.string()
         if parse_amount:
@@ -259,22 +257,51 @@ class Encoder:
         else:
             amount, amount_ok = self._amounts(batch, n, slow)
         if n:
-            texts = [None if text.get(name) is None else string_buffers(text[name])
-                     for name in _enc.FUSED_TEXT[:-1]]
-            texts.append(string_buffers(amount_text) if parse_amount else None)
-            _enc.encode_rows(texts, _FUSED_WORDS, self.keyer.k0, self.keyer.k1, _KIND_RULES,
-                             _CHANNEL_OK.view(np.uint8), _MIN_AMOUNT, MAX_AMOUNT,
-                             parse_amount, bank, city, merchant,
+            texts = [string_buffers(amount_text) if name == "amount" and parse_amount
+                     else None if text.get(name) is None else string_buffers(text[name])
+                     for name in _enc.FUSED_TEXT]
+            tables = [self._interned(self.banks, BANK_RE).table,
+                      self._interned(self.cities, CITY_RE).table, self.merchants.table]
+            _enc.encode_rows(texts, _FUSED_WORDS, tables, self.keyer.k0, self.keyer.k1,
+                             _KIND_RULES, _CHANNEL_OK.view(np.uint8), _MIN_AMOUNT, MAX_AMOUNT,
+                             parse_amount, cols["bank"], cols["city"], cols["merchant"],
                              cols["txn_hi"], cols["txn_lo"], cols["orig_hi"], cols["orig_lo"],
                              cols["card_hi"], cols["card_lo"], cols["kind"], cols["channel"],
                              cols["fee_item"], cols["mcc"], amount, amount_ok.view(np.uint8),
                              slow.view(np.uint8), L.OTHER_CHANNEL, L.OTHER_FEE_ITEM)
+            # banks and cities not interned yet (or malformed): coded and interned here,
+            # in the order they first appear, as the column path does
+            missed = np.zeros(n, bool)
+            for field, name, fn in (("bank", "acq_bank", self._bank),
+                                    ("city", "city", self._city)):
+                rows = np.flatnonzero(cols[field] == _enc.NOT_IN_TABLE)
+                if len(rows):
+                    cols[field][rows] = _map_values(text[name].take(pa.array(rows)), len(rows),
+                                                    fn, np.int32, -1)
+                    missed[rows] = True
+            if missed.any():
+                k = np.maximum(cols["kind"], 0)
+                slow |= missed & _COUNTERPARTY[k] & ((cols["bank"] < 0) | (cols["city"] < 0))
         cols.update(amount=amount, amount_ok=amount_ok)
         return cols
 
-    def _columns(self, batch, text, n, slow, bank, city, merchant) -> dict:
+    def _interned(self, strings: Strings, shape) -> "Vocabulary":
+        """The well-formed values interned so far in ``strings``, as a vocabulary (made
+        again when ``strings`` has grown)."""
+        cached = self._tables.get(id(strings))
+        if cached is None or cached[0] != len(strings.values):
+            vocab = {v: c for v, c in strings.codes.items() if shape.fullmatch(v)}
+            cached = self._tables[id(strings)] = (len(strings.values), Vocabulary(vocab))
+        return cached[1]
+
+    def _columns(self, batch, text, n, slow) -> dict:
         """The same, column by column: for odd column types (``large_string``), and the
         statement the fused pass is tested against (``tests/test_encoder_fused.py``)."""
+        # codes interned per distinct value (banks, cities) or looked up in a large
+        # vocabulary (merchants), by Arrow
+        bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
+        city = _map_values(text["city"], n, self._city, np.int32, -1)
+        merchant = _hashed_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         kind = _KINDS.codes_of(text["kind"], n, -1, -1).astype(np.int8)
         slow |= kind < 0
         k = np.where(kind < 0, 0, kind)
@@ -307,7 +334,8 @@ class Encoder:
         slow |= (kind == L.REVERSAL_KIND) & ~amount_ok  # let the reference read it
         return dict(card_hi=card_hi, card_lo=card_lo, txn_hi=txn_hi, txn_lo=txn_lo,
                     orig_hi=orig_hi, orig_lo=orig_lo, kind=kind, channel=channel,
-                    fee_item=fee_item, mcc=mcc, amount=amount, amount_ok=amount_ok)
+                    fee_item=fee_item, mcc=mcc, bank=bank, city=city, merchant=merchant,
+                    amount=amount, amount_ok=amount_ok)
 
     def _amounts(self, batch, n, slow):
         col = _amount_column(batch)
