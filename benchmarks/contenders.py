@@ -6,7 +6,8 @@ count is set before any library starts its pools and its peak RSS is its own.
 NAME: ``floor`` (pyarrow: read the file, write it back with zero-filled output
 columns), ``floor_io`` (the same with txcore's read and write settings), ``duckdb`` / ``polars`` (the default rules in SQL / lazy expressions,
 ``peers.py``), ``txcore`` (``txcore run`` with a fresh state: price, write, commit),
-``replay`` (``txcore replay``: the same without state), ``kernel`` (encode + price in
+``replay`` (``txcore replay``: the same without state), ``dask`` (``txcore run --engine
+dask``: the partitioned plan on a LocalCluster it starts), ``kernel`` (encode + price in
 memory: the file is read first, untimed; output assembly timed apart), ``encode`` (the
 encoder alone, in memory).  Prints one JSON
 line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., ...}`` (the work timed inside;
@@ -88,6 +89,20 @@ def txcore(threads, data, inp, out):
     s = tx.run([inp], rules=Path(tx.__file__).parent.parent / "rules", cards=data / "cards.csv",
                merchants=data / "merchants.csv", out_dir=out / "txcore",
                state_dir=out / "state", progress=False, workers=threads)
+    EXTRA.update(stage_seconds=s.get("stage_seconds"))
+    return time.perf_counter() - t0, s["rows"]["input"]
+
+
+def dask(threads, data, inp, out):
+    """``txcore run --engine dask --workers THREADS``: the plan on a LocalCluster the run
+    starts (its start-up counted, as a user waits for it) and closes."""
+    import txcore as tx
+    _pyarrow_threads(threads)
+    t0 = time.perf_counter()
+    s = tx.run([inp], rules=Path(tx.__file__).parent.parent / "rules", cards=data / "cards.csv",
+               merchants=data / "merchants.csv", out_dir=out / "txcore",
+               state_dir=out / "state", progress=False, workers=threads, engine="dask")
+    EXTRA.update(stage_seconds=s.get("stage_seconds"))
     return time.perf_counter() - t0, s["rows"]["input"]
 
 
@@ -127,7 +142,7 @@ def kernel(threads, data, inp, out):
         t1 = time.perf_counter()
         priced = engine.price_encoded(enc)
         t2 = time.perf_counter()
-        engine._outputs(b, enc, priced)
+        engine.outputs(b, enc, priced)
         t3 = time.perf_counter()
         encode, loop, outputs = encode + t1 - t0, loop + t2 - t1, outputs + t3 - t2
     EXTRA.update(encode_seconds=encode, loop_seconds=loop, outputs_seconds=outputs)

@@ -63,7 +63,8 @@ def contender(name, threads, month, out) -> tuple[float, int, float]:
 
 
 CONTENDERS = [(name, threads) for threads in (1, 2)
-              for name in ("floor", "floor_io", "duckdb", "polars", "txcore", "replay")]
+              for name in ("floor", "floor_io", "duckdb", "polars", "txcore", "replay")] \
+    + [("dask", 2)]
 
 
 @pytest.mark.parametrize("name,threads", CONTENDERS, ids=[f"{n}-{t}" for n, t in CONTENDERS])
@@ -134,5 +135,13 @@ def test_zz_table():
         one, two = RESULTS.get((name, 1)), RESULTS.get((name, 2))
         if one and two:
             print(f"{name} --workers 2 vs 1: {one[0] / two[0]:.2f}×")
+    targets = [("txcore --workers 2 vs one worker", ("txcore", 1), ("txcore", 2)),
+               ("txcore --workers 2 vs the 2-thread floor", ("floor", 2), ("txcore", 2)),
+               ("txcore (1 core) vs Polars", ("polars", 1), ("txcore", 1)),
+               ("txcore (1 core) vs DuckDB", ("duckdb", 1), ("txcore", 1)),
+               ("--workers 2 vs Dask 2 workers", ("dask", 2), ("txcore", 2))]
+    for label, slow, fast in targets:  # > 1: the second is faster
+        if slow in RESULTS and fast in RESULTS:
+            print(f"{label}: {RESULTS[slow][0] / RESULTS[fast][0]:.2f}×")
     for rows, rss in sorted(MEMORY.items()):
         print(f"peak RSS of txcore replay (1 thread) on {rows:,} rows: {rss:.0f} MiB")

@@ -22,7 +22,7 @@ RANKS = {"leaf": 0, "io": 1, "rules": 2, "state": 3, "engine": 4, "orchestration
          "audit": 6, "top": 7}
 LEAVES = {"errors", "money", "vocab", "programme", "durable", "cardno", "paths", "pipeline",
           "timeconv", "business_date", "bounds", "_fast"}
-ORCHESTRATION = {"runner", "summary", "fixtures", "switchlog"}
+ORCHESTRATION = {"runner", "summary", "fixtures", "switchlog", "plan"}
 TOP = {"cli", "__init__", "__main__"}
 
 

@@ -89,8 +89,15 @@ def _common_pricing_args(p):
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
                    help=f"pricing backend (default {DEFAULT_BACKEND}; python is the reference)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
-                   help="threads: N >= 2 reads, prices and writes side by side, and lets "
-                        "pyarrow use N threads (default 1; the output is the same)")
+                   help="worker processes: N >= 2 prices Parquet inputs by the partitioned "
+                        "plan on N processes (other inputs: N threads side by side); "
+                        "default 1; the output is the same")
+    p.add_argument("--engine", default="local", choices=("local", "dask"),
+                   help="where the workers run: local processes (default) or Dask "
+                        "(a LocalCluster of --workers processes, or --scheduler)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: the scheduler of an existing Dask cluster "
+                        "(e.g. tcp://10.0.0.5:8786)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _business_date_arg(p)
     _iso_args(p)
@@ -240,7 +247,7 @@ def _dispatch(args) -> int:
                             progress=False if args.no_progress else None,
                             skip_committed=args.skip_committed, key_file=args.card_key,
                             workers=_threads(args.workers), business_date=args.business_date,
-                            **_iso(args))
+                            engine=args.engine, scheduler=args.scheduler, **_iso(args))
         print(summary.render(result))
         return 0
     if args.command == "replay":
@@ -251,7 +258,7 @@ def _dispatch(args) -> int:
                         retention_days=args.retention_days, backend=args.backend,
                         progress=False if args.no_progress else None,
                         workers=_threads(args.workers), business_date=args.business_date,
-                        **_iso(args))
+                        engine=args.engine, scheduler=args.scheduler, **_iso(args))
         print(summary.render(result))
         print(f"  digest {result['digest']}")
         if args.report:

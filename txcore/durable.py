@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from pathlib import Path
 
 CRASH_EXIT = 77
@@ -19,12 +20,21 @@ _steps = 0
 
 
 def step(name: str):
-    """Mark a durable step; die here if ``TXCORE_CRASH_AT`` names it."""
+    """Mark a durable step; die here if ``TXCORE_CRASH_AT`` names it, or be killed by
+    SIGKILL if ``TXCORE_KILL_AT`` does (``name`` or ``name@FILE``: only while FILE does not
+    exist, which the first kill creates — a worker lost once, its task then retried)."""
     global _steps
     _steps += 1
     target = os.environ.get("TXCORE_CRASH_AT")
     if target and (target == name or target == str(_steps)):
         os._exit(CRASH_EXIT)
+    kill = os.environ.get("TXCORE_KILL_AT")
+    if kill:
+        at, _, once = kill.partition("@")
+        if at == name and not (once and os.path.exists(once)):
+            if once:
+                open(once, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
     fail = os.environ.get("TXCORE_FAIL_AT")
     if fail:
         at, _, code = fail.partition(":")

@@ -34,13 +34,18 @@ from txcore.rules.book import load_book
 from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
 from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
+from txcore.plan import partitioned
+from txcore.plan.executors import make_executor
+
+#: Where a run's tasks run: this machine's processes, or a Dask cluster (docs/parallel.md).
+ENGINES = ("local", "dask")
 
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
         batch_size=DEFAULT_BATCH_SIZE, retention_days=DEFAULT_RETENTION_DAYS,
         backend=DEFAULT_BACKEND, progress=None, command="run", skip_committed=False,
         key_file=None, snapshot=None, workers=1, business_date=None, institutions=None,
-        iso_spec=None) -> dict:
+        iso_spec=None, engine="local", scheduler=None) -> dict:
     """Price ``files`` in order; return the run summary (also written as summary.json).
 
     ``state_dir=None`` prices from an empty state and saves none.  ``progress``:
@@ -54,6 +59,11 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     (a date or ``"YYYY-MM-DD"``): rows dated more than a day after it are rejected bad_ts;
     default the latest date in the input names, else today (docs/business-date.md).
     ``institutions`` and ``iso_spec`` are for ``.iso8583`` inputs (docs/iso8583.md).
+    ``engine``: ``"local"`` — with ``workers`` > 1, Parquet inputs are priced by the
+    partitioned plan on that many worker processes (docs/parallel.md), others on threads;
+    ``"dask"`` — the plan on a Dask ``LocalCluster`` of ``workers`` processes, or on the
+    cluster at ``scheduler``; or an executor of :mod:`txcore.plan.executors`, left open.
+    The output is the same whichever runs it.
     """
     started = time.perf_counter()
     _check_options(files, fmt, batch_size, workers, retention_days)
@@ -67,24 +77,38 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     if state_dir:
         paths.usable_folder(state_dir, "state folder", StateError)
     with ExitStack() as stack:
+        # the workers of a partitioned run start now, beside the client's own start
+        executor = _plan_executor(stack, sources, backend, engine, workers, scheduler)
         # 3. the state: locked, verified, a crashed run's publication rolled forward;
-        #    then OUTDIR locked, so no other run stages or cleans up in it meanwhile
-        store, state = _open_state(stack, state_dir, snapshot, key_file, retention_days,
-                                   sources)
+        #    then OUTDIR locked, so no other run stages or cleans up in it meanwhile.  A
+        #    partitioned run loads the rest of the state once its workers have hashed the
+        #    rows' ids (load_state)
+        store, state, load_state = _open_state(stack, state_dir, snapshot, key_file,
+                                               retention_days, sources, executor is not None)
         stack.enter_context(lock(out_dir, None, "output folder"))
         owner = str(Path(state_dir).resolve()) if state_dir else ""
         Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         skipped = _set_aside_committed(sources, state, skip_committed)
-        engine = make_engine(backend, book, registry, state, business[0])
+        pricer = None if executor else make_engine(backend, book, registry, state, business[0])
         staging = _staging(out_dir, run_id, owner)
         try:
             # 4. price into the staging folder, then commit state and outputs together
             #    (or, without a state, publish the outputs)
-            reserve = getattr(engine, "reserve", None)
-            if reserve is not None:  # room in the state for the rows declared, allocated once
-                reserve(sum(s.reservable_rows() for s in sources))
-            result = _price_all(sources, engine, staging, fmt, progress, command, workers)
+            if executor is not None:
+                result, state = partitioned.price(
+                    sources, job_options=dict(
+                        rules=str(Path(rules).resolve()), cards=str(Path(cards).resolve()),
+                        merchants=str(Path(merchants).resolve()) if merchants else None,
+                        business_date=business[0], backend=backend, batch_size=batch_size),
+                    book=book, state=state, load_state=load_state, store=store,
+                    staging=staging, fmt=fmt, executor=executor)
+                result["workers"] = workers
+            else:
+                reserve = getattr(pricer, "reserve", None)
+                if reserve is not None:  # room in the state for the rows declared, once
+                    reserve(sum(s.reservable_rows() for s in sources))
+                result = _price_all(sources, pricer, staging, fmt, progress, command, workers)
             result.update(command=command, run_id=run_id, txcore_version=txcore.__version__,
                           skipped=skipped, business_date={"date": business[0].isoformat(),
                                                           "source": business[1]})
@@ -106,6 +130,28 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         except BaseException:
             staging.discard()
             raise
+
+
+def _plan_executor(stack, sources, backend, engine, workers, scheduler):
+    """The executor of a partitioned run (closed with ``stack``), or None: the run is
+    priced in this process (one worker, or inputs the plan does not take)."""
+    if not isinstance(engine, str):  # an executor given through the Python API: the
+        if not partitioned.plannable(sources, backend):  # caller closes it
+            raise UsageError("the partitioned plan prices Parquet inputs with the cython "
+                             "or numba backend (docs/parallel.md)")
+        return engine
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    if engine == "local" and (workers == 1 or not partitioned.plannable(sources, backend)):
+        if scheduler:
+            raise UsageError("--scheduler needs --engine dask")
+        return None
+    if engine == "dask" and not partitioned.plannable(sources, backend):
+        raise UsageError("--engine dask prices Parquet inputs with the cython or numba "
+                         "backend (docs/parallel.md)")
+    executor = make_executor(engine, workers, scheduler)
+    stack.callback(executor.close)
+    return executor
 
 
 def _check_options(files, fmt, batch_size, workers, retention_days):
@@ -134,20 +180,36 @@ def _open_inputs(files, batch_size, book, institutions, business_day, iso_spec) 
     return sources
 
 
-def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources):
-    """``(store, state)``: the state folder locked and loaded for what the inputs' rows
-    can look up; a snapshot read only, its ledger ignored (replay); or a new empty state
-    (``store`` None for both of those: nothing is committed)."""
+def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
+                deferred=False):
+    """``(store, state, load_state)``: the state folder locked and loaded for what the
+    inputs' rows can look up; a snapshot read only, its ledger ignored (replay); or a new
+    empty state (``store`` None for both of those: nothing is committed).
+
+    ``deferred`` (a partitioned run): ``state`` holds only the ledger and the key, and
+    ``load_state(query)`` loads the rest for the :class:`~txcore.state.store.Query` that
+    ``query()`` makes from the run's workers' digests — unless nothing is committed yet
+    (the state is empty, and known); otherwise ``load_state`` is None."""
+    folder = state_dir or snapshot
+    if not folder:
+        return None, State(retention_days), None
     if state_dir:
         stack.enter_context(lock(state_dir))
-        store = StateStore(state_dir, key_file)
-        return store, store.load(retention_days, lookup_query(sources, store.keyer))
-    if snapshot:
-        snap = StateStore(snapshot, key_file, readonly=True)
-        state = snap.load(retention_days, lookup_query(sources, snap.keyer))
-        state.ledger = {}  # a replay re-prices files the snapshot may have committed
-        return None, state
-    return None, State(retention_days)
+    store = StateStore(folder, key_file, readonly=not state_dir)
+
+    def load_state(query):
+        loaded = store.load(retention_days,
+                            query() if store.manifest["generation"] else None)
+        if not state_dir:
+            loaded.ledger = {}  # a replay re-prices files the snapshot may have committed
+        return loaded
+
+    if deferred and store.manifest["generation"]:
+        state = State(retention_days, store.keyer)
+        state.ledger = store.read_ledger() if state_dir else {}
+        return (store if state_dir else None), state, load_state
+    return (store if state_dir else None), \
+        load_state(lambda: lookup_query(sources, store.keyer)), None
 
 
 def _set_aside_committed(sources, state, skip_committed) -> list[dict]:

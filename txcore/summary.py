@@ -47,6 +47,16 @@ class Totals:
             for row in table.group_by("ruleset").aggregate([([], "count_all")]).to_pylist():
                 self.rulesets[row["ruleset"]] += row["count_all"]
 
+    def merge(self, other: "Totals"):
+        """Add ``other``'s counts and totals (a chunk's, priced elsewhere)."""
+        self.priced += other.priced
+        self.rejected += other.rejected
+        self.rejected_by_reason.update(other.rejected_by_reason)
+        self.rulesets.update(other.rulesets)
+        for kind, t in other.by_kind.items():
+            for key, value in t.items():
+                self.by_kind[kind][key] += value
+
     def grand(self) -> dict:
         return {key: sum(t[key] for t in self.by_kind.values()) for key in ("count", *MONEY)}
 

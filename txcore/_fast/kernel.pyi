@@ -35,6 +35,14 @@ def rebuild_counter_slots(counters: np.ndarray,  # const COUNTER[::1]
                           n: int,
                           slots: np.ndarray,     # int32_t[::1]
                           ) -> None: ...
+def verdicts(pre: np.ndarray, card_hi: np.ndarray, card_lo: np.ndarray,
+             day: np.ndarray,       # const int32_t[:, ::1]  [zone, row]
+             kind: np.ndarray, versions: np.ndarray, cards: np.ndarray,
+             card_slots: np.ndarray,
+             code: np.ndarray,      # OUT int8_t[::1]
+             local_day: np.ndarray,  # OUT int32_t[::1]
+             flags: np.ndarray,     # OUT uint8_t[::1]
+             ) -> None: ...
 def price_rows(
         # per row, IN
         pre: np.ndarray,          # const int8_t[::1]
@@ -47,6 +55,7 @@ def price_rows(
         mcc: np.ndarray,          # const int16_t[::1]
         bank: np.ndarray, city: np.ndarray, merchant: np.ndarray,     # const int32_t[::1]
         amount: np.ndarray,       # const int64_t[::1]
+        settled_now: np.ndarray,  # const int32_t[::1], empty or one per row
         # rules and reference data, IN
         versions: np.ndarray,     # const VERSION[::1]
         rules: np.ndarray,        # const RULE[::1]

@@ -489,7 +489,41 @@ cdef inline void _undo(Outcome* out, ENTRY* orig, int64_t card, const EFFECT[::1
     orig.flags |= F_REVERSED
 
 
-# -- 4. the loop -----------------------------------------------------------------------
+# -- 4. the loops -----------------------------------------------------------------------
+def verdicts(const int8_t[::1] pre, const uint64_t[::1] card_hi, const uint64_t[::1] card_lo,
+             const int32_t[:, ::1] day, const int8_t[::1] kind, const VERSION[::1] versions,
+             const CARD[::1] cards, const SLOT[::1] card_slots,
+             int8_t[::1] code, int32_t[::1] local_day, uint8_t[::1] flags):
+    """What pricing settles of each row without the state, as ``price_rows`` does it (a
+    partitioned run's first stage, txcore/plan/tasks.py): ``code`` -1 rejected already,
+    R_NO_RULESET, R_UNKNOWN_CARD or 0; ``local_day`` in the zone of the version in force;
+    ``flags`` 1 a reversal, 2 a disbursement to a card that is not a member that day."""
+    cdef Py_ssize_t i
+    cdef int32_t v, d
+    cdef int64_t c
+    with nogil:
+        for i in range(pre.shape[0]):
+            code[i], local_day[i], flags[i] = 0, 0, 0
+            if pre[i] != 0:
+                code[i] = -1
+                continue
+            v = _version_at(versions, day, i)
+            if v < 0:
+                code[i] = R_NO_RULESET
+                continue
+            d = day[versions[v].zone, i]
+            local_day[i] = d
+            c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
+            if c < 0 or cards[c].reg < 0:
+                code[i] = R_UNKNOWN_CARD
+            elif kind[i] == K_REVERSAL:
+                flags[i] = 1
+            elif kind[i] == K_DISBURSEMENT and not (cards[c].member_from <= d
+                                                     and d <= cards[c].member_to):
+                flags[i] = 2
+
+
+
 def price_rows(
         # per row, IN
         const int8_t[::1] pre,            # 0 = price this row; else rejected already, skip
@@ -501,6 +535,10 @@ def price_rows(
         const int8_t[::1] kind, const int8_t[::1] channel, const int8_t[::1] fee_item,
         const int16_t[::1] mcc, const int32_t[::1] bank, const int32_t[::1] city,
         const int32_t[::1] merchant, const int64_t[::1] amount,
+        # the latest local day once each row is priced, settled by the id pass of a
+        # partitioned run (txcore/plan/idpass.py) over every bucket's rows; empty: this
+        # batch is the whole stream, the running latest of the state decides
+        const int32_t[::1] settled_now,
         # rules and reference data, IN
         const VERSION[::1] versions, const RULE[::1] rules, const BAND[::1] bands,
         const uint8_t[::1] issuer_ok, const uint8_t[::1] mcc_ok,
@@ -532,6 +570,7 @@ def price_rows(
     cdef uint64_t entry_mask = entry_slots.shape[0] - 1, card_mask = card_slots.shape[0] - 1
     cdef uint64_t effect_mask = effect_slots.shape[0] - 1
     cdef int32_t ahead
+    cdef bint settled = settled_now.shape[0] > 0
     cdef int64_t* row_entry = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
     if row_entry == NULL:
         raise MemoryError()
@@ -567,8 +606,11 @@ def price_rows(
                     if c < 0 or cards[c].reg < 0:
                         reason[i] = R_UNKNOWN_CARD
             if reason[i] == 0:
-                now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
-                    else scalars[S_LATEST]
+                if settled:
+                    now = settled_now[i]
+                else:
+                    now = d if scalars[S_LATEST] == NO_LATEST or d > scalars[S_LATEST] \
+                        else scalars[S_LATEST]
                 pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
                 e = entry_slots[pos].idx
                 card = &cards[c]

@@ -251,8 +251,36 @@ def _first(rules, lo, hi, kind, channel, fee_item, issuer, mcc, cross, same, amo
 
 
 @_jit
+def verdicts(pre, card_hi, card_lo, day, kind, versions, cards, card_slots, code, local_day,
+             flags):
+    """See ``kernel.pyx``: what pricing settles of each row without the state."""
+    for i in range(len(pre)):
+        code[i] = 0
+        local_day[i] = 0
+        flags[i] = 0
+        if pre[i] != 0:
+            code[i] = -1
+            continue
+        v = len(versions) - 1
+        while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
+            v -= 1
+        if v < 0:
+            code[i] = 1  # no_ruleset
+            continue
+        d = day[versions[v].zone, i]
+        local_day[i] = d
+        c = _find_card(cards, card_slots, card_hi[i], card_lo[i])
+        if c < 0 or cards[c].reg < 0:
+            code[i] = 2  # unknown_card
+        elif kind[i] == 5:  # a reversal
+            flags[i] = 1
+        elif kind[i] == 3 and not (cards[c].member_from <= d and d <= cards[c].member_to):
+            flags[i] = 2  # a disbursement to a card not a member that day
+
+
+@_jit
 def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, inst, kind,
-               channel, fee_item, mcc, bank, city, merchant, amount,
+               channel, fee_item, mcc, bank, city, merchant, amount, settled_now,
                versions, rules, bands, issuer_ok, mcc_ok, merch, merch_rule,
                cards, card_slots, entries, entry_slots, effects, effect_slots, counters,
                counter_slots, scalars,
@@ -293,8 +321,11 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         if c < 0 or cards[c].reg < 0:
             reason[i] = 2  # unknown_card
             continue
-        latest = scalars[LATEST]
-        now = d if latest == NO_LATEST or d > latest else latest
+        if len(settled_now):
+            now = np.int64(settled_now[i])
+        else:
+            latest = scalars[LATEST]
+            now = d if latest == NO_LATEST or d > latest else latest
         pos = _entry_pos(entries, entry_slots, txn_hi[i], txn_lo[i])
         e = entry_slots[pos].idx
         if e >= 0 and now - entries[e].day <= retention:
@@ -446,6 +477,6 @@ def _interpreted(fn):
 
 if numba.config.DISABLE_JIT:
     intern_effects, rebuild_effect_slots, find_cards, rebuild_card_slots, \
-        rebuild_entry_slots, rebuild_counter_slots, price_rows = map(
+        rebuild_entry_slots, rebuild_counter_slots, price_rows, verdicts = map(
             _interpreted, (intern_effects, rebuild_effect_slots, find_cards, rebuild_card_slots,
-                           rebuild_entry_slots, rebuild_counter_slots, price_rows))
+                           rebuild_entry_slots, rebuild_counter_slots, price_rows, verdicts))

@@ -35,6 +35,8 @@ from txcore.state.memory import State
 from txcore.engine.validate import Reject, TimeCheck, detail, validate_batch
 from txcore.vocab import PRICED_COLUMNS
 
+_NO_NOW = np.zeros(0, np.int32)
+
 
 class CompiledEngine:
     name = "compiled"
@@ -73,10 +75,14 @@ class CompiledEngine:
     def price_batch(self, batch: pa.RecordBatch):
         """``(priced, rejects)`` record batches for one input batch, in input order."""
         enc = self.encoder.encode(batch)
-        return self._outputs(batch, enc, self.price_encoded(enc))
+        return self.outputs(batch, enc, self.price_encoded(enc))
 
-    def price_encoded(self, enc) -> dict:
-        """Run the kernel over an encoded batch: its per-row output arrays, by name."""
+    def price_encoded(self, enc, settled_now=None) -> dict:
+        """Run the kernel over an encoded batch: its per-row output arrays, by name.
+
+        ``settled_now`` (int32 per row): the latest local day once each row is priced,
+        as the id pass of a partitioned run settled it over every card's rows
+        (:mod:`txcore.plan.idpass`); None: this engine sees the whole stream."""
         self.slow_rows += enc.slow_rows
         n, c, f = enc.n, self.compact, self.flat
         c.reserve(n)
@@ -90,18 +96,20 @@ class CompiledEngine:
         self.kernel.price_rows(
             enc.pre, enc.card_hi, enc.card_lo, enc.txn_hi, enc.txn_lo, enc.orig_hi, enc.orig_lo,
             enc.day, enc.inst, enc.kind, enc.channel, enc.fee_item, enc.mcc, enc.bank, enc.city,
-            enc.merchant, enc.amount,
+            enc.merchant, enc.amount, _NO_NOW if settled_now is None else settled_now,
             f.versions, f.rules, f.bands, f.issuer_ok, f.mcc_ok, f.merch, f.merch_rule,
             c.cards, c.card_slots, c.entries, c.entry_slots, c.effects, c.effect_slots,
             c.counters, c.counter_slots, c.scalars, *out.values())
         return out
 
     # -- outputs --------------------------------------------------------------------------
-    def _outputs(self, batch, enc, out):
+    def outputs(self, batch, enc, out, strings: Strings | None = None):
+        """``(priced, rejects)`` of a batch from its encoding and the kernel's arrays
+        (``out``); rule ids are codes of ``strings`` (default: this engine's state's)."""
         reason = out["reason"]
         priced_rows = np.flatnonzero(reason == 0)
         reject_rows = np.flatnonzero(reason != 0)
-        strings = self.compact.strings
+        strings = self.compact.strings if strings is None else strings
         p_schema = priced_schema(batch.schema)
         carried = batch.filter(pa.array(reason == 0)) \
             if len(priced_rows) < batch.num_rows else batch

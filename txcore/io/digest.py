@@ -54,17 +54,26 @@ class FileDigest:
         self._h = hashlib.sha256()
 
     def add(self, priced: pa.RecordBatch):
-        """Hash the batch's rows, encoded in one compiled pass over the Arrow buffers; a
-        batch with text that needs JSON escaping is encoded by :func:`reference_rows`."""
-        encode = compiled_or_twin("encode")
-        if priced.num_rows == 0:
-            return
-        rows = encode.digest_rows([_column(priced.column(name)) for name in COLUMNS],
-                                  priced.num_rows)
-        self._h.update(rows if rows is not None else reference_rows(priced))
+        """Hash the batch's rows (:func:`row_bytes`)."""
+        self._h.update(row_bytes(priced))
+
+    def add_bytes(self, rows: bytes):
+        """Hash rows :func:`row_bytes` encoded elsewhere (a worker of a partitioned run)."""
+        self._h.update(rows)
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
+
+
+def row_bytes(priced: pa.RecordBatch) -> bytes:
+    """The canonical encoding of the batch's rows, in one compiled pass over the Arrow
+    buffers; a batch with text that needs JSON escaping is encoded by
+    :func:`reference_rows`."""
+    if priced.num_rows == 0:
+        return b""
+    rows = compiled_or_twin("encode").digest_rows(
+        [_column(priced.column(name)) for name in COLUMNS], priced.num_rows)
+    return rows if rows is not None else reference_rows(priced)
 
 
 def reference_rows(priced: pa.RecordBatch) -> bytes:

@@ -178,7 +178,8 @@ class InputSource:
         """Stream the record batches, checked; counts rows; raises :class:`InputRefused`."""
         try:
             for batch in getattr(self, f"_read_{self.format}")():
-                batch = self._checked(batch)
+                if self.format != "parquet":  # window_batches checks its own
+                    batch = self._checked(batch)
                 self.rows += batch.num_rows
                 yield batch
         except InputRefused:
@@ -243,32 +244,57 @@ class InputSource:
             self._metadata = pq.read_metadata(self.path)
         return self._metadata
 
-    def _read_parquet(self):
-        pf = pq.ParquetFile(self.path, metadata=self._parquet_metadata())
-        self.total_rows, self.schema = pf.metadata.num_rows, self.normalised(pf.schema_arrow)
-        md = pf.metadata
-        expanded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-        size = self.path.stat().st_size
-        if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
-            raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} bytes "
-                               f"declare {expanded:,} bytes of data")
-        self._check_declared_rows(md)
-        read = 0
-        # a window of row groups at a time: a reader over the whole file keeps the buffers
-        # of every row group it has read until it ends (~28 MB per million rows here), so
-        # memory would grow with the file; a group of --batch-size rows or more is a window
-        # of its own (memory stays at one row group's), and smaller groups are read
-        # together until they hold --batch-size rows, so that 8,000 one-row groups make
-        # one batch, not 8,000 (each batch costs the kernel call, the writers and a row
-        # group of output)
-        for window in _windows([md.row_group(i).num_rows for i in range(md.num_row_groups)],
-                               self.batch_size):
+    def parquet_windows(self) -> list[list[int]]:
+        """The row groups of a Parquet input, cut into the windows it is read by (each
+        a batch or more of rows); the footer checked first (exit 3 when it lies)."""
+        try:
+            md = self._parquet_metadata()
+            self.total_rows = md.num_rows
+            self.schema = self.normalised(pq.ParquetFile(self.path, metadata=md).schema_arrow)
+            expanded = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+            size = self.path.stat().st_size
+            if expanded > MAX_UNCOMPRESSED and expanded > MAX_EXPANSION * size:
+                raise InputRefused(f"{self.name}: refused as a decompression bomb: {size:,} "
+                                   f"bytes declare {expanded:,} bytes of data")
+            self._check_declared_rows(md)
+            # a window of row groups at a time: a reader over the whole file keeps the
+            # buffers of every row group it has read until it ends (~28 MB per million rows
+            # here), so memory would grow with the file; a group of --batch-size rows or
+            # more is a window of its own (memory stays at one row group's), and smaller
+            # groups are read together until they hold --batch-size rows, so that 8,000
+            # one-row groups make one batch, not 8,000 (each batch costs the kernel call,
+            # the writers and a row group of output)
+            return list(_windows([md.row_group(i).num_rows for i in range(md.num_row_groups)],
+                                 self.batch_size))
+        except InputRefused:
+            raise
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise self.refuse(exc) from exc
+
+    def window_batches(self, window: list[int]) -> Iterator[pa.RecordBatch]:
+        """The checked batches of one window of a Parquet input (:meth:`parquet_windows`),
+        as :meth:`batches` gives them; a window that yields fewer rows than its row groups
+        declare is refused (a corrupt page can end a column early without an error)."""
+        try:
+            pf = pq.ParquetFile(self.path, metadata=self._parquet_metadata())
+            declared = sum(pf.metadata.row_group(g).num_rows for g in window)
+            read = 0
             for b in pf.iter_batches(batch_size=self.batch_size, row_groups=window):
                 read += b.num_rows
-                yield b
-        if read != md.num_rows:  # a corrupt page can end a column early without an error
-            raise InputRefused(f"{self.name}: corrupt file: {read} rows read of the "
-                               f"{md.num_rows} it declares")
+                yield self._checked(b)
+            if read != declared:
+                raise InputRefused(f"{self.name}: corrupt file: {read} rows read of the "
+                                   f"{declared} its row groups {window[0]}..{window[-1]} "
+                                   f"declare")
+        except InputRefused:
+            raise
+        except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, TypeError,
+                KeyError, IndexError, OverflowError, MemoryError) as exc:
+            raise self.refuse(exc) from exc
+
+    def _read_parquet(self):
+        for window in self.parquet_windows():
+            yield from self.window_batches(window)
 
     def _read_csv(self):
         with open(self.path, encoding="utf-8-sig", newline="") as fh:

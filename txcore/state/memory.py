@@ -87,6 +87,9 @@ class State:
         self.compact = None   # a txcore.state.compact.CompactState that holds them now
         self.ledger: dict[str, dict] = {}
         self._cards: dict[str, bytes] = {}
+        # a partitioned run's new state, already in the state folder's record form
+        # (:meth:`set_records`): what the commit writes, without the dicts or tables
+        self.records = None
 
     # -- who holds the counters and the index ---------------------------------------
     def _own(self):
@@ -131,6 +134,15 @@ class State:
         self.compact = None
         self._tables, self._latest = (counters, index), latest
         self._counters, self._index = {}, {}
+
+    def set_records(self, counters, runs, latest: dt.date | None):
+        """The state after a partitioned run (:mod:`txcore.plan`): its counters table and
+        its index entries as the state folder's records (``txcore.state.segments.REC``,
+        codes of the commit's string table) within the window of ``latest``, one
+        ``(hi, lo, recs)`` run per card bucket, sorted by key.  Only a commit reads them."""
+        self.compact, self._tables = None, None
+        self._counters, self._index = {}, {}
+        self.records, self._latest = (counters, runs), latest
 
     def tables_for_commit(self):
         """``(counters, index schema, index pieces)``: what :meth:`tables` gives, with the

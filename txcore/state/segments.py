@@ -142,6 +142,18 @@ def sort_by_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return order
 
 
+def bucket_runs(hi, lo, recs, buckets: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(hi, lo, recs)`` of each card bucket, sorted by key: one permutation, by key then
+    stably by bucket, and the records gathered once."""
+    order = sort_by_key(hi, lo)
+    bucket = bucket_of(recs["card_hi"][order], buckets)
+    order = order[np.argsort(bucket, kind="stable")]
+    bounds = np.searchsorted(np.sort(bucket), np.arange(buckets + 1))
+    hi, lo, recs = hi[order], lo[order], np.take(recs, order)
+    return [(hi[bounds[b]:bounds[b + 1]], lo[bounds[b]:bounds[b + 1]],
+             recs[bounds[b]:bounds[b + 1]]) for b in range(buckets)]
+
+
 def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strings) -> pa.Table:
     """The index table of records (inverse of :func:`index_records`)."""
     return compact_index_table(hi, lo, recs["card_hi"], recs["card_lo"], recs["day"],

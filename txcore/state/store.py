@@ -407,6 +407,22 @@ class StateStore:
         self._loaded = loaded
         return state
 
+    def read_ledger(self) -> dict:
+        """The committed ledger alone (a run that loads the rest later, :meth:`load`)."""
+        if self.manifest["generation"] == 0:
+            return {}
+        try:
+            return json.loads(self._read_file("ledger"))
+        except ValueError as exc:
+            raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
+
+    def strings_for_commit(self) -> Strings:
+        """The string table the next commit numbers rule and waiver ids by (ids met for
+        the first time are added at the end, in the order they are met)."""
+        if self._loaded is None:
+            raise StateError(f"{self.folder}: no state loaded")  # a bug, not data
+        return self._loaded.strings
+
     def _check_sizes(self):
         """Every committed file is there with its committed size (a stat each: a file
         deleted or truncated is refused even where this run would not read it)."""
@@ -467,44 +483,33 @@ class StateStore:
                                       if v.get("kind") in ("segment", "counters")}
         files = {}
 
-        # the index: entries the run added or changed (reversed, a forgotten id taken again)
-        if state.compact is not None:  # a compiled engine's arrays, without Arrow tables
-            hi, lo, recs = segments.compact_records(state.compact, strings)
-            counters = state.compact.counters_table()
+        # the index: entries the run added or changed (reversed, a forgotten id taken again),
+        # one run per bucket sorted by key
+        if state.records is not None:  # a partitioned run's, sorted by its tasks (txcore.plan)
+            counters, runs = state.records
         else:
-            counters, _, index_pieces = state.tables_for_commit()
-            parts = [segments.index_records(p, strings) for p in index_pieces]
-            hi = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
-            lo = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
-            recs = np.concatenate([p[2] for p in parts]) if parts \
-                else np.zeros(0, segments.REC)
-            del parts, index_pieces
-        # one permutation: by key, without the entries the run left as they were, then
-        # stably by bucket (each bucket's run stays sorted); the records are gathered once
-        order = segments.sort_by_key(hi, lo)
-        hi, lo = hi[order], lo[order]
-        if len(loaded.hi) and len(hi):
-            at = np.empty(len(hi), np.int64)
-            q_at = np.empty(len(hi), np.int64)
-            k = _probe.merge_match(loaded.hi, loaded.lo, hi, lo, at, q_at)
-            same = segments.same_rows(np.take(loaded.recs, at[:k]),
-                                      np.take(recs, order[q_at[:k]]))
-            keep = np.ones(len(hi), bool)
-            keep[q_at[:k][same]] = False
-            order, hi, lo = order[keep], hi[keep], lo[keep]
-        bucket = segments.bucket_of(recs["card_hi"][order], buckets)
-        by_bucket = np.argsort(bucket, kind="stable")
-        hi, lo, bucket = hi[by_bucket], lo[by_bucket], bucket[by_bucket]
-        recs = np.take(recs, order[by_bucket])
-        bounds = np.searchsorted(bucket, np.arange(buckets + 1))
-        for b in range(buckets):
-            rows = slice(bounds[b], bounds[b + 1])
-            if bounds[b + 1] > bounds[b]:
+            if state.compact is not None:  # a compiled engine's arrays, without Arrow tables
+                hi, lo, recs = segments.compact_records(state.compact, strings)
+                counters = state.compact.counters_table()
+            else:
+                counters, _, index_pieces = state.tables_for_commit()
+                parts = [segments.index_records(p, strings) for p in index_pieces]
+                hi = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
+                lo = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
+                recs = np.concatenate([p[2] for p in parts]) if parts \
+                    else np.zeros(0, segments.REC)
+                del parts, index_pieces
+            runs = segments.bucket_runs(hi, lo, recs, buckets)
+            del hi, lo, recs
+        loaded_bucket = segments.bucket_of(loaded.recs["card_hi"], buckets)
+        for b, (hi, lo, recs) in enumerate(runs):
+            hi, lo, recs = _changed(loaded, loaded_bucket == b, hi, lo, recs)
+            if len(hi):
                 name = f"seg.{gen:06d}.b{b:02d}.bin"
-                entry = segments.write_segment(self.folder / name, b, gen, hi[rows], lo[rows],
-                                               recs[rows], f"state:segment:b{b:02d}")
+                entry = segments.write_segment(self.folder / name, b, gen, hi, lo, recs,
+                                               f"state:segment:b{b:02d}")
                 files[name] = {"kind": "segment", **entry}
-        del hi, lo, recs
+        del runs
 
         # counters: each (bucket, month) file whose rows changed, rewritten whole
         months, crecs = segments.counter_records(counters, strings)
@@ -652,6 +657,21 @@ class StateStore:
             lines.append(f"    {month // 100}-{month % 100:02d}  {count:,}")
         lines.append(f"  ledger      {m['counts'].get('ledger', 0)} committed input files")
         return "\n".join(lines)
+
+
+def _changed(loaded: _Loaded, mine: np.ndarray, hi, lo, recs):
+    """``(hi, lo, recs)`` (a bucket's entries, sorted by key) without those the run left as
+    the state holds them (``loaded`` entries of the bucket: ``mine``)."""
+    if not (len(hi) and mine.any()):
+        return hi, lo, recs
+    l_hi, l_lo, l_recs = loaded.hi[mine], loaded.lo[mine], loaded.recs[mine]
+    at = np.empty(len(hi), np.int64)
+    q_at = np.empty(len(hi), np.int64)
+    k = _probe.merge_match(l_hi, l_lo, hi, lo, at, q_at)
+    same = segments.same_rows(np.take(l_recs, at[:k]), np.take(recs, q_at[:k]))
+    keep = np.ones(len(hi), bool)
+    keep[q_at[:k][same]] = False
+    return hi[keep], lo[keep], recs[keep]
 
 
 class _FromMonth:

@@ -1,0 +1,211 @@
+"""The partitioned plan prices exactly as one process: outputs, digests and state, byte for byte.
+
+Streams are generated with the cases where cards meet: txn ids repeated across cards
+(and so across card buckets), reversals naming another card's row, reversals of
+reversals, reversals of rows an earlier run left in the state, a rejected row whose id
+a later row reuses, duplicates within a batch and across batches and files, month ends
+inside a batch.  Each is priced by one process (``workers=1``) and by the plan on 1
+(in this process), 2 and 3 worker processes; the Dask cluster is tested in
+``test_dask.py``.
+"""
+from __future__ import annotations
+
+import csv
+import filecmp
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import txcore
+from conftest import RULES, batch_of, registry
+from test_properties import atm_burst, txn
+from txcore._fast import idpass as idpass_compiled
+from txcore._fast import idpass_py
+from txcore.plan.executors import InProcess, LocalProcesses
+
+CARDS = registry()
+
+
+def write_cards(path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["card_no", "member_id", "unit", "issuer", "home_city", "member_from",
+                    "member_to"])
+        for no, c in CARDS.items():
+            w.writerow([no, c.member_id or "", c.unit or "", c.issuer, c.home_city,
+                        c.member_from or "", c.member_to or ""])
+    return path
+
+
+@st.composite
+def crossing_streams(draw):
+    """``(earlier, rows)``: rows an earlier run prices into the state, and the run's rows,
+    their ids and reversal originals drawn so that cards meet."""
+    earlier = draw(st.lists(st.one_of(txn(), atm_burst()), max_size=12))
+    rows = draw(st.lists(st.one_of(txn(), atm_burst()), min_size=1, max_size=45))
+    for i, r in enumerate(earlier):
+        r["txn_id"] = f"P{i}"
+    taken = [r["txn_id"] for r in earlier]
+    for i, r in enumerate(rows):
+        pick = draw(st.integers(0, 9))
+        if pick == 0 and taken:      # an id any earlier row (any card, any run) had
+            r["txn_id"] = draw(st.sampled_from(taken))
+        else:
+            r["txn_id"] = f"T{i}"
+        if r["kind"] == "reversal":  # of any earlier row: another card's, a reversal's,
+            r["orig_txn_id"] = draw(st.sampled_from(taken + ["NOPE"]))  # the state's
+        taken.append(r["txn_id"])
+    return earlier, rows
+
+
+def write_parquet(rows, path: Path, row_group_size: int) -> Path:
+    table = pa.Table.from_batches([batch_of(rows)])  # named inside: no two files alike
+    table = table.replace_schema_metadata({"file": path.name})
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def price_with(tmp: Path, name: str, files, earlier_state: Path | None, engine, workers,
+               batch_size, cards, backend="cython") -> tuple[Path, Path, dict]:
+    out, state = tmp / name / "out", tmp / name / "state"
+    if earlier_state is not None:
+        os.makedirs(state.parent, exist_ok=True)
+        _copy_tree(earlier_state, state)
+    summary = txcore.run(files, rules=RULES, cards=cards, out_dir=out, state_dir=state,
+                         key_file=tmp / "card.key", progress=False, batch_size=batch_size,
+                         business_date="2014-02-01", workers=workers, engine=engine,
+                         backend=backend)
+    return out, state, summary
+
+
+def _copy_tree(src: Path, dst: Path):
+    import shutil
+    shutil.copytree(src, dst)
+
+
+def assert_same_run(a, b):
+    """Outputs byte for byte; state files with the same bodies (a segment's header holds a
+    random file id; the manifest and ledger the run id); the same summary."""
+    (out_a, state_a, sum_a), (out_b, state_b, sum_b) = a, b
+    names = sorted(os.listdir(out_a))
+    assert names == sorted(os.listdir(out_b))
+    for n in names:
+        if n != "summary.json":
+            assert filecmp.cmp(out_a / n, out_b / n, shallow=False), n
+    files_a = sorted(p for p in os.listdir(state_a) if p not in ("LOCK",))
+    assert files_a == sorted(p for p in os.listdir(state_b) if p not in ("LOCK",))
+    for n in files_a:
+        x, y = (state_a / n).read_bytes(), (state_b / n).read_bytes()
+        if n.endswith(".bin"):
+            assert x[4096:] == y[4096:], n
+        elif n.startswith("strings."):
+            assert x == y, n
+    cur_a, cur_b = (json.loads((s / "CURRENT").read_text()) for s in (state_a, state_b))
+    assert cur_a["latest"] == cur_b["latest"] and cur_a["counts"] == cur_b["counts"]
+    volatile = {"elapsed_seconds", "rows_per_second", "run_id", "finished_at", "workers",
+                "stage_seconds", "backend"}
+    assert {k: v for k, v in sum_a.items() if k not in volatile} == \
+        {k: v for k, v in sum_b.items() if k not in volatile}
+
+
+@pytest.fixture(scope="module")
+def pools():
+    """Worker processes shared by the examples (each run would start its own)."""
+    made = {1: InProcess(), 2: LocalProcesses(2), 3: LocalProcesses(3)}
+    yield made
+    for executor in made.values():
+        executor.close()
+
+
+SETTINGS = settings(max_examples=int(os.environ.get("TXCORE_PLAN_EXAMPLES", 25)),
+                    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                          HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(data=crossing_streams(), cut=st.integers(0, 45), group=st.integers(1, 6),
+       batch_size=st.integers(1, 8))
+def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, cut, group,
+                                                batch_size):
+    earlier, rows = data
+    tmp = tmp_path_factory.mktemp("plan")
+    cards = write_cards(tmp / "cards.csv")
+    first = None
+    if earlier:  # an earlier run leaves its rows in the state
+        write_parquet(earlier, tmp / "earlier.parquet", 4)
+        first = tmp / "first" / "state"
+        txcore.run([tmp / "earlier.parquet"], rules=RULES, cards=cards, out_dir=tmp / "first" / "out",
+                   state_dir=first, key_file=tmp / "card.key", progress=False,
+                   business_date="2014-02-01")
+    files = [write_parquet(rows[:cut] or rows, tmp / "a.parquet", group)]
+    if rows[cut:] and cut:
+        files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
+    one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
+    for n, executor in pools.items():
+        assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
+                                        cards))
+
+
+def test_the_numba_kernel_in_the_plan(tmp_path):
+    """The numba backend's kernel in two worker processes (each compiles it once)."""
+    from conftest import FIXTURES
+    days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
+    one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv")
+    two = price_with(tmp_path, "numba", days, None, "local", 2, 8192, FIXTURES / "cards.csv",
+                     "numba")
+    assert two[2]["backend"] == "numba"
+    assert_same_run(one, two)
+
+
+def test_the_bundled_days_with_two_and_three_workers(tmp_path):
+    """The CLI's own path (``--workers N`` starts its processes) on the five demo days."""
+    from conftest import FIXTURES
+    days = sorted(FIXTURES.glob("txns-*.parquet"))
+    runs = [price_with(tmp_path, f"w{n}", days, None, "local", n, 4096, FIXTURES / "cards.csv")
+            for n in (1, 2, 3)]
+    assert runs[0][2]["rows"]["input"] > 50_000
+    for other in runs[1:]:
+        assert_same_run(runs[0], other)
+
+
+# -- the id pass: compiled and its twin ------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), n=st.integers(0, 60), m=st.integers(0, 12),
+       retention=st.integers(0, 5), latest=st.one_of(st.none(), st.integers(0, 20)),
+       cuts=st.lists(st.integers(0, 60), max_size=3))
+def test_the_compiled_id_pass_agrees_with_its_twin(data, n, m, retention, latest, cuts):
+    small = st.integers(0, 6)  # few distinct ids and cards: they collide often
+
+    def words(k):
+        return np.array(data.draw(st.lists(small, min_size=k, max_size=k)), np.uint64)
+    rows = [words(n) for _ in range(6)]
+    day = np.array(data.draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)), np.int32)
+    flags = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.uint8)
+    state = [words(m) for _ in range(4)]
+    s_day = np.array(data.draw(st.lists(st.integers(0, 20), min_size=m, max_size=m)), np.int32)
+    s_flags = np.array(data.draw(st.lists(st.integers(0, 3), min_size=m, max_size=m)), np.uint8)
+    # the state holds each txn digest once
+    _, first = np.unique(np.stack([state[0], state[1]]), axis=1, return_index=True)
+    keep = np.sort(first)
+    state = [s[keep] for s in state]
+    s_day, s_flags = s_day[keep], s_flags[keep]
+    start = idpass_py.NO_LATEST if latest is None else latest
+    bounds = [0, *sorted(c for c in cuts if c <= n), n]  # fed a chunk at a time
+    got = []
+    for module in (idpass_compiled, idpass_py):
+        settler = module.Settler(n, *state, s_day, s_flags, start, retention)
+        reason, now = np.zeros(n, np.int8), np.zeros(n, np.int32)
+        for a, b in zip(bounds, bounds[1:]):
+            part = [np.ascontiguousarray(x[a:b]) for x in (*rows, day, flags)]
+            r, t = np.zeros(b - a, np.int8), np.zeros(b - a, np.int32)
+            settler.settle(*part, r, t)
+            reason[a:b], now[a:b] = r, t
+        got.append((reason.tolist(), now.tolist(), int(settler.latest)))
+    assert got[0] == got[1]

@@ -1,0 +1,406 @@
+"""What a worker runs: the three kinds of task of a partitioned run (docs/parallel.md).
+
+Each task is a plain function of a :class:`Job` (what every task of one run shares)
+and one item — a chunk of an input or a card bucket.  It reads its inputs from the
+input files and from the run's scratch folder, writes its results into that folder,
+and returns only a small summary, so the same functions run in this process, in
+local worker processes or on Dask workers.  A result file is written whole under a
+temporary name and renamed, so a task run twice (a retry after a lost worker) leaves
+the same files: tasks never touch the state folder or the published outputs.
+
+1. :func:`encode_chunk` — read a window of row groups of an input, run the
+   stateless checks and the encoder, settle what needs no state (the version in
+   force, the card's registry entry, a disbursement to a non-member), and write
+   ``c<chunk>.ids`` (the narrow id columns for the id pass), ``c<chunk>.b<bucket>`` (the
+   encoded rows of each card bucket) and ``c<chunk>.enc`` (what the outputs need);
+2. :func:`price_bucket` — every accepted row of one card bucket, in input order, through
+   the compiled kernel with the bucket's part of the state; writes the priced columns
+   per chunk and the bucket's new state tables;
+3. :func:`assemble_chunk` — read the chunk again, gather its rows' prices from every
+   bucket and write the chunk's priced and reject batches, digest bytes and totals.
+
+Card numbers: a worker reads them from the input files itself (by path, as the client
+would) and writes them only into the chunk's output pieces in the staging folder; what
+tasks return to the client and what the scratch files between tasks hold are keyed
+digests, codes, money and masked reject details.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from txcore import durable
+from txcore._fast import layout as L
+from txcore._fast.layout import Strings
+from txcore.engine import make_engine
+from txcore.engine.encoder import Encoded
+from txcore.errors import TxcoreError
+from txcore.io.digest import row_bytes
+from txcore.io.reader import InputSource
+from txcore.rules.book import load_book
+from txcore.rules.refdata import load_cards, load_merchants
+from txcore.state.keys import Keyer
+from txcore.state.memory import State
+from txcore.state.segments import bucket_of, compact_records, sort_by_key
+from txcore.summary import Totals
+
+#: The kernel's per-row input arrays and their types, as
+#: :class:`~txcore.engine.encoder.Encoded` holds them (in its field order).
+ROW_ARRAYS = {"card_hi": np.uint64, "card_lo": np.uint64, "txn_hi": np.uint64,
+              "txn_lo": np.uint64, "orig_hi": np.uint64, "orig_lo": np.uint64,
+              "kind": np.int8, "channel": np.int8, "fee_item": np.int8, "mcc": np.int16,
+              "bank": np.int32, "city": np.int32, "merchant": np.int32, "amount": np.int64}
+ID_ARRAYS = ("txn_hi", "txn_lo", "orig_hi", "orig_lo", "card_hi", "card_lo")
+ZONE_ARRAYS = ("day", "inst")  # [zone, row]
+#: The kernel's per-row outputs carried from the bucket tasks to the chunk's outputs.
+OUT_ARRAYS = ("member", "cross_bank", "same_city", "ts", "fee_rule", "fee_standard",
+              "fee_waived", "fee_charged", "waiver_rule", "free_slot", "discount",
+              "discount_rule", "ruleset")
+RULE_CODES = ("fee_rule", "waiver_rule", "discount_rule", "ruleset")
+#: Flags of a row for the id pass (txcore/_fast/idpass_py.py).
+ROW_REVERSAL, ROW_DISB_NON_MEMBER = 1, 2
+
+
+class PlanError(TxcoreError):
+    """The partitioned run found its parts disagreeing (a bug, not bad data): the run
+    stops before its commit (exit 4)."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of one partitioned run shares (picklable, small)."""
+
+    token: str                 # unique per run: the key of a worker's cached setup
+    rules: str
+    cards: str
+    merchants: str | None
+    business_date: dt.date
+    backend: str               # "cython" or "numba"
+    key: bytes                 # the card key: digests must be the state's
+    batch_size: int
+    retention_days: int
+    buckets: int
+    scratch: str               # the run's scratch folder, inside its staging folder
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of row groups of one Parquet input: the unit of reading and writing."""
+
+    index: int                 # in input order over the whole run
+    source: int                # which input
+    path: str
+    window: tuple[int, ...]    # its row groups
+
+
+# -- a worker's setup, made once per run and process -----------------------------------
+_SETUP: dict[str, tuple] = {}
+
+
+def _setup(job: Job):
+    """``(book, registry, engine)``: the rules, the card registry and an engine over an
+    empty state, for encoding (loaded once per process and run)."""
+    got = _SETUP.get(job.token)
+    if got is None:
+        _SETUP.clear()  # one run's setup at a time
+        if multiprocessing.parent_process() is not None:  # a worker process: one core's
+            pa.set_cpu_count(1)  # work (N workers fill N cores; pyarrow threads of its own
+            pa.set_io_thread_count(1)  # would only oversubscribe them)
+        book = load_book(job.rules, load_merchants(job.merchants) if job.merchants else None)
+        registry = load_cards(job.cards)
+        engine = make_engine(job.backend, book, registry,
+                             State(job.retention_days, Keyer(job.key)), job.business_date)
+        got = _SETUP[job.token] = (book, registry, engine)
+    return got
+
+
+# -- scratch files -------------------------------------------------------------------------
+def scratch_path(job: Job, name: str) -> Path:
+    return Path(job.scratch) / name
+
+
+def save(path: Path, obj):
+    """Write ``obj`` whole under a temporary name, then rename: a retried task replaces
+    the file with the same content, a killed one leaves no half file under the name."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh, protocol=5)
+    os.replace(tmp, path)
+
+
+def save_array(path: Path, values: np.ndarray):
+    """An array as ``.npy``, written whole then renamed (see :func:`save`)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, values)
+    os.replace(tmp, path)
+
+
+def load_array(path: Path) -> np.ndarray:
+    """An array :func:`save_array` wrote, memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
+def load(path: Path):
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+# -- 1. read and encode a chunk ------------------------------------------------------------
+def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(code, day, flags)`` per row: what pricing settles without the state, as the
+    kernel does (``kernel.verdicts``): -1 rejected by the stateless checks, 1 no rule-set
+    version in force, 2 a card not in the registry, else 0; the local day in the
+    version's zone; ROW_REVERSAL, ROW_DISB_NON_MEMBER."""
+    n = enc.n
+    code, day, flags = np.empty(n, np.int8), np.empty(n, np.int32), np.empty(n, np.uint8)
+    compact = engine.compact
+    engine.kernel.verdicts(enc.pre, enc.card_hi, enc.card_lo, enc.day, enc.kind,
+                           engine.flat.versions, compact.cards, compact.card_slots,
+                           code, day, flags)
+    return code, day, flags
+
+
+def encode_chunk(job: Job, chunk: Chunk) -> dict:
+    """Stage 1: see the module docstring.  Returns ``{"rows", "candidates", "slow_rows"}``."""
+    durable.step("plan:encode_chunk")
+    cpu = time.process_time()
+    _, _, engine = _setup(job)
+    pieces, batches = [], []
+    ids = {name: [] for name in (*ID_ARRAYS, "day", "flags")}
+    mine = [{name: [] for name in ("cand", *ROW_ARRAYS, *ZONE_ARRAYS)}
+            for _ in range(job.buckets)]
+    rows = slow = candidates = 0
+    for batch in InputSource(chunk.path, job.batch_size).window_batches(list(chunk.window)):
+        batches.append(batch)
+        enc = engine.encoder.encode(batch)
+        code, day, flags = verdicts(engine, enc)
+        cand = np.flatnonzero(code == 0)
+        pieces.append({"n": enc.n, "code": code, "amount": enc.amount,
+                       "amount_ok": enc.amount_ok, "rejects": enc.rejects})
+        # the candidates, in row order: their id columns for the id pass, and each card
+        # bucket's rows (numbered by candidate within the chunk) for pricing
+        for name in ID_ARRAYS:
+            ids[name].append(getattr(enc, name)[cand])
+        ids["day"].append(day[cand])
+        ids["flags"].append(flags[cand])
+        bucket = bucket_of(ids["card_hi"][-1], job.buckets)
+        for b in range(job.buckets):
+            at = np.flatnonzero(bucket == b)
+            rows_b = cand[at]
+            mine[b]["cand"].append(at + candidates)
+            for name in ROW_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[rows_b])
+            for name in ZONE_ARRAYS:
+                mine[b][name].append(getattr(enc, name)[:, rows_b])
+        rows += enc.n
+        slow += enc.slow_rows
+        candidates += len(cand)
+    save(scratch_path(job, f"c{chunk.index:06d}.enc"), pieces)
+    # the rows as read, for the chunk's outputs: an uncompressed Arrow file is mapped back
+    # in for nothing, where decoding the Parquet again would cost a third of the encoding
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
+    types = {**ROW_ARRAYS, "day": np.int32, "flags": np.uint8}
+    save(scratch_path(job, f"c{chunk.index:06d}.ids"),
+         {k: np.concatenate(v) if v else np.zeros(0, types[k]) for k, v in ids.items()})
+    for b in range(job.buckets):
+        save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"),
+             {k: (np.concatenate(v, axis=-1) if v else None) for k, v in mine[b].items()})
+    return {"rows": rows, "candidates": candidates, "slow_rows": slow,
+            "cpu": time.process_time() - cpu}
+
+
+# -- 2. price a card bucket ----------------------------------------------------------------
+def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
+                 state_strings: list[str] | None, final: int) -> dict:
+    """Stage 2: price every row of card bucket ``bucket`` the id pass accepted, in input
+    order, against the bucket's part of the state (``b<bucket>.state``, written by the
+    client), the latest day of each row as the id pass settled it.  With
+    ``state_strings`` (the state folder's string table), write the bucket's index
+    entries within the window of the run's ``final`` latest day as the state folder's
+    records sorted by key (``b<bucket>.{hi,lo,recs}.npy``), and its counters
+    (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect"}``."""
+    durable.step("plan:price_bucket")
+    cpu = time.process_time()
+    book, registry, _ = _setup(job)
+    counters, index = read_tables(scratch_path(job, f"b{bucket:03d}.state"))
+    state = State(job.retention_days, Keyer(job.key))
+    state.set_tables(counters, index, None if latest is None
+                     else dt.date(1970, 1, 1) + dt.timedelta(days=latest))
+    engine = make_engine(job.backend, book, registry, state, job.business_date)
+    parts, now, owners = [], [], []
+    for c in chunks:
+        rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
+        settled = load(scratch_path(job, f"c{c:06d}.settled"))
+        cand = rows["cand"]
+        if cand is None:  # a chunk without rows
+            continue
+        taken = settled["reason"][cand] == 0
+        parts.append({k: (v[..., taken] if isinstance(v, np.ndarray) else v)
+                      for k, v in rows.items()})
+        now.append(settled["now"][cand][taken])
+        owners.append((c, cand[taken]))
+    n = sum(len(p["cand"]) for p in parts)
+    nz = len(engine.flat.zone_names)
+    names = list(ROW_ARRAYS)
+    enc = Encoded(n, np.zeros(n, np.int8),
+                  *[_joined(parts, name, (0,), ROW_ARRAYS[name]) for name in names[:6]],
+                  _joined(parts, "day", (nz, 0), np.int32),
+                  _joined(parts, "inst", (nz, 0), np.int64),
+                  *[_joined(parts, name, (0,), ROW_ARRAYS[name]) for name in names[6:]],
+                  np.ones(n, bool))
+    engine.reserve(n)
+    out = engine.price_encoded(enc, np.concatenate(now) if now else np.zeros(0, np.int32))
+    if np.any(out["reason"] != 0):
+        i = int(np.flatnonzero(out["reason"] != 0)[0])
+        raise PlanError(f"card bucket {bucket}: the kernel rejected a row the id pass "
+                        f"accepted ({L.KERNEL_REASONS.get(int(out['reason'][i]))}); "
+                        f"nothing of this run was committed")
+    strings = list(engine.compact.strings.values)
+    start = 0
+    for c, cand in owners:
+        stop = start + len(cand)
+        save(scratch_path(job, f"c{c:06d}.p{bucket:03d}"),
+             {"cand": cand, "strings": strings,
+              **{k: out[k][start:stop] for k in OUT_ARRAYS}})
+        start = stop
+    if state_strings is not None:
+        strings = Strings(state_strings)
+        hi, lo, recs = compact_records(engine.compact, strings)
+        if len(strings.values) != len(state_strings):  # every id is the book's or the state's
+            raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
+                            f"{strings.values[len(state_strings):]}")
+        if final != L.NO_LATEST:  # the run's window, wider than this bucket's own
+            keep = final - recs["day"].astype(np.int64) <= job.retention_days
+            hi, lo, recs = hi[keep], lo[keep], recs[keep]
+        order = sort_by_key(hi, lo)
+        for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
+            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values[order])
+        save(scratch_path(job, f"b{bucket:03d}.counters"), engine.compact.counters_table())
+    return {"rows": n, "zero_effect": engine.zero_effect_reversals,
+            "cpu": time.process_time() - cpu}
+
+
+def _joined(parts, name, empty_shape, dtype):
+    arrays = [p[name] for p in parts if p[name] is not None]
+    if not arrays:
+        return np.zeros(empty_shape, dtype)
+    return np.ascontiguousarray(np.concatenate(arrays, axis=-1), dtype)
+
+
+def write_tables(path: Path, counters: pa.Table, index: pa.Table):
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for table in (counters, index):
+            with ipc.new_stream(fh, table.schema) as w:
+                w.write_table(table)
+    os.replace(tmp, path)
+
+
+def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
+    with pa.memory_map(str(path)) as src:
+        counters = ipc.open_stream(src).read_all()
+        index = ipc.open_stream(src).read_all()
+    return counters, index
+
+
+# -- 3. the chunk's outputs ----------------------------------------------------------------
+def assemble_chunk(job: Job, chunk: Chunk) -> dict:
+    """Stage 3: the chunk's priced and reject batches in input order (``c<chunk>.out``),
+    with their digest bytes and totals.  Returns ``{"priced", "rejected", "totals"}``."""
+    durable.step("plan:assemble_chunk")
+    cpu = time.process_time()
+    _, _, engine = _setup(job)
+    pieces = load(scratch_path(job, f"c{chunk.index:06d}.enc"))
+    settled = load(scratch_path(job, f"c{chunk.index:06d}.settled"))
+    n_rows = sum(p["n"] for p in pieces)
+    code = np.concatenate([p["code"] for p in pieces]) if pieces else np.zeros(0, np.int8)
+    cand = np.flatnonzero(code == 0)
+    reason = code.copy()
+    reason[cand] = settled["reason"]
+    out = {k: np.zeros(n_rows, d) for k, d in (
+        ("member", np.uint8), ("cross_bank", np.uint8), ("same_city", np.uint8),
+        ("ts", np.int64), ("fee_standard", np.int64), ("fee_waived", np.int64),
+        ("fee_charged", np.int64), ("free_slot", np.int16), ("discount", np.int64))}
+    for name in RULE_CODES:
+        out[name] = np.full(n_rows, -1, np.int32)
+    strings = Strings()
+    for b in range(job.buckets):
+        path = scratch_path(job, f"c{chunk.index:06d}.p{b:03d}")
+        if not path.exists():
+            continue  # no row of this chunk in that bucket was priced
+        got = load(path)
+        at = cand[got["cand"]]
+        for name in OUT_ARRAYS:
+            values = got[name]
+            if name in RULE_CODES:  # the bucket's string codes -> this chunk's
+                lookup = np.array([strings.code(s) for s in got["strings"]] + [-1], np.int32)
+                values = lookup[np.where(values < 0, -1, values)]
+            out[name][at] = values
+    out["reason"] = reason
+    priced_out, reject_out = [], []
+    totals = Totals()
+    digest = []
+    start = 0
+    for piece, batch in zip(pieces, _read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
+        stop = start + piece["n"]
+        enc = _OutputsOf(piece)
+        part = {k: v[start:stop] for k, v in out.items()}
+        priced, rejects = engine.outputs(batch, enc, part, strings)
+        priced_out.append(priced)
+        reject_out.append(rejects)
+        totals.add(priced, rejects)
+        digest.append(row_bytes(priced))
+        start = stop
+    _write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
+    save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
+    return {"priced": sum(b.num_rows for b in priced_out),
+            "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
+            "cpu": time.process_time() - cpu}
+
+
+class _OutputsOf:
+    """What :meth:`CompiledEngine.outputs` reads of an encoding, from a chunk's piece."""
+
+    def __init__(self, piece: dict):
+        self.amount, self.amount_ok, self.rejects = piece["amount"], piece["amount_ok"], \
+            piece["rejects"]
+
+
+def read_outputs(job: Job, index: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """The priced and reject batches :func:`assemble_chunk` wrote for chunk ``index``."""
+    priced, rejects = _read_batches(scratch_path(job, f"c{index:06d}.out"))
+    return priced, rejects
+
+
+def _write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
+    """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for batches in groups:
+            schema = batches[0].schema if batches else pa.schema([])
+            with ipc.new_stream(fh, schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+    os.replace(tmp, path)
+
+
+def _read_batches(path: Path) -> list[list[pa.RecordBatch]]:
+    """What :func:`_write_batches` wrote, memory-mapped (no copy)."""
+    groups = []
+    with pa.memory_map(str(path)) as src:
+        while src.tell() < src.size():
+            groups.append(list(ipc.open_stream(src)))
+    return groups
+
