@@ -7,7 +7,8 @@ NAME: ``floor`` (pyarrow: read the file, write it back with zero-filled output
 columns), ``floor_io`` (the same with txcore's read and write settings), ``duckdb`` / ``polars`` (the default rules in SQL / lazy expressions,
 ``peers.py``), ``txcore`` (``txcore run`` with a fresh state: price, write, commit),
 ``replay`` (``txcore replay``: the same without state), ``dask`` (``txcore run --engine
-dask``: the partitioned plan on a LocalCluster it starts), ``kernel`` (encode + price in
+dask``: the partitioned plan on a LocalCluster it starts), ``plan1`` (the partitioned plan's tasks one after the other in this process: each
+stage's own cost), ``kernel`` (encode + price in
 memory: the file is read first, untimed; output assembly timed apart), ``encode`` (the
 encoder alone, in memory).  Prints one JSON
 line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., ...}`` (the work timed inside;
@@ -103,6 +104,21 @@ def dask(threads, data, inp, out):
                merchants=data / "merchants.csv", out_dir=out / "txcore",
                state_dir=out / "state", progress=False, workers=threads, engine="dask")
     EXTRA.update(stage_seconds=s.get("stage_seconds"))
+    return time.perf_counter() - t0, s["rows"]["input"]
+
+
+def plan1(threads, data, inp, out):
+    """The partitioned plan with every task in this process, one after the other: each
+    stage's own CPU cost, for the scaling model (``scaling_model.py``)."""
+    import txcore as tx
+    from txcore.plan.executors import InProcess
+    _pyarrow_threads(1)
+    t0 = time.perf_counter()
+    s = tx.run([inp], rules=Path(tx.__file__).parent.parent / "rules", cards=data / "cards.csv",
+               merchants=data / "merchants.csv", out_dir=out / "txcore",
+               state_dir=out / "state", progress=False, engine=InProcess())
+    EXTRA.update(stage_seconds=s["stage_seconds"], scratch_bytes=s["scratch_bytes"],
+                 elapsed_seconds=s["elapsed_seconds"])
     return time.perf_counter() - t0, s["rows"]["input"]
 
 

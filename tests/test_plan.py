@@ -110,7 +110,7 @@ def assert_same_run(a, b):
     cur_a, cur_b = (json.loads((s / "CURRENT").read_text()) for s in (state_a, state_b))
     assert cur_a["latest"] == cur_b["latest"] and cur_a["counts"] == cur_b["counts"]
     volatile = {"elapsed_seconds", "rows_per_second", "run_id", "finished_at", "workers",
-                "stage_seconds", "backend"}
+                "stage_seconds", "scratch_bytes", "backend"}
     assert {k: v for k, v in sum_a.items() if k not in volatile} == \
         {k: v for k, v in sum_b.items() if k not in volatile}
 

@@ -266,8 +266,10 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                 bar.total = source.expected_rows()
             out = {}  # this source's writers, made at its first batch
             digest = FileDigest()
+            ends, seen = source.window_ends(), [0]
 
-            def write(priced, rejects, n, source=source, out=out, digest=digest):
+            def write(priced, rejects, n, source=source, out=out, digest=digest, ends=ends,
+                      seen=seen):
                 digest.add(priced)
                 if not out:
                     out["priced"], out["rejects"] = _writers(staging, source, priced.schema,
@@ -275,6 +277,9 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                     writers.extend(out.values())
                 out["priced"].write(priced)
                 out["rejects"].write(rejects)
+                seen[0] += n
+                if seen[0] in ends:  # the priced rows of a window: row groups of their own
+                    out["priced"].end_group()
                 totals.add(priced, rejects)
                 bar.update(n)
 

@@ -271,6 +271,19 @@ class InputSource:
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise self.refuse(exc) from exc
 
+    def window_ends(self) -> set[int]:
+        """The input rows read when each window of a Parquet input ends (a priced file's
+        row groups never span two: a chunk of a partitioned run writes its own, and one
+        process writes the same, docs/parallel.md); empty for other inputs."""
+        if self.format != "parquet" or self.path is None:
+            return set()
+        windows = self.parquet_windows()  # a footer that cannot be read refuses the input
+        md, ends, rows = self._parquet_metadata(), set(), 0
+        for window in windows:
+            rows += sum(md.row_group(g).num_rows for g in window)
+            ends.add(rows)
+        return ends
+
     def window_batches(self, window: list[int]) -> Iterator[pa.RecordBatch]:
         """The checked batches of one window of a Parquet input (:meth:`parquet_windows`),
         as :meth:`batches` gives them; a window that yields fewer rows than its row groups
@@ -284,8 +297,8 @@ class InputSource:
                 yield self._checked(b)
             if read != declared:
                 raise InputRefused(f"{self.name}: corrupt file: {read} rows read of the "
-                                   f"{declared} its row groups {window[0]}..{window[-1]} "
-                                   f"declare")
+                                   f"{declared} it declares for row groups "
+                                   f"{window[0]}..{window[-1]}")
         except InputRefused:
             raise
         except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, TypeError,

@@ -127,6 +127,11 @@ class BatchWriter:
             if self._held_rows >= MIN_ROW_GROUP_ROWS:
                 self._flush()
 
+    def end_group(self):
+        """Write the held batches now, as one row group (the next batch starts another)."""
+        if self.format in ("parquet", "arrow"):
+            self._refusing(self._flush)
+
     def _flush(self):
         """Write the held batches as one row group (Parquet) or record batch (Arrow)."""
         if not self._held:

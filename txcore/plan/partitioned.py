@@ -112,6 +112,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
             _new_state(job, state, store, latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
+        body["scratch_bytes"] = sum(f.stat().st_size for f in scratch.iterdir())
         return body, state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
