@@ -209,3 +209,17 @@ def test_the_compiled_id_pass_agrees_with_its_twin(data, n, m, retention, latest
             reason[a:b], now[a:b] = r, t
         got.append((reason.tolist(), now.tolist(), int(settler.latest)))
     assert got[0] == got[1]
+
+
+def test_an_input_without_row_groups_between_two_days(tmp_path):
+    """A Parquet file with no row group (no chunk) keeps its place among the outputs."""
+    from conftest import FIXTURES
+    days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(days[0]).slice(0, 0), empty)
+    files = [days[0], empty, days[1]]
+    one = price_with(tmp_path, "one", files, None, "local", 1, 8192, FIXTURES / "cards.csv")
+    two = price_with(tmp_path, "two", files, None, InProcess(), 1, 8192, FIXTURES / "cards.csv")
+    assert [i["file"] for i in two[2]["inputs"]] == [f.name for f in files]
+    assert two[2]["inputs"][1]["rows"] == 0
+    assert_same_run(one, two)

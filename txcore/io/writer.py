@@ -7,6 +7,7 @@ commits and the staging folder is published.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import fastavro
@@ -62,13 +63,7 @@ class BatchWriter:
         self.path, self.schema, self.format = Path(path), schema, fmt
         self.rows = 0
         self._held, self._held_rows = [], 0
-        # Parquet cannot write a null held in a dictionary (Arrow can): such values are
-        # moved to the validity bitmap, batch by batch
-        self._dictionaries = [i for i, f in enumerate(schema)
-                              if pa.types.is_dictionary(f.type)] if fmt == "parquet" else []
-        # Parquet has no seconds: timestamp[s] is stored in milliseconds
-        self._seconds = [i for i, f in enumerate(schema) if pa.types.is_timestamp(f.type)
-                         and f.type.unit == "s"] if fmt == "parquet" else []
+        self._prepare = ParquetPrep(schema) if fmt == "parquet" else None
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}")
         problems = unwritable(schema, fmt)
@@ -95,21 +90,13 @@ class BatchWriter:
         if batch.num_rows == 0:
             return
         self.rows += batch.num_rows
-        if self._dictionaries:
-            batch = _nulls_out_of_dictionaries(batch, self._dictionaries)
-        for i in self._seconds:
-            _check_seconds(batch.column(i), self.path.name, batch.schema.field(i).name)
+        if self._prepare:
+            batch = self._prepare(batch, self.path.name)
         self._refusing(self._write, batch)
 
     def _refusing(self, write, *args):
-        """``write(*args)``; a value the format cannot hold (its type passed the check)
-        refuses the output (exit 2) instead of a traceback."""
-        try:
+        with refusing(self.path.name, self.format):
             write(*args)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError,
-                OverflowError) as exc:
-            raise OutputRefused(redact(f"{self.path.name}: a value cannot be written as "
-                                       f"{self.format}: {exc}")) from exc
 
     def _write(self, batch: pa.RecordBatch):
         if self.format == "avro":
@@ -166,6 +153,37 @@ class BatchWriter:
             except Exception:  # noqa: BLE001 - a half-written file is deleted below anyway
                 pass
             self._fh.close()
+
+
+@contextmanager
+def refusing(file: str, fmt: str):
+    """A value the format cannot hold (its type passed :func:`unwritable`) refuses the
+    output (exit 2) instead of a traceback."""
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError,
+            OverflowError) as exc:
+        raise OutputRefused(redact(f"{file}: a value cannot be written as {fmt}: {exc}")) \
+            from exc
+
+
+class ParquetPrep:
+    """What a batch of ``schema`` needs before a Parquet writer takes it: nulls held in
+    a dictionary moved to the validity bitmap (Parquet cannot write them; Arrow can),
+    and every timestamp[s] checked to fit the milliseconds Parquet stores it in."""
+
+    def __init__(self, schema: pa.Schema):
+        self._dictionaries = [i for i, f in enumerate(schema)
+                              if pa.types.is_dictionary(f.type)]
+        self._seconds = [i for i, f in enumerate(schema) if pa.types.is_timestamp(f.type)
+                         and f.type.unit == "s"]
+
+    def __call__(self, batch: pa.RecordBatch, file: str) -> pa.RecordBatch:
+        if self._dictionaries:
+            batch = _nulls_out_of_dictionaries(batch, self._dictionaries)
+        for i in self._seconds:
+            _check_seconds(batch.column(i), file, batch.schema.field(i).name)
+        return batch
 
 
 _MS_LIMIT = (2**63 - 1) // 1000

@@ -103,10 +103,18 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                               [order] * buckets, [start] * buckets, [strings] * buckets,
                               [latest] * buckets)
         clock.lap("price_buckets", priced)
-        assembled = executor.map(assemble_chunk, [job] * len(chunks), chunks)
-        clock.lap("assemble", assembled)
-        body = _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt)
-        clock.lap("write_outputs")
+        # the outputs: each chunk written as soon as it and those before it are assembled
+        outputs, assembled = _Outputs(job, sources, chunks, encoded, staging, fmt), []
+        try:
+            for chunk, result in zip(chunks, executor.imap(assemble_chunk,
+                                                           [job] * len(chunks), chunks)):
+                assembled.append(result)
+                outputs.add(chunk, result)
+            body = outputs.body()
+        except BaseException:
+            outputs.discard()
+            raise
+        clock.lap("assemble_write", assembled)
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
             _new_state(job, state, store, latest)
@@ -143,63 +151,89 @@ def _split_state(job: Job, counters: pa.Table, index: pa.Table):
                      index.filter(pa.array(i_bucket == b)))
 
 
-def _write_outputs(job, sources, chunks, encoded, assembled, staging, fmt) -> dict:
-    """Write every chunk's batches into its input's outputs, in order; the summary body."""
-    totals = Totals()
-    inputs = []
-    for s, source in enumerate(sources):
-        mine = [c for c in chunks if c.source == s]
-        priced_w = rejects_w = None
-        digest = FileDigest()
-        writers = []
-        try:
-            for c in mine:
-                priced, rejects = read_outputs(job, c.index)
-                if priced_w is None and priced:
-                    priced_w = BatchWriter(staging.path(f"{source.stem}.priced.{fmt}"),
-                                           priced[0].schema, fmt)
-                    rejects_w = BatchWriter(staging.path(f"{source.stem}.rejects.{fmt}"),
-                                            rejects[0].schema, fmt)
-                    writers = [priced_w, rejects_w]
-                for b in priced:
-                    priced_w.write(b)
-                for b in rejects:
-                    rejects_w.write(b)
-                digest.add_bytes(load(scratch_path(job, f"c{c.index:06d}.digest")))
-            if priced_w is None:  # no rows at all: still write the (empty) outputs
-                p_schema, r_schema = source.output_schemas()
-                priced_w = BatchWriter(staging.path(f"{source.stem}.priced.{fmt}"), p_schema, fmt)
-                rejects_w = BatchWriter(staging.path(f"{source.stem}.rejects.{fmt}"), r_schema,
-                                        fmt)
-                writers = [priced_w, rejects_w]
-            for w in writers:
-                w.close()
-        except BaseException:
-            for w in writers:
-                w.discard()
-            raise
-        rows = sum(encoded[c.index]["rows"] for c in mine)
-        n_priced = sum(assembled[c.index]["priced"] for c in mine)
-        n_rejected = sum(assembled[c.index]["rejected"] for c in mine)
+class _Outputs:
+    """The run's output files, written a chunk at a time in input order as the chunks
+    are assembled; then the summary's body."""
+
+    def __init__(self, job: Job, sources, chunks, encoded, staging, fmt: str):
+        self.job, self.sources, self.encoded = job, sources, encoded
+        self.staging, self.fmt = staging, fmt
+        self.last = {c.source: c.index for c in chunks}  # each input's last chunk
+        self.totals, self.inputs, self.writers = Totals(), [], []
+        self._open = None  # (priced writer, rejects writer, digest, counts) of an input
+
+    def add(self, chunk: Chunk, assembled: dict):
+        """Write chunk ``chunk``'s rows (chunks come in input order)."""
+        self._close_empty(chunk.source)
+        priced, rejects = read_outputs(self.job, chunk.index)
+        if self._open is None:
+            self._open = [None, None, FileDigest(), [0, 0, 0]]
+        out = self._open
+        if out[0] is None and priced:
+            out[0], out[1] = self._writers(self.sources[chunk.source], priced[0].schema,
+                                           rejects[0].schema)
+        for b in priced:
+            out[0].write(b)
+        if out[0] is not None:  # a chunk's priced rows: row groups of their own
+            out[0].end_group()
+        for b in rejects:
+            out[1].write(b)
+        out[2].add_bytes(load(scratch_path(self.job, f"c{chunk.index:06d}.digest")))
+        out[3][0] += self.encoded[chunk.index]["rows"]
+        out[3][1] += assembled["priced"]
+        out[3][2] += assembled["rejected"]
+        self.totals.merge(assembled["totals"])
+        if self.last[chunk.source] == chunk.index:
+            self._close(self.sources[chunk.source])
+
+    def _writers(self, source, priced_schema, rejects_schema):
+        made = (BatchWriter(self.staging.path(f"{source.stem}.priced.{self.fmt}"),
+                            priced_schema, self.fmt),
+                BatchWriter(self.staging.path(f"{source.stem}.rejects.{self.fmt}"),
+                            rejects_schema, self.fmt))
+        self.writers.extend(made)
+        return made
+
+    def _close(self, source):
+        priced_w, rejects_w, digest, (rows, n_priced, n_rejected) = self._open
+        self._open = None
+        if priced_w is None:  # no rows at all: still write the (empty) outputs
+            priced_w, rejects_w = self._writers(source, *source.output_schemas())
+        priced_w.close()
+        rejects_w.close()
         if rows != n_priced + n_rejected or priced_w.rows != n_priced \
                 or rejects_w.rows != n_rejected:
             raise RowsLost(f"{source.name}: {rows} input rows but {priced_w.rows} priced + "
                            f"{rejects_w.rows} rejected; nothing of this run was committed")
         source.rows = rows
-        for c in mine:
-            totals.merge(assembled[c.index]["totals"])
-        inputs.append({"file": source.name, "sha256": source.sha256, "rows": rows,
-                       "priced": n_priced, "rejected": n_rejected,
-                       "digest": digest.hexdigest(), "priced_output": priced_w.path.name,
-                       "rejects_output": rejects_w.path.name})
-    n_in = sum(i["rows"] for i in inputs)
-    if n_in != totals.priced + totals.rejected:
-        raise RowsLost(f"the run: {n_in} input rows but {totals.priced} priced + "
-                       f"{totals.rejected} rejected; nothing of this run was committed")
-    return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "backend": job.backend, "card_check": cardno.IMPLEMENTATION, "inputs": inputs,
-            "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
-            "digest": run_digest([i["digest"] for i in inputs]), **totals.as_dict()}
+        self.inputs.append({"file": source.name, "sha256": source.sha256, "rows": rows,
+                            "priced": n_priced, "rejected": n_rejected,
+                            "digest": digest.hexdigest(), "priced_output": priced_w.path.name,
+                            "rejects_output": rejects_w.path.name})
+
+    def discard(self):
+        for w in self.writers:
+            w.discard()
+
+    def _close_empty(self, before: int):
+        """Write the (empty) outputs of the inputs before input ``before`` that had no
+        chunk (a Parquet file without row groups)."""
+        while self._open is None and len(self.inputs) < before:
+            self._open = [None, None, FileDigest(), [0, 0, 0]]
+            self._close(self.sources[len(self.inputs)])
+
+    def body(self) -> dict:
+        self._close_empty(len(self.sources))
+        totals, inputs = self.totals, self.inputs
+        n_in = sum(i["rows"] for i in inputs)
+        if n_in != totals.priced + totals.rejected:
+            raise RowsLost(f"the run: {n_in} input rows but {totals.priced} priced + "
+                           f"{totals.rejected} rejected; nothing of this run was committed")
+        return {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "backend": self.job.backend, "card_check": cardno.IMPLEMENTATION,
+                "inputs": inputs,
+                "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
+                "digest": run_digest([i["digest"] for i in inputs]), **totals.as_dict()}
 
 
 def _state_strings(store, book) -> list[str] | None:
