@@ -9,7 +9,8 @@ columns), ``floor_io`` (the same with txcore's read and write settings), ``duckd
 ``replay`` (``txcore replay``: the same without state), ``dask`` (``txcore run --engine
 dask``: the partitioned plan on a LocalCluster it starts), ``plan1`` (the partitioned plan's tasks one after the other in this process: each
 stage's own cost), ``kernel`` (encode + price in
-memory: the file is read first, untimed; output assembly timed apart).  Prints one JSON
+memory: the file is read first, untimed; output assembly timed apart), ``encode`` (the
+encoder alone, in memory).  Prints one JSON
 line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., ...}`` (the work timed inside;
 the peak RSS is this process's own high-water mark, VmHWM).
 """
@@ -162,6 +163,31 @@ def kernel(threads, data, inp, out):
         encode, loop, outputs = encode + t1 - t0, loop + t2 - t1, outputs + t3 - t2
     EXTRA.update(encode_seconds=encode, loop_seconds=loop, outputs_seconds=outputs)
     return encode + loop, n
+
+
+def encode(threads, data, inp, out):
+    """The encoder alone (``Encoder.encode``) over batches already in memory, one thread;
+    ``cpu_seconds`` (process time: not the time spent waiting for a core on a shared
+    machine) beside the wall seconds.  The loop runs inside ``any()`` so that
+    ``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=builtin_any`` counts
+    the encode step's instructions and nothing else."""
+    import pyarrow.parquet as pq
+
+    from txcore.engine import make_engine
+    from txcore.rules.refdata import load_cards, load_merchants
+    from txcore.rules.book import load_book
+    from txcore.state.memory import State
+    _pyarrow_threads(threads)
+    book = load_book(Path(__file__).resolve().parent.parent / "rules",
+                     load_merchants(data / "merchants.csv"))
+    batches = pq.read_table(inp).to_batches(65536)
+    encoder = make_engine("cython", book, load_cards(data / "cards.csv"), State()).encoder
+    encoder.encode(batches[0].slice(0, 1000))  # first-call work out of the count
+    c0, t0 = time.process_time(), time.perf_counter()
+    any(encoder.encode(b) is None for b in batches)
+    seconds = time.perf_counter() - t0
+    EXTRA.update(cpu_seconds=time.process_time() - c0)
+    return seconds, sum(b.num_rows for b in batches)
 
 
 EXTRA: dict = {}

@@ -3,9 +3,11 @@
 * ``kernel.pyx`` (structs in ``kernel.pxd``, their numpy twins in ``layout.py``):
   the pricing loop; its twin is the numba module ``kernel_numba.py`` (the ``numba``
   backend);
-* ``encode.pyx``: column encoders over Arrow buffers (SipHash-128, ISO timestamps,
-  integers, digest rows); twin ``encode_py.py``;
-* ``cardcheck.pyx``: the card-number check; twin ``cardcheck_py.py``;
+* ``encode.pyx``: encoders over Arrow buffers (SipHash-128, ISO timestamps, integers,
+  digest rows) and the encoder's fused pass over a batch's text columns
+  (``encode_rows``); twin ``encode_py.py``;
+* ``cardcheck.pyx``: the card-number check (its byte rule in ``textrules.pxd``, shared
+  with ``encode.pyx``); twin ``cardcheck_py.py``;
 * ``probe.pyx``: which of a run's txn digests a state segment holds (a merge of two
   sorted key lists); twin ``probe_py.py``;
 * ``iso8583.pyx``: ISO 8583 frames and messages to Arrow string columns (fixed-layout

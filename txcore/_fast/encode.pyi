@@ -32,3 +32,29 @@ def match_words(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, off
 def parse_mccs(offsets: np.ndarray, data: np.ndarray, validity: np.ndarray, offset: int,
                out: np.ndarray,            # int16_t[::1]
                ) -> None: ...
+
+FUSED_TEXT: tuple[str, ...]
+FUSED_WORDS: tuple[str, ...]
+R_COUNTERPARTY: int
+R_FEE_ITEM: int
+R_MERCHANT: int
+R_BENEFIT: int
+R_REVERSAL: int
+
+def encode_rows(texts: list,          # FUSED_TEXT: (offsets, data, validity, offset) or None
+                words: list,          # FUSED_WORDS: (word_offsets, words, codes)
+                k0: int, k1: int,
+                kind_rules: np.ndarray,   # const uint8_t[::1]
+                channel_ok: np.ndarray,   # const uint8_t[:, ::1]
+                min_amount: np.ndarray,   # const int64_t[::1]
+                max_amount: int, parse_amount: bool,
+                bank: np.ndarray, city: np.ndarray,   # const int32_t[::1]
+                merchant: np.ndarray,     # int32_t[::1], in and out
+                txn_hi: np.ndarray, txn_lo: np.ndarray, orig_hi: np.ndarray,
+                orig_lo: np.ndarray, card_hi: np.ndarray, card_lo: np.ndarray,  # uint64_t[::1]
+                kind: np.ndarray, channel: np.ndarray, fee_item: np.ndarray,  # int8_t[::1]
+                mcc: np.ndarray,          # int16_t[::1]
+                amount: np.ndarray,       # int64_t[::1]
+                amount_ok: np.ndarray,    # uint8_t[::1]
+                slow: np.ndarray,         # uint8_t[::1], in and out
+                other_channel: int, other_fee_item: int) -> None: ...

@@ -1,5 +1,5 @@
-"""Column encoders over Arrow buffers, one call per column: the per-row text work of
-encoding a batch for the pricing kernel.
+"""Encoders over Arrow buffers, one call per column or one for the whole batch: the
+per-row text work of encoding a batch for the pricing kernel.
 
 * ``hash_strings``: keyed SipHash-2-4-128 of each value (txn ids, card numbers),
   with its byte length (-1 for null).  The same digest keys the state, so no
@@ -7,12 +7,19 @@ encoding a batch for the pricing kernel.
 * ``parse_timestamps``: ISO 8601 text (docs/input.md#timestamps) to wall-clock microseconds and
   an offset; anything unusual is left to the reference validator.
 * ``parse_integers``: ASCII decimal text to int64.
+* ``encode_rows``: the encoder's per-row text work on every column of a batch in one
+  pass over the rows (the digests, the card check, vocabulary codes, mcc, amount and
+  the row's stateless checks), the same helpers as the column functions.
 
 Layers (as in scikit-learn's ``_loss``): ``cdef inline ... noexcept nogil``
 helpers on C scalars, then one ``nogil`` loop per column.  Pure-Python twin:
 ``encode_py.py``; ``tests/test_encode.py`` checks the two against each other.
 """
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from txcore._fast.textrules cimport _base, _is_card_no
 
 CYTHON_MODULE = 1
 
@@ -22,60 +29,64 @@ ctypedef fused offset_t:
 
 
 # -- SipHash-2-4 with 128-bit output (Aumasson & Bernstein) -----------------------------
-cdef inline uint64_t _rotl(uint64_t x, int b) noexcept nogil:
-    return (x << b) | (x >> (64 - b))
-
-
-cdef inline void _rounds(uint64_t* v, int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        v[0] += v[1]; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
-        v[2] += v[3]; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
-        v[0] += v[3]; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
-        v[2] += v[1]; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
-
-
-cdef inline void _siphash128(const uint8_t[::1] data, int64_t start, int64_t stop,
-                             uint64_t k0, uint64_t k1, uint64_t* hi,
-                             uint64_t* lo) noexcept nogil:
-    cdef uint64_t v[4]
-    cdef uint64_t m
-    cdef int64_t n = stop - start, i, j
-    cdef int64_t end = start + (n - n % 8)
-    v[0] = k0 ^ 0x736f6d6570736575ULL
-    v[1] = k1 ^ 0x646f72616e646f6dULL ^ 0xee
-    v[2] = k0 ^ 0x6c7967656e657261ULL
-    v[3] = k1 ^ 0x7465646279746573ULL
-    i = start
-    while i < end:                        # full 8-byte little-endian words
-        m = 0
-        for j in range(8):
-            m |= (<uint64_t>data[i + j]) << (8 * j)
-        v[3] ^= m
-        _rounds(v, 2)
-        v[0] ^= m
-        i += 8
-    m = (<uint64_t>(n & 0xff)) << 56      # the tail, with the length in the top byte
-    j = 0
-    while i < stop:
-        m |= (<uint64_t>data[i]) << (8 * j)
-        i += 1
-        j += 1
-    v[3] ^= m
-    _rounds(v, 2)
-    v[0] ^= m
-    v[2] ^= 0xee
-    _rounds(v, 4)
-    hi[0] = v[0] ^ v[1] ^ v[2] ^ v[3]
-    v[1] ^= 0xdd
-    _rounds(v, 4)
-    lo[0] = v[0] ^ v[1] ^ v[2] ^ v[3]
+cdef extern from *:
+    """
+    #include <string.h>
+    /* eight bytes as a little-endian word, in one load where the machine is little-endian */
+    static inline uint64_t txcore_load_le64(const uint8_t* p) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+    #endif
+        return v;
+    }
+    #define TXCORE_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+    #define TXCORE_SIPROUND                                                     \
+        do {                                                                    \
+            v0 += v1; v1 = TXCORE_ROTL(v1, 13); v1 ^= v0; v0 = TXCORE_ROTL(v0, 32); \
+            v2 += v3; v3 = TXCORE_ROTL(v3, 16); v3 ^= v2;                       \
+            v0 += v3; v3 = TXCORE_ROTL(v3, 21); v3 ^= v0;                       \
+            v2 += v1; v1 = TXCORE_ROTL(v1, 17); v1 ^= v2; v2 = TXCORE_ROTL(v2, 32); \
+        } while (0)
+    /* SipHash-2-4-128 of the n bytes at s: the reference C of the authors, the state in
+       four locals so that it stays in registers */
+    static inline void txcore_siphash128(const uint8_t* s, int64_t n, uint64_t k0,
+                                         uint64_t k1, uint64_t* hi, uint64_t* lo) {
+        uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL ^ 0xee;
+        uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+        const uint8_t* end = s + (n - n % 8);
+        uint64_t m, b = ((uint64_t)n) << 56;  /* the tail, with the length in the top byte */
+        for (; s != end; s += 8) {            /* full 8-byte little-endian words */
+            m = txcore_load_le64(s);
+            v3 ^= m; TXCORE_SIPROUND; TXCORE_SIPROUND; v0 ^= m;
+        }
+        switch (n & 7) {
+            case 7: b |= ((uint64_t)s[6]) << 48; /* fall through */
+            case 6: b |= ((uint64_t)s[5]) << 40; /* fall through */
+            case 5: b |= ((uint64_t)s[4]) << 32; /* fall through */
+            case 4: b |= ((uint64_t)s[3]) << 24; /* fall through */
+            case 3: b |= ((uint64_t)s[2]) << 16; /* fall through */
+            case 2: b |= ((uint64_t)s[1]) << 8;  /* fall through */
+            case 1: b |= ((uint64_t)s[0]);
+        }
+        v3 ^= b; TXCORE_SIPROUND; TXCORE_SIPROUND; v0 ^= b;
+        v2 ^= 0xee;
+        TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND;
+        *hi = v0 ^ v1 ^ v2 ^ v3;
+        v1 ^= 0xdd;
+        TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND; TXCORE_SIPROUND;
+        *lo = v0 ^ v1 ^ v2 ^ v3;
+    }
+    """
+    void _siphash128 "txcore_siphash128"(const uint8_t* s, int64_t n, uint64_t k0, uint64_t k1,
+                                         uint64_t* hi, uint64_t* lo) noexcept nogil
 
 
 def siphash128(const uint8_t[::1] data, uint64_t k0, uint64_t k1):
     """``(hi, lo)`` keyed digest of one byte string."""
     cdef uint64_t hi = 0, lo = 0
-    _siphash128(data, 0, data.shape[0], k0, k1, &hi, &lo)
+    _siphash128(_base(data), data.shape[0], k0, k1, &hi, &lo)
     return hi, lo
 
 
@@ -92,6 +103,7 @@ def hash_strings(const offset_t[::1] offsets,   # IN  value offsets (whole buffe
                  uint64_t[::1] lo,              # OUT digest, low word
                  int32_t[::1] length):          # OUT byte length, -1 for null
     cdef Py_ssize_t n = hi.shape[0], i, j
+    cdef const uint8_t* base = _base(data)
     with nogil:
         for i in range(n):
             j = i + offset
@@ -101,7 +113,8 @@ def hash_strings(const offset_t[::1] offsets,   # IN  value offsets (whole buffe
                 length[i] = -1
             else:
                 length[i] = <int32_t>(offsets[j + 1] - offsets[j])
-                _siphash128(data, offsets[j], offsets[j + 1], k0, k1, &hi[i], &lo[i])
+                _siphash128(base + offsets[j], offsets[j + 1] - offsets[j], k0, k1, &hi[i],
+                            &lo[i])
 
 
 # -- ISO 8601 text timestamps ---------------------------------------------------------
@@ -215,43 +228,76 @@ def parse_timestamps(const offset_t[::1] offsets, const uint8_t[::1] data,
 
 
 # -- integer text ---------------------------------------------------------------------
+cdef inline bint _parse_int(const uint8_t* s, int64_t n, int64_t* value) noexcept nogil:
+    """``[+-]?[0-9]{1,18}`` into ``value``; False for anything else (``value`` untouched)."""
+    cdef int64_t p = 0, v = 0
+    cdef int sign = 1
+    if n > 0 and (s[0] == 43 or s[0] == 45):                          # '+' or '-'
+        sign = -1 if s[0] == 45 else 1
+        p = 1
+    if n - p < 1 or n - p > 18:
+        return False
+    while p < n:
+        if s[p] < 48 or s[p] > 57:
+            return False
+        v = v * 10 + (s[p] - 48)
+        p += 1
+    value[0] = sign * v
+    return True
+
+
 def parse_integers(const offset_t[::1] offsets, const uint8_t[::1] data,
                    const uint8_t[::1] validity, Py_ssize_t offset,
                    int64_t[::1] value,           # OUT the number
                    int8_t[::1] status):          # OUT 1 parsed, 0 not (null, empty, other)
     """``[+-]?[0-9]{1,18}`` only; longer or non-ASCII text is left to the reference."""
     cdef Py_ssize_t n = value.shape[0], i, j
-    cdef int64_t p, stop, v
-    cdef int sign, k
+    cdef const uint8_t* base = _base(data)
     with nogil:
         for i in range(n):
             j = i + offset
             value[i] = 0
             status[i] = 0
-            if not _valid(validity, j):
-                continue
-            p = offsets[j]
-            stop = offsets[j + 1]
-            sign = 1
-            if p < stop and (data[p] == 43 or data[p] == 45):
-                sign = -1 if data[p] == 45 else 1
-                p += 1
-            if stop - p < 1 or stop - p > 18:
-                continue
-            v = 0
-            k = 1
-            while p < stop:
-                if data[p] < 48 or data[p] > 57:
-                    k = 0
-                    break
-                v = v * 10 + (data[p] - 48)
-                p += 1
-            if k:
-                value[i] = sign * v
-                status[i] = 1
+            if _valid(validity, j):
+                status[i] = _parse_int(base + offsets[j], offsets[j + 1] - offsets[j], &value[i])
 
 
 # -- small vocabularies and mcc ---------------------------------------------------------
+cdef struct Words:
+    const int32_t* offsets    # word k is words[offsets[k]:offsets[k + 1]]
+    const uint8_t* words
+    const int32_t* codes
+    Py_ssize_t m
+
+
+cdef inline int32_t _word_code(const Words* w, const uint8_t* s, int64_t n,
+                               int32_t other) noexcept nogil:
+    """The code of the ``n`` bytes at ``s`` (``n`` > 0), or ``other``."""
+    cdef Py_ssize_t k
+    cdef int64_t p
+    cdef const uint8_t* word
+    for k in range(w.m):
+        if w.offsets[k + 1] - w.offsets[k] != n:
+            continue
+        word = w.words + w.offsets[k]
+        p = 0
+        while p < n and s[p] == word[p]:      # words are short: no call to memcmp
+            p += 1
+        if p == n:
+            return w.codes[k]
+    return other
+
+
+cdef inline Words _words(const int32_t[::1] word_offsets, const uint8_t[::1] words,
+                         const int32_t[::1] codes) noexcept:
+    cdef Words w
+    w.offsets = &word_offsets[0]
+    w.words = _base(words)
+    w.codes = &codes[0] if codes.shape[0] else NULL
+    w.m = codes.shape[0]
+    return w
+
+
 def match_words(const offset_t[::1] offsets, const uint8_t[::1] data,
                 const uint8_t[::1] validity, Py_ssize_t offset,
                 const int32_t[::1] word_offsets,  # IN  word k is words[word_offsets[k]:...[k+1]]
@@ -260,36 +306,31 @@ def match_words(const offset_t[::1] offsets, const uint8_t[::1] data,
                 int32_t other, int32_t none,
                 int32_t[::1] out):                # OUT code, ``other`` or ``none`` (null, "")
     """Each value's code in a small fixed vocabulary, by comparing bytes."""
-    cdef Py_ssize_t n = out.shape[0], i, j, k, p, m = codes.shape[0]
-    cdef int64_t a, b, length
-    cdef int32_t wa, wb
-    cdef bint same
+    cdef Py_ssize_t n = out.shape[0], i, j
+    cdef Words w = _words(word_offsets, words, codes)
+    cdef const uint8_t* base = _base(data)
     with nogil:
         for i in range(n):
             j = i + offset
-            if not _valid(validity, j):
+            if not _valid(validity, j) or offsets[j + 1] == offsets[j]:
                 out[i] = none
-                continue
-            a = offsets[j]
-            b = offsets[j + 1]
-            length = b - a
-            if length == 0:
-                out[i] = none
-                continue
-            out[i] = other
-            for k in range(m):
-                wa = word_offsets[k]
-                wb = word_offsets[k + 1]
-                if wb - wa != length:
-                    continue
-                same = True
-                for p in range(length):
-                    if data[a + p] != words[wa + p]:
-                        same = False
-                        break
-                if same:
-                    out[i] = codes[k]
-                    break
+            else:
+                out[i] = _word_code(&w, base + offsets[j], offsets[j + 1] - offsets[j], other)
+
+
+cdef inline int16_t _mcc(const uint8_t* s, int64_t n) noexcept nogil:
+    """0..9999 for exactly four ASCII digits, -1 for "", -2 for anything else."""
+    cdef int v = 0, k, d
+    if n == 0:
+        return -1
+    if n != 4:
+        return -2
+    for k in range(4):
+        d = <int>s[k] - 48
+        if d < 0 or d > 9:
+            return -2
+        v = v * 10 + d
+    return <int16_t>v
 
 
 def parse_mccs(const offset_t[::1] offsets, const uint8_t[::1] data,
@@ -297,29 +338,286 @@ def parse_mccs(const offset_t[::1] offsets, const uint8_t[::1] data,
                int16_t[::1] out):                 # OUT 0..9999, -1 null or "", -2 malformed
     """The 4-digit number of each mcc (exactly four ASCII digits)."""
     cdef Py_ssize_t n = out.shape[0], i, j
-    cdef int64_t a, b
-    cdef int v
+    cdef const uint8_t* base = _base(data)
     with nogil:
         for i in range(n):
             j = i + offset
-            if not _valid(validity, j):
-                out[i] = -1
-                continue
-            a = offsets[j]
-            b = offsets[j + 1]
-            if b == a:
-                out[i] = -1
-            elif b - a != 4:
-                out[i] = -2
+            out[i] = -1 if not _valid(validity, j) else \
+                _mcc(base + offsets[j], offsets[j + 1] - offsets[j])
+
+
+# -- the fused pass: every text column of a row at once ------------------------------------
+#: The text columns ``encode_rows`` reads, in the order it takes them.
+FUSED_TEXT = ("txn_id", "orig_txn_id", "card_no", "kind", "channel", "fee_item", "currency",
+              "benefit", "mcc", "amount", "acq_bank", "city", "merchant_id")
+#: Its vocabularies, in the order it takes them (``(word_offsets, words, codes)`` each).
+FUSED_WORDS = ("kind", "channel", "fee_item", "currency", "benefit")
+#: Its larger vocabularies, looked up by hash (``(word_offsets, words, codes)`` each):
+#: banks and cities interned so far (and well-formed), the partner merchants.
+FUSED_TABLES = ("acq_bank", "city", "merchant_id")
+cpdef enum:           # the bank or city code of a value not in its table: the caller codes it
+    NOT_IN_TABLE = -3
+cpdef enum:           # bits of ``kind_rules[kind]``: what a row of that kind needs to be clean
+    R_COUNTERPARTY = 1    # a known-shape acq_bank and city
+    R_FEE_ITEM = 2        # a fee item of the vocabulary
+    R_MERCHANT = 4        # a merchant_id (any text)
+    R_BENEFIT = 8         # a benefit of the vocabulary
+    R_REVERSAL = 16       # an orig_txn_id; its amount only present (not bounded)
+
+cdef enum:            # FUSED_TEXT positions
+    T_TXN, T_ORIG, T_CARD, T_KIND, T_CHANNEL, T_FEE_ITEM, T_CURRENCY, T_BENEFIT, T_MCC, T_AMOUNT,
+    T_BANK, T_CITY, T_MERCHANT, N_TEXT
+
+cdef enum:            # FUSED_WORDS positions
+    W_KIND, W_CHANNEL, W_FEE_ITEM, W_CURRENCY, W_BENEFIT, N_WORDS
+
+cdef enum:            # FUSED_TABLES positions
+    H_BANK, H_CITY, H_MERCHANT, N_TABLES
+
+
+cdef struct Table:
+    Words w
+    int32_t* slots            # word index, -1 empty (open addressing, linear probing)
+    uint64_t mask
+
+
+cdef inline uint64_t _fnv1a(const uint8_t* s, int64_t n) noexcept nogil:
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef int64_t p
+    for p in range(n):
+        h = (h ^ s[p]) * 1099511628211ULL
+    return h
+
+
+cdef int _table_init(Table* t, const int32_t[::1] word_offsets, const uint8_t[::1] words,
+                     const int32_t[::1] codes) except -1:
+    """A hash table over the words (at most half full); free ``t.slots`` after."""
+    cdef Py_ssize_t k, size = 16
+    cdef uint64_t at
+    t.w = _words(word_offsets, words, codes)
+    while size < 2 * t.w.m:
+        size *= 2
+    t.slots = <int32_t*>malloc(size * sizeof(int32_t))
+    if t.slots == NULL:
+        raise MemoryError()
+    t.mask = size - 1
+    for k in range(size):
+        t.slots[k] = -1
+    for k in range(t.w.m):
+        at = _fnv1a(t.w.words + t.w.offsets[k], t.w.offsets[k + 1] - t.w.offsets[k]) & t.mask
+        while t.slots[at] >= 0:
+            at = (at + 1) & t.mask
+        t.slots[at] = <int32_t>k
+    return 0
+
+
+cdef inline int32_t _table_code(const Table* t, const Text* c, Py_ssize_t i, int32_t other,
+                                int32_t none) noexcept nogil:
+    """As ``_code``, by hash: the value's code, ``other`` or ``none`` (null, "")."""
+    cdef const uint8_t* s
+    cdef const uint8_t* word
+    cdef int64_t n, p
+    cdef int32_t k
+    cdef uint64_t at
+    if not _value(c, i, &s, &n) or n == 0:
+        return none
+    at = _fnv1a(s, n) & t.mask
+    while t.slots[at] >= 0:
+        k = t.slots[at]
+        if t.w.offsets[k + 1] - t.w.offsets[k] == n:
+            word = t.w.words + t.w.offsets[k]
+            p = 0
+            while p < n and s[p] == word[p]:
+                p += 1
+            if p == n:
+                return t.w.codes[k]
+        at = (at + 1) & t.mask
+    return other
+
+
+cdef struct Text:
+    const int32_t* offsets    # NULL: the column is absent (every value null)
+    const uint8_t* data
+    const uint8_t* validity   # NULL: no nulls
+    Py_ssize_t offset
+
+
+cdef inline bint _value(const Text* c, Py_ssize_t i, const uint8_t** s,
+                        int64_t* n) noexcept nogil:
+    """Row ``i``'s bytes at ``s[0]``, ``n[0]`` of them; False for a null."""
+    cdef Py_ssize_t j = i + c.offset
+    if c.offsets == NULL or (c.validity != NULL and not (c.validity[j >> 3] >> (j & 7)) & 1):
+        return False
+    s[0] = c.data + c.offsets[j]
+    n[0] = c.offsets[j + 1] - c.offsets[j]
+    return True
+
+
+cdef inline int32_t _code(const Text* c, const Words* w, Py_ssize_t i, int32_t other,
+                          int32_t none) noexcept nogil:
+    """As ``match_words`` for one value."""
+    cdef const uint8_t* s
+    cdef int64_t n
+    if not _value(c, i, &s, &n) or n == 0:
+        return none
+    return _word_code(w, s, n, other)
+
+
+cdef inline int32_t _hash(const Text* c, Py_ssize_t i, uint64_t k0, uint64_t k1,
+                          uint64_t* hi, uint64_t* lo) noexcept nogil:
+    """As ``hash_strings`` for one value: its byte length, -1 for null (digest 0)."""
+    cdef const uint8_t* s
+    cdef int64_t n
+    if not _value(c, i, &s, &n):
+        hi[0] = 0
+        lo[0] = 0
+        return -1
+    _siphash128(s, n, k0, k1, hi, lo)
+    return <int32_t>n
+
+
+def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data, validity,
+                                                #     offset) of a ``string`` array, or None
+                list words,                     # IN  FUSED_WORDS: (word_offsets, words, codes)
+                list tables,                    # IN  FUSED_TABLES: the same
+                uint64_t k0, uint64_t k1,       # IN  the key
+                const uint8_t[::1] kind_rules,  # IN  R_* bits per kind code
+                const uint8_t[:, ::1] channel_ok,   # IN [kind, channel code]: allowed
+                const int64_t[::1] min_amount,  # IN  smallest amount per kind code
+                int64_t max_amount,
+                bint parse_amount,              # IN  False: amount, amount_ok are given
+                int32_t[::1] bank,              # OUT code, -1 none, NOT_IN_TABLE
+                int32_t[::1] city,              # OUT code, -1 none, NOT_IN_TABLE
+                int32_t[::1] merchant,          # OUT code, -1 other or none
+                uint64_t[::1] txn_hi, uint64_t[::1] txn_lo,      # OUT digests (0: null)
+                uint64_t[::1] orig_hi, uint64_t[::1] orig_lo,
+                uint64_t[::1] card_hi, uint64_t[::1] card_lo,
+                int8_t[::1] kind,               # OUT code, -1 none or other
+                int8_t[::1] channel,            # OUT code, OTHER_CHANNEL, 0 none
+                int8_t[::1] fee_item,           # OUT code, OTHER_FEE_ITEM, 0 none
+                int16_t[::1] mcc,               # OUT 0..9999, -1 none, -2 malformed
+                int64_t[::1] amount,            # OUT (IN unless parse_amount) 0 when not
+                uint8_t[::1] amount_ok,         # OUT (IN unless parse_amount) 1 parsed
+                uint8_t[::1] slow,              # IN/OUT 1: the reference validator decides
+                int8_t other_channel, int8_t other_fee_item):
+    """Every per-row text job of the encoder in one pass over the rows: the keyed digests
+    (``hash_strings``), the card check (``cardcheck``), the vocabulary codes
+    (``match_words``, and by hash for banks, cities and merchants), the mcc and the amount
+    (``parse_mccs``, ``parse_integers``), and the row's stateless checks OR-ed into
+    ``slow`` — each exactly as the column functions and the encoder's column path compute
+    them (``tests/test_encoder_fused.py``).  A bank or city not in its table (new, or
+    malformed) is left NOT_IN_TABLE, and so is its row's counterparty check."""
+    cdef Py_ssize_t n = slow.shape[0], i, k
+    cdef Text t[N_TEXT]
+    cdef Words w[N_WORDS]
+    cdef Table h[N_TABLES]
+    cdef const int32_t[::1] o
+    cdef const uint8_t[::1] d
+    cdef const uint8_t[::1] v
+    cdef const int32_t[::1] codes
+    if len(texts) != N_TEXT or len(words) != N_WORDS or len(tables) != N_TABLES:
+        raise ValueError("encode_rows: texts, words and tables as FUSED_TEXT, FUSED_WORDS "
+                         "and FUSED_TABLES")
+    for k in range(N_TEXT):             # the arrays stay alive in ``texts``, the caller's
+        t[k].offsets = NULL
+        t[k].data = NULL
+        t[k].validity = NULL
+        t[k].offset = 0
+        if texts[k] is not None:
+            o, d, v, t[k].offset = texts[k]
+            t[k].offsets = &o[0]
+            t[k].data = _base(d)
+            t[k].validity = _base(v)
+    for k in range(N_WORDS):
+        o, d, codes = words[k]
+        w[k] = _words(o, d, codes)
+    for k in range(N_TABLES):
+        h[k].slots = NULL
+    try:
+        for k in range(N_TABLES):
+            o, d, codes = tables[k]
+            _table_init(&h[k], o, d, codes)
+        _encode_rows(n, t, w, h, k0, k1, kind_rules, channel_ok, min_amount, max_amount,
+                     parse_amount, bank, city, merchant, txn_hi, txn_lo, orig_hi, orig_lo,
+                     card_hi, card_lo, kind, channel, fee_item, mcc, amount, amount_ok, slow,
+                     other_channel, other_fee_item)
+    finally:
+        for k in range(N_TABLES):
+            free(h[k].slots)
+
+
+cdef void _encode_rows(Py_ssize_t n, const Text* t, const Words* w, const Table* h,
+                       uint64_t k0, uint64_t k1, const uint8_t[::1] kind_rules,
+                       const uint8_t[:, ::1] channel_ok, const int64_t[::1] min_amount,
+                       int64_t max_amount, bint parse_amount, int32_t[::1] bank,
+                       int32_t[::1] city, int32_t[::1] merchant, uint64_t[::1] txn_hi,
+                       uint64_t[::1] txn_lo, uint64_t[::1] orig_hi, uint64_t[::1] orig_lo,
+                       uint64_t[::1] card_hi, uint64_t[::1] card_lo, int8_t[::1] kind,
+                       int8_t[::1] channel, int8_t[::1] fee_item, int16_t[::1] mcc,
+                       int64_t[::1] amount, uint8_t[::1] amount_ok, uint8_t[::1] slow,
+                       int8_t other_channel, int8_t other_fee_item) noexcept:
+    """The loop of ``encode_rows``, over its columns and tables."""
+    cdef Py_ssize_t i
+    cdef int32_t txn_len, orig_len, kd, ch, fe, kk, bk, ct, me
+    cdef uint8_t rules, s_
+    cdef const uint8_t* text
+    cdef int64_t length
+    with nogil:
+        for i in range(n):
+            s_ = slow[i]
+            txn_len = _hash(&t[T_TXN], i, k0, k1, &txn_hi[i], &txn_lo[i])
+            orig_len = _hash(&t[T_ORIG], i, k0, k1, &orig_hi[i], &orig_lo[i])
+            if _value(&t[T_CARD], i, &text, &length):
+                _siphash128(text, length, k0, k1, &card_hi[i], &card_lo[i])
+                if not _is_card_no(text, length):
+                    s_ = 1
             else:
-                v = _digits(data, a, 4)
-                out[i] = <int16_t>(v if v >= 0 else -2)
+                card_hi[i] = 0
+                card_lo[i] = 0
+                s_ = 1
+            kd = _code(&t[T_KIND], &w[W_KIND], i, -1, -1)
+            ch = _code(&t[T_CHANNEL], &w[W_CHANNEL], i, other_channel, 0)
+            fe = _code(&t[T_FEE_ITEM], &w[W_FEE_ITEM], i, other_fee_item, 0)
+            kind[i] = <int8_t>kd
+            channel[i] = <int8_t>ch
+            fee_item[i] = <int8_t>fe
+            if _value(&t[T_MCC], i, &text, &length):
+                mcc[i] = _mcc(text, length)
+            else:
+                mcc[i] = -1
+            if parse_amount:
+                amount[i] = 0
+                amount_ok[i] = 0
+                if _value(&t[T_AMOUNT], i, &text, &length):
+                    amount_ok[i] = _parse_int(text, length, &amount[i])
+            bk = _table_code(&h[H_BANK], &t[T_BANK], i, NOT_IN_TABLE, -1)
+            ct = _table_code(&h[H_CITY], &t[T_CITY], i, NOT_IN_TABLE, -1)
+            me = _table_code(&h[H_MERCHANT], &t[T_MERCHANT], i, -1, -2)
+            bank[i] = bk
+            city[i] = ct
+            merchant[i] = me if me >= -1 else -1
+            kk = kd if kd >= 0 else 0
+            rules = kind_rules[kk] if kd >= 0 else 0
+            if (kd < 0 or not channel_ok[kk, ch]
+                    or _code(&t[T_CURRENCY], &w[W_CURRENCY], i, 0, 1) == 0
+                    or mcc[i] == -2
+                    or txn_len <= 0 or txn_len > 64
+                    or (rules & R_COUNTERPARTY and (bk == -1 or ct == -1))
+                    or (rules & R_FEE_ITEM and (fe == 0 or fe == other_fee_item))
+                    or (rules & R_MERCHANT and me == -2)
+                    or (rules & R_BENEFIT
+                        and _code(&t[T_BENEFIT], &w[W_BENEFIT], i, 0, 1) == 0)
+                    or not amount_ok[i]):
+                s_ = 1
+            elif rules & R_REVERSAL:
+                if orig_len <= 0 or orig_len > 64:
+                    s_ = 1
+            elif amount[i] > max_amount or amount[i] < min_amount[kk]:
+                s_ = 1
+            slow[i] = s_
 
 
 # -- digest rows -------------------------------------------------------------------------
-from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
-
 cdef enum:
     COL_TEXT = 0     # UTF-8 string, written as a JSON string
     COL_INT64 = 1    # written in decimal

@@ -5,6 +5,7 @@ when the extension is not built; ``tests/test_encode.py`` holds the two equal.
 """
 import datetime as dt
 
+from txcore._fast.cardcheck_py import is_card_no
 from txcore.timeconv import day_number
 
 CYTHON_MODULE = 0
@@ -69,6 +70,21 @@ def _ascii_int(raw: bytes):
     return int(raw) if raw and all(48 <= b <= 57 for b in raw) else None
 
 
+def _mcc(raw: bytes) -> int:
+    """0..9999 for exactly four ASCII digits, -1 for "", -2 for anything else."""
+    if not raw:
+        return -1
+    value = _ascii_int(raw) if len(raw) == 4 else None
+    return -2 if value is None else value
+
+
+def _integer(raw: bytes):
+    """``[+-]?[0-9]{1,18}`` as a number, or None."""
+    sign, body = (-1, raw[1:]) if raw[:1] == b"-" else (1, raw[1:] if raw[:1] == b"+" else raw)
+    v = _ascii_int(body) if 1 <= len(body) <= 18 else None
+    return None if v is None else sign * v
+
+
 def parse_ts(raw: bytes):
     """``(status, wall_us, offset_s)``: status 1 naive, 2 with offset, 0 not parsed."""
     if len(raw) < 16 or raw[4:5] != b"-" or raw[7:8] != b"-" or raw[13:14] != b":" \
@@ -119,13 +135,8 @@ def parse_timestamps(offsets, data, validity, offset, wall, off, status):
 
 def parse_integers(offsets, data, validity, offset, value, status):
     for i, raw in _values(offsets, data, validity, offset, len(value)):
-        value[i], status[i] = 0, 0
-        if raw is None:
-            continue
-        sign, body = (-1, raw[1:]) if raw[:1] == b"-" else (1, raw[1:] if raw[:1] == b"+" else raw)
-        v = _ascii_int(body) if 1 <= len(body) <= 18 else None
-        if v is not None:
-            value[i], status[i] = sign * v, 1
+        v = None if raw is None else _integer(raw)
+        value[i], status[i] = (0, 0) if v is None else (v, 1)
 
 
 def match_words(offsets, data, validity, offset, word_offsets, words, codes, other, none, out):
@@ -139,11 +150,7 @@ def match_words(offsets, data, validity, offset, word_offsets, words, codes, oth
 def parse_mccs(offsets, data, validity, offset, out):
     """See ``encode.pyx``: 0..9999, -1 null or "", -2 malformed."""
     for i, raw in _values(offsets, data, validity, offset, len(out)):
-        if not raw:
-            out[i] = -1
-        else:
-            value = _ascii_int(raw) if len(raw) == 4 else None
-            out[i] = -2 if value is None else value
+        out[i] = -1 if raw is None else _mcc(raw)
 
 
 def digest_rows(columns, n):
@@ -166,3 +173,73 @@ def digest_rows(columns, n):
                 vals.append(str(int(values[j])).encode())
         decoded.append(vals)
     return bytearray(b"".join(b"[" + b",".join(row) + b"]\n" for row in zip(*decoded)))
+
+
+# -- the fused pass ------------------------------------------------------------------------
+FUSED_TEXT = ("txn_id", "orig_txn_id", "card_no", "kind", "channel", "fee_item", "currency",
+              "benefit", "mcc", "amount", "acq_bank", "city", "merchant_id")
+FUSED_WORDS = ("kind", "channel", "fee_item", "currency", "benefit")
+FUSED_TABLES = ("acq_bank", "city", "merchant_id")
+NOT_IN_TABLE = -3
+R_COUNTERPARTY, R_FEE_ITEM, R_MERCHANT, R_BENEFIT, R_REVERSAL = 1, 2, 4, 8, 16
+
+
+def _row_values(text, n):
+    """Each row's bytes (None for null) of one ``(offsets, data, validity, offset)``, or
+    of an absent column (None: every value null)."""
+    return [None] * n if text is None else [raw for _, raw in _values(*text, n)]
+
+
+def encode_rows(texts, words, tables, k0, k1, kind_rules, channel_ok, min_amount, max_amount,
+                parse_amount, bank, city, merchant, txn_hi, txn_lo, orig_hi, orig_lo, card_hi,
+                card_lo, kind, channel, fee_item, mcc, amount, amount_ok, slow, other_channel,
+                other_fee_item):
+    """See ``encode.pyx``: every per-row text job of the encoder, row by row."""
+    n = len(slow)
+    col = dict(zip(FUSED_TEXT, (_row_values(t, n) for t in texts)))
+    vocab = {name: {bytes(w[word_offsets[k]:word_offsets[k + 1]]): int(codes[k])
+                    for k in range(len(codes))}
+             for name, (word_offsets, w, codes) in zip(FUSED_WORDS + FUSED_TABLES,
+                                                       words + tables)}
+
+    def code(name, i, other, none):
+        raw = col[name][i]
+        return none if not raw else vocab[name].get(raw, other)
+
+    def digest(name, i):
+        raw = col[name][i]
+        return (0, 0, -1) if raw is None else (*siphash128(raw, k0, k1), len(raw))
+
+    for i in range(n):
+        txn_hi[i], txn_lo[i], txn_len = digest("txn_id", i)
+        orig_hi[i], orig_lo[i], orig_len = digest("orig_txn_id", i)
+        card_hi[i], card_lo[i], _ = digest("card_no", i)
+        card = col["card_no"][i]
+        kd = code("kind", i, -1, -1)
+        ch = code("channel", i, other_channel, 0)
+        fe = code("fee_item", i, other_fee_item, 0)
+        kind[i], channel[i], fee_item[i] = kd, ch, fe
+        mcc[i] = -1 if col["mcc"][i] is None else _mcc(col["mcc"][i])
+        if parse_amount:
+            raw = col["amount"][i]
+            value = None if raw is None else _integer(raw)
+            amount[i], amount_ok[i] = (0, 0) if value is None else (value, 1)
+        bank[i] = code("acq_bank", i, NOT_IN_TABLE, -1)
+        city[i] = code("city", i, NOT_IN_TABLE, -1)
+        me = code("merchant_id", i, -1, -2)
+        rules = int(kind_rules[kd]) if kd >= 0 else 0
+        bad = (
+            card is None or not is_card_no(card)
+            or kd < 0 or not channel_ok[kd, ch]
+            or code("currency", i, 0, 1) == 0
+            or mcc[i] == -2
+            or not 0 < txn_len <= 64
+            or rules & R_COUNTERPARTY and -1 in (bank[i], city[i])
+            or rules & R_FEE_ITEM and fe in (0, other_fee_item)
+            or rules & R_MERCHANT and me == -2
+            or rules & R_BENEFIT and code("benefit", i, 0, 1) == 0
+            or not amount_ok[i]
+            or (not 0 < orig_len <= 64 if rules & R_REVERSAL
+                else not min_amount[kd] <= amount[i] <= max_amount))
+        slow[i] = slow[i] or bad
+        merchant[i] = max(me, -1)

@@ -1,11 +1,15 @@
 """Encode a record batch for the pricing kernel: columns to integer arrays, once per batch.
 
-This is the vectorised twin of :func:`txcore.engine.validate.validate_batch`.  Each
-column is handled whole — low-cardinality text by dictionary-encoding and
-mapping the few distinct values to codes, identifiers by keyed hashing and
-timestamps and amounts by parsing over the Arrow buffers
-(``txcore/_fast/encode.pyx``), local days by numpy over zone tables — and a row
-that passes every stateless check of docs/pricing.md#settled-edge-cases in its plainest form is *clean*.
+This is the vectorised twin of :func:`txcore.engine.validate.validate_batch`.  The
+text columns of a batch are read in one compiled pass over the rows
+(``encode_rows`` in ``txcore/_fast/encode.pyx``): keyed digests of the ids, the
+card check, the codes of the small vocabularies, mcc and amount, and the row's
+stateless checks.  Banks and cities (interned per distinct value) and merchants
+(a large vocabulary) are coded by Arrow, column by column; timestamps are parsed
+over the Arrow buffers and local days computed by numpy over zone tables.  A
+column of an odd type (``large_string``) sends the batch down the column-by-column
+path, which the fused pass is tested against.  A row that passes every stateless
+check of docs/pricing.md#settled-edge-cases in its plainest form is *clean*.
 
 A row that is not clean (a missing or bad value, unusual text, a naive time
 next to a daylight-saving change...) is handed to the reference validator, the
@@ -135,6 +139,7 @@ class Vocabulary:
         self.word_offsets = np.cumsum([0] + [len(w) for w in raw]).astype(np.int32)
         self.words = np.frombuffer(b"".join(raw) or b"\0", np.uint8)
         self.codes = np.array(list(vocab.values()) or [], np.int32)
+        self.table = (self.word_offsets, self.words, self.codes)  # as ``encode_rows`` takes it
 
     def codes_of(self, arr, n: int, other: int, none: int) -> np.ndarray:
         """Codes of a column: ``other`` for any other text, ``none`` for null or ""."""
@@ -162,6 +167,29 @@ def hash_column(arr, n: int, keyer: Keyer):
     return hi, lo, length
 
 
+def _amount_column(batch: pa.RecordBatch):
+    """The amount column, dictionary decoded and string views cast to ``string``; None
+    when absent."""
+    if "amount" not in batch.schema.names:
+        return None
+    col = batch.column("amount")
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_string_view(col.type):
+        col = col.cast(pa.string())
+    return col
+
+
+#: ``encode_rows``'s vocabularies (``FUSED_WORDS``) and what each kind needs to be clean
+_FUSED_WORDS = [v.table for v in (_KINDS, _CHANNELS, _FEE_ITEMS, _CURRENCY, _BENEFITS)]
+_KIND_RULES = np.zeros(6, np.uint8)
+_KIND_RULES[_COUNTERPARTY] |= _enc.R_COUNTERPARTY
+_KIND_RULES[L.SERVICE] |= _enc.R_FEE_ITEM
+_KIND_RULES[L.PURCHASE] |= _enc.R_MERCHANT
+_KIND_RULES[L.DISBURSEMENT] |= _enc.R_BENEFIT
+_KIND_RULES[L.REVERSAL_KIND] |= _enc.R_REVERSAL
+
+
 class Encoder:
     """Encodes batches for one engine: holds the key, the zones and the code tables."""
 
@@ -170,6 +198,10 @@ class Encoder:
         self.flat, self.keyer, self.banks, self.cities = flat, keyer, banks, cities
         self.zones = flat.zones
         self.times = times
+        #: False: the column-by-column path for every batch (tests compare the two)
+        self.fused = True
+        self.merchants = Vocabulary(flat.merchant_codes)
+        self._tables: dict = {}  # id(Strings) -> (its size, its well-formed values)
         #: a row whose local day in any zone is after this is left to the reference,
         #: which rejects it as lying in the future when it does in the zone in force
         self.last_day = np.iinfo(np.int32).max if times.business_date is None \
@@ -203,7 +235,79 @@ class Encoder:
             text[name], plain = text_column(batch, name)
             if not plain:
                 slow[:] = True
+        if self.fused and all(a is None or a.type == pa.string() for a in text.values()):
+            cols = self._fused(batch, text, n, slow)
+        else:
+            cols = self._columns(batch, text, n, slow)
+        day, inst = self._times(batch, n, slow)
 
+        enc = Encoded(n, np.zeros(n, np.int8), day=day, inst=inst, **cols)
+        rows = np.flatnonzero(slow)
+        if len(rows):
+            self._slow_path(batch, rows, enc)
+        return enc
+
+    def _fused(self, batch, text, n, slow) -> dict:
+        """The per-row text work in one compiled pass over the rows (``encode_rows``): every
+        text column a plain ``string`` array (or absent)."""
+        cols = {name: np.zeros(n, np.uint64) for name in
+                ("card_hi", "card_lo", "txn_hi", "txn_lo", "orig_hi", "orig_lo")}
+        cols.update(kind=np.zeros(n, np.int8), channel=np.zeros(n, np.int8),
+                    fee_item=np.zeros(n, np.int8), mcc=np.zeros(n, np.int16),
+                    bank=np.full(n, -1, np.int32), city=np.full(n, -1, np.int32),
+                    merchant=np.full(n, -1, np.int32))
+        amount_text = _amount_column(batch)
+        parse_amount = amount_text is not None and amount_text.type == pa.string()
+        if parse_amount:
+            amount, amount_ok = np.zeros(n, np.int64), np.zeros(n, bool)
+        else:
+            amount, amount_ok = self._amounts(batch, n, slow)
+        if n:
+            texts = [string_buffers(amount_text) if name == "amount" and parse_amount
+                     else None if text.get(name) is None else string_buffers(text[name])
+                     for name in _enc.FUSED_TEXT]
+            tables = [self._interned(self.banks, BANK_RE).table,
+                      self._interned(self.cities, CITY_RE).table, self.merchants.table]
+            _enc.encode_rows(texts, _FUSED_WORDS, tables, self.keyer.k0, self.keyer.k1,
+                             _KIND_RULES, _CHANNEL_OK.view(np.uint8), _MIN_AMOUNT, MAX_AMOUNT,
+                             parse_amount, cols["bank"], cols["city"], cols["merchant"],
+                             cols["txn_hi"], cols["txn_lo"], cols["orig_hi"], cols["orig_lo"],
+                             cols["card_hi"], cols["card_lo"], cols["kind"], cols["channel"],
+                             cols["fee_item"], cols["mcc"], amount, amount_ok.view(np.uint8),
+                             slow.view(np.uint8), L.OTHER_CHANNEL, L.OTHER_FEE_ITEM)
+            # banks and cities not interned yet (or malformed): coded and interned here,
+            # in the order they first appear, as the column path does
+            missed = np.zeros(n, bool)
+            for field, name, fn in (("bank", "acq_bank", self._bank),
+                                    ("city", "city", self._city)):
+                rows = np.flatnonzero(cols[field] == _enc.NOT_IN_TABLE)
+                if len(rows):
+                    cols[field][rows] = _map_values(text[name].take(pa.array(rows)), len(rows),
+                                                    fn, np.int32, -1)
+                    missed[rows] = True
+            if missed.any():
+                k = np.maximum(cols["kind"], 0)
+                slow |= missed & _COUNTERPARTY[k] & ((cols["bank"] < 0) | (cols["city"] < 0))
+        cols.update(amount=amount, amount_ok=amount_ok)
+        return cols
+
+    def _interned(self, strings: Strings, shape) -> "Vocabulary":
+        """The well-formed values interned so far in ``strings``, as a vocabulary (made
+        again when ``strings`` has grown)."""
+        cached = self._tables.get(id(strings))
+        if cached is None or cached[0] != len(strings.values):
+            vocab = {v: c for v, c in strings.codes.items() if shape.fullmatch(v)}
+            cached = self._tables[id(strings)] = (len(strings.values), Vocabulary(vocab))
+        return cached[1]
+
+    def _columns(self, batch, text, n, slow) -> dict:
+        """The same, column by column: for odd column types (``large_string``), and the
+        statement the fused pass is tested against (``tests/test_encoder_fused.py``)."""
+        # codes interned per distinct value (banks, cities) or looked up in a large
+        # vocabulary (merchants), by Arrow
+        bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
+        city = _map_values(text["city"], n, self._city, np.int32, -1)
+        merchant = _hashed_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         kind = _KINDS.codes_of(text["kind"], n, -1, -1).astype(np.int8)
         slow |= kind < 0
         k = np.where(kind < 0, 0, kind)
@@ -212,12 +316,9 @@ class Encoder:
         fee_item = _FEE_ITEMS.codes_of(text["fee_item"], n, L.OTHER_FEE_ITEM, 0).astype(np.int8)
         slow |= (kind == L.SERVICE) & ((fee_item == 0) | (fee_item == L.OTHER_FEE_ITEM))
         slow |= _CURRENCY.codes_of(text["currency"], n, 0, 1) == 0  # only CNY, or empty
-        bank = _map_values(text["acq_bank"], n, self._bank, np.int32, -1)
-        city = _map_values(text["city"], n, self._city, np.int32, -1)
         slow |= _COUNTERPARTY[k] & ((bank < 0) | (city < 0))
-        merchant = _hashed_codes(text["merchant_id"], n, self.flat.merchant_codes, -1, -2)
         slow |= (kind == L.PURCHASE) & (merchant == -2)
-        merchant = np.maximum(merchant, -1)
+        np.maximum(merchant, -1, out=merchant)
         mcc = self._mccs(text["mcc"], n)
         slow |= mcc == -2
         benefit = _BENEFITS.codes_of(text["benefit"], n, 0, 1)
@@ -237,22 +338,15 @@ class Encoder:
         slow |= (kind != L.REVERSAL_KIND) & (~amount_ok | (amount > MAX_AMOUNT)
                                              | (amount < _MIN_AMOUNT[k]))
         slow |= (kind == L.REVERSAL_KIND) & ~amount_ok  # let the reference read it
-        day, inst = self._times(batch, n, slow)
-
-        enc = Encoded(n, np.zeros(n, np.int8), card_hi, card_lo, txn_hi, txn_lo, orig_hi,
-                      orig_lo, day, inst, kind, channel, fee_item, mcc, bank, city, merchant,
-                      amount, amount_ok)
-        rows = np.flatnonzero(slow)
-        if len(rows):
-            self._slow_path(batch, rows, enc)
-        return enc
+        return dict(card_hi=card_hi, card_lo=card_lo, txn_hi=txn_hi, txn_lo=txn_lo,
+                    orig_hi=orig_hi, orig_lo=orig_lo, kind=kind, channel=channel,
+                    fee_item=fee_item, mcc=mcc, bank=bank, city=city, merchant=merchant,
+                    amount=amount, amount_ok=amount_ok)
 
     def _amounts(self, batch, n, slow):
-        if "amount" not in batch.schema.names:
+        col = _amount_column(batch)
+        if col is None:
             return np.zeros(n, np.int64), np.zeros(n, bool)
-        col = batch.column("amount")
-        if pa.types.is_dictionary(col.type):
-            col = col.dictionary_decode()
         if pa.types.is_integer(col.type):
             try:
                 ints = col.cast(pa.int64())
@@ -261,8 +355,6 @@ class Encoder:
                 return np.zeros(n, np.int64), np.zeros(n, bool)
             ok = ints.is_valid().to_numpy(zero_copy_only=False)
             return pc.fill_null(ints, 0).to_numpy(zero_copy_only=False).astype(np.int64), ok
-        if pa.types.is_string_view(col.type):
-            col = col.cast(pa.string())
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             value, status = np.zeros(n, np.int64), np.zeros(n, np.int8)
             if n:
