@@ -5,12 +5,13 @@ plan1``): its ``stage_seconds`` (CPU seconds of each step, client and tasks), th
 elapsed seconds and ``scratch_bytes``, on ``rows`` rows.  Per million rows:
 
 * parallel stages, split over the workers: ``read_encode`` (read, check, encode),
-  ``price_buckets``, ``assemble`` (the chunk's outputs);
+  ``price_buckets``, ``assemble`` (the chunk's outputs, its Parquet part);
 * the id pass, one sequential pass in the client — overlapped with the encoding when
   the state is known before the run (as here: a fresh state), so it costs only where it
   is longer than the encoding;
-* serial client work: ``write_outputs`` (the outputs in order), ``merge_state``, and
-  everything else of the run (start, state load and commit): elapsed minus the stages.
+* serial client work: ``write_outputs`` (the parts stitched, the rejects and digests in
+  order), ``merge_state``, and everything else of the run (start, validation, state
+  load and commit): elapsed minus the steps.
 
 A machine of P cores runs P workers; a cluster of N nodes × C cores runs N·C workers,
 but never more than there are chunks (one per Parquet row group of ~1 M rows), and
@@ -31,17 +32,16 @@ PARALLEL = ("read_encode", "price_buckets", "assemble")
 def per_million(measured: dict) -> dict:
     """Seconds per million rows of each part, from a one-process run of the plan."""
     rows = measured["rows"] / 1e6
-    stages = {k: v["cpu"] for k, v in measured["stage_seconds"].items()}
-    # a fresh state: the id pass ran inside the encoding stage; its own cost comes from
-    # the run with a loaded state, or (here) from the encoding stage's excess
-    id_pass = measured.get("id_pass_seconds", 0.0)
-    encode = stages.get("read_encode", stages.get("read_encode_id_pass", 0.0) - id_pass)
-    walls = sum(v["wall"] for v in measured["stage_seconds"].values())
-    return {"read_encode": encode / rows, "id_pass": id_pass / rows,
-            "price_buckets": stages["price_buckets"] / rows,
-            "assemble": stages["assemble"] / rows,
-            "write_outputs": stages["write_outputs"] / rows,
-            "merge_state": stages.get("merge_state", 0.0) / rows,
+    st = measured["stage_seconds"]
+    encode_step = st["read_encode_id_pass"]
+    assemble_step = st["assemble_write"]
+    walls = sum(v["wall"] for v in st.values())
+    return {"read_encode": (encode_step["cpu"] - encode_step["id_pass_cpu"]) / rows,
+            "id_pass": measured["id_pass_seconds"] / rows,
+            "price_buckets": st["price_buckets"]["cpu"] / rows,
+            "assemble": (assemble_step["cpu"] - assemble_step["write_outputs_cpu"]) / rows,
+            "write_outputs": assemble_step["write_outputs_cpu"] / rows,
+            "merge_state": st.get("merge_state", {"cpu": 0.0})["cpu"] / rows,
             "rest": max(measured["elapsed_seconds"] - walls, 0.0) / rows,
             "scratch_bytes": measured["scratch_bytes"] / measured["rows"]}
 

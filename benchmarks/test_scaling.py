@@ -2,10 +2,10 @@
 
 Runs the partitioned plan on the benchmark month (``TXCORE_BENCH_ROWS``, default 10 M)
 with every task in one process — each stage's own CPU cost, without the contention of
-workers sharing cores — once from a fresh state (the id pass runs beside the encoding)
-and once more on the state that run committed, with the same rows renamed (the id pass
-then runs alone, after the state is loaded, and every row is a duplicate: its full
-cost).  Writes ``scaling-costs.json`` beside the bench data and prints the projections.
+workers sharing cores — from a fresh state (the id pass runs beside the encoding); and
+the id pass alone from 1 M rows priced twice, the second time as another file on the
+state the first committed (every row a duplicate, decided by the id pass after the
+state's entries are loaded for them).  Writes ``scaling-costs.json`` beside the bench data and prints the projections.
 
     pip install -e '.[bench]' && pytest benchmarks/test_scaling.py -p no:cacheprovider -s
 """
@@ -35,22 +35,28 @@ def test_stage_costs_and_projection(benchmark, tmp_path):
     benchmark.pedantic(lambda: runs.append(plan1(month, tmp_path / f"r{len(runs)}")),
                        rounds=1, iterations=1)
     fresh = runs[0]
-    # the id pass alone: the same rows again, on the committed state (every one a
-    # duplicate, which the id pass decides), through the scripted API
+    # the id pass alone: a million rows priced into a state, then the same rows again in
+    # another file (every one a duplicate, which the id pass decides, after the state's
+    # entries are loaded for them)
     import txcore
     from txcore.plan.executors import InProcess
-    data, path = month
-    again = tmp_path / "again.parquet"  # the same rows in another file (for the ledger)
+    data, path = _month(min(ROWS, 1_000_000))
+    kw = dict(rules=HERE.parent / "rules", cards=data / "cards.csv",
+              merchants=data / "merchants.csv", state_dir=tmp_path / "idpass" / "state",
+              progress=False, engine=InProcess())
+    first = txcore.run([path], out_dir=tmp_path / "idpass" / "first", **kw)
+    again = tmp_path / "again.parquet"
     pq.write_table(pq.read_table(path).replace_schema_metadata({"copy": "again"}), again)
-    second = txcore.run([again], rules=HERE.parent / "rules", cards=data / "cards.csv",
-                        merchants=data / "merchants.csv", out_dir=tmp_path / "r0" / "again",
-                        state_dir=tmp_path / "r0" / "state", progress=False,
-                        engine=InProcess())
+    second = txcore.run([again], out_dir=tmp_path / "idpass" / "again", **kw)
+    per_row = second["stage_seconds"]["id_pass"]["cpu"] / second["rows"]["input"]
+    assert first["rows"]["input"] == second["rows"]["input"]
     measured = {"rows": fresh["rows"], "stage_seconds": fresh["stage_seconds"],
                 "elapsed_seconds": fresh["elapsed_seconds"],
                 "scratch_bytes": fresh["scratch_bytes"],
-                "id_pass_seconds": second["stage_seconds"]["id_pass"]["cpu"],
-                "loaded_state_run": second["stage_seconds"]}
+                "id_pass_seconds": per_row * fresh["rows"],
+                "loaded_state_run": {"rows": second["rows"]["input"],
+                                     "stage_seconds": second["stage_seconds"],
+                                     "first_run": first["stage_seconds"]}}
     (DATA / "scaling-costs.json").write_text(json.dumps(measured, indent=1))
     cost = per_million(measured)
     print("\nper million rows:", json.dumps({k: round(v, 3) for k, v in cost.items()}))

@@ -27,20 +27,21 @@ import numpy as np
 import pyarrow as pa
 
 from txcore import cardno
-from txcore.engine.flatrules import compile_book
+from txcore._fast import layout as L
 from txcore._fast.layout import Strings
+from txcore.engine.flatrules import compile_book
+from txcore.errors import RowsLost
 from txcore.io.digest import FileDigest, run_digest
 from txcore.io.stitch import stitch
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
-from txcore._fast import layout as L
+from txcore.plan.executors import InProcess
 from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, load_array,
                                price_bucket, read_outputs, scratch_path, write_tables)
-from txcore.timeconv import EPOCH_DAY
-from txcore.errors import RowsLost
-from txcore.state.segments import bucket_of, sort_by_key
 from txcore.state.compact import digest_words
+from txcore.state.segments import bucket_of, sort_by_key
 from txcore.summary import Totals
+from txcore.timeconv import EPOCH_DAY
 
 #: The backends whose kernel a partitioned run uses (the reference engine prices in
 #: one process, row by row).
@@ -68,7 +69,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
     buckets = per * -(-executor.workers // per)
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets, fmt=fmt,
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
-    clock = _Clock()
+    clock = _Clock(tasks_elsewhere=not isinstance(executor, InProcess))
     try:
         chunks = [Chunk(0, s, str(source.path), tuple(window))
                   for s, source in enumerate(sources) for window in source.parquet_windows()]
@@ -80,12 +81,14 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
             # before it are encoded, while the workers encode the next
             counters, index = state.tables()
             settler = idpass.RunSettler(job, rows, index, state.latest)
-            encoded = []
+            encoded, settling = [], 0.0
             for chunk, result in zip(chunks, executor.imap(encode_chunk, [job] * len(chunks),
                                                            chunks)):
                 encoded.append(result)
+                t = time.process_time()
                 settler.settle(chunk.index)
-            clock.lap("read_encode_id_pass", encoded)
+                settling += time.process_time() - t
+            clock.lap("read_encode_id_pass", encoded, id_pass_cpu=settling)
         else:  # the state's entries are loaded for the digests the workers found
             encoded = executor.map(encode_chunk, [job] * len(chunks), chunks)
             clock.lap("read_encode", encoded)
@@ -106,17 +109,20 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                               [latest] * buckets)
         clock.lap("price_buckets", priced)
         # the outputs: each chunk written as soon as it and those before it are assembled
-        outputs, assembled = _Outputs(job, sources, chunks, encoded, staging, fmt), []
+        outputs, assembled, writing = _Outputs(job, sources, chunks, encoded, staging, fmt), \
+            [], 0.0
         try:
             for chunk, result in zip(chunks, executor.imap(assemble_chunk,
                                                            [job] * len(chunks), chunks)):
                 assembled.append(result)
+                t = time.process_time()
                 outputs.add(chunk, result)
+                writing += time.process_time() - t
             body = outputs.body()
         except BaseException:
             outputs.discard()
             raise
-        clock.lap("assemble_write", assembled)
+        clock.lap("assemble_write", assembled, write_outputs_cpu=writing)
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
             _new_state(job, state, store, latest)
@@ -132,14 +138,18 @@ class _Clock:
     """Each step's wall seconds, and CPU seconds (the client's, plus its tasks' own), for
     the summary (``stage_seconds``): the measured costs the scaling model starts from."""
 
-    def __init__(self):
-        self.laps = {}
+    def __init__(self, tasks_elsewhere: bool):
+        self.laps, self._elsewhere = {}, tasks_elsewhere
         self._t, self._cpu = time.perf_counter(), time.process_time()
 
-    def lap(self, name: str, tasks=()):
+    def lap(self, name: str, tasks=(), **client):
+        """End step ``name``; ``tasks``: its tasks' results (their ``cpu``, counted unless
+        they ran in this process); ``client``: CPU seconds of parts the client did within
+        the step, reported beside it."""
         now, cpu = time.perf_counter(), time.process_time()
-        self.laps[name] = {"wall": round(now - self._t, 3),
-                           "cpu": round(cpu - self._cpu + sum(t["cpu"] for t in tasks), 3)}
+        spent = cpu - self._cpu + (sum(t["cpu"] for t in tasks) if self._elsewhere else 0.0)
+        self.laps[name] = {"wall": round(now - self._t, 3), "cpu": round(spent, 3),
+                           **{k: round(v, 3) for k, v in client.items()}}
         self._t, self._cpu = now, cpu
 
 
