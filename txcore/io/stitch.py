@@ -1,5 +1,9 @@
-"""One Parquet output from parts written in parallel: :func:`write_part` in each worker,
-:func:`stitch` once, in input order.
+"""One Parquet output from parts written in parallel, :func:`stitch` once, in input order.
+
+A partitioned run's worker writes its chunk's part with a
+:class:`~txcore.io.writer.BatchWriter` (``sync=False``), which groups small batches into
+row groups as the one writer of a one-process run does; :func:`write_part` writes pieces
+that are row groups already.
 
 pyarrow's Parquet writer encodes and compresses on one thread.  A partitioned run
 spreads that work: each worker writes the rows of its chunk as a standalone *part*
