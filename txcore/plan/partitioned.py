@@ -71,9 +71,9 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
               retention_days=state.retention_days, scratch=str(scratch), **job_options)
     clock = _Clock(tasks_elsewhere=not isinstance(executor, InProcess))
     try:
-        chunks = [Chunk(0, s, str(source.path), tuple(window))
-                  for s, source in enumerate(sources) for window in source.parquet_windows()]
-        chunks = [Chunk(i, c.source, c.path, c.window) for i, c in enumerate(chunks)]
+        windows = [(s, tuple(w)) for s, source in enumerate(sources)
+                   for w in source.parquet_windows()]
+        chunks = [Chunk(i, s, str(sources[s].path), w) for i, (s, w) in enumerate(windows)]
         order = [c.index for c in chunks]
         rows = sum(s.reservable_rows() for s in sources)  # never more than the bytes
         if load_state is None:
@@ -102,7 +102,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
         latest = settler.latest
         _split_state(job, counters, index)
         clock.lap("split_state")
-        start = None if state.latest is None else (state.latest - dt.date(1970, 1, 1)).days
+        start = None if state.latest is None else (state.latest - EPOCH_DAY).days
         strings = _state_strings(store, book)
         priced = executor.map(price_bucket, [job] * buckets, range(buckets),
                               [order] * buckets, [start] * buckets, [strings] * buckets,

@@ -60,6 +60,7 @@ from txcore.state.keys import Keyer
 from txcore.state.memory import State
 from txcore.state.segments import bucket_of, compact_records, sort_by_key
 from txcore.summary import Totals
+from txcore.timeconv import EPOCH_DAY
 
 #: The kernel's per-row input arrays and their types, as
 #: :class:`~txcore.engine.encoder.Encoded` holds them (in its field order).
@@ -247,7 +248,7 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
     counters, index = read_tables(scratch_path(job, f"b{bucket:03d}.state"))
     state = State(job.retention_days, Keyer(job.key))
     state.set_tables(counters, index, None if latest is None
-                     else dt.date(1970, 1, 1) + dt.timedelta(days=latest))
+                     else EPOCH_DAY + dt.timedelta(days=latest))
     engine = make_engine(job.backend, book, registry, state, job.business_date,
                          registry=compiled.only(bucket_of(compiled.hi, job.buckets) == bucket))
     parts, now, owners = [], [], []
