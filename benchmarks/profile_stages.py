@@ -57,7 +57,7 @@ def main(rows: int):
             n += batch.num_rows
             enc = timed("encode + validate", engine.encoder.encode, batch)
             out = timed("kernel", engine.price_encoded, enc)
-            priced, rejects = timed("assemble outputs", engine._outputs, batch, enc, out)
+            priced, rejects = timed("assemble outputs", engine.outputs, batch, enc, out)
             timed("digest", digest.add, priced)
             timed("totals", totals.add, priced, rejects)
             if writers is None:
