@@ -7,16 +7,14 @@ lost mid-run has its task rerun elsewhere, and the output is the uninterrupted o
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, RULES
-from test_plan import (SETTINGS, assert_same_run, crossing_streams, price_with, write_cards,
-                       write_parquet)
+from test_plan import (SETTINGS, assert_same_run, cli, crossing_streams, price_with, run_of,
+                       stream_run)
 
 distributed = pytest.importorskip("distributed")  # the [dask] extra: README's test command
 
@@ -45,64 +43,40 @@ def cluster():
        batch_size=st.integers(1, 8))
 def test_dask_prices_exactly_as_one_process(tmp_path_factory, cluster, data, cut, group,
                                             batch_size):
-    earlier, rows = data
     tmp = tmp_path_factory.mktemp("dask")
-    cards = write_cards(tmp / "cards.csv")
-    first = None
-    if earlier:
-        write_parquet(earlier, tmp / "earlier.parquet", 4)
-        first = tmp / "first" / "state"
-        price_with(tmp, "first", [tmp / "earlier.parquet"], None, "local", 1, 64, cards)
-    files = [write_parquet(rows[:cut] or rows, tmp / "a.parquet", group)]
-    if rows[cut:] and cut:
-        files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
+    files, first, cards = stream_run(tmp, data, cut, group)
     one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
     assert_same_run(one, price_with(tmp, "dask", files, first, cluster, 2, batch_size, cards))
 
 
-def cli(tmp_path, name, *extra, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "txcore", "run", "--rules", str(RULES),
-         "--cards", str(FIXTURES / "cards.csv"), "--merchants", str(FIXTURES / "merchants.csv"),
-         "-o", str(tmp_path / name / "out"), "--state", str(tmp_path / name / "state"),
-         "--card-key", str(tmp_path / "card.key"), "--batch-size", "8192", "--no-progress",
-         *extra, *map(str, DAYS[:3])],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
-
-
-def outputs_and_state(tmp_path, name):
-    return (tmp_path / name / "out", tmp_path / name / "state",
-            __import__("json").loads((tmp_path / name / "out" / "summary.json").read_text()))
-
-
 def test_engine_dask_starts_its_cluster_and_gives_the_one_worker_output(tmp_path):
-    one = cli(tmp_path, "one")
+    one = cli(tmp_path, "one", DAYS[:3])
     assert one.returncode == 0, one.stderr
-    dask = cli(tmp_path, "dask", "--engine", "dask", "--workers", "2")
+    dask = cli(tmp_path, "dask", DAYS[:3], "--engine", "dask", "--workers", "2")
     assert dask.returncode == 0, dask.stderr
-    assert_same_run(outputs_and_state(tmp_path, "one"), outputs_and_state(tmp_path, "dask"))
+    assert_same_run(run_of(tmp_path, "one"), run_of(tmp_path, "dask"))
 
 
 def test_a_lost_dask_worker_has_its_task_rerun(tmp_path):
     """SIGKILL of the worker pricing a card bucket: Dask reruns the task on a worker the
     nanny restarts; the run commits the uninterrupted output."""
-    one = cli(tmp_path, "one")
+    one = cli(tmp_path, "one", DAYS[:3])
     assert one.returncode == 0, one.stderr
     marker = tmp_path / "killed-once"
-    lost = cli(tmp_path, "lost", "--engine", "dask", "--workers", "2",
+    lost = cli(tmp_path, "lost", DAYS[:3], "--engine", "dask", "--workers", "2",
                env={"TXCORE_KILL_AT": f"plan:price_bucket@{marker}"})
     assert marker.exists()  # a worker was killed
     assert lost.returncode == 0, lost.stderr
-    assert_same_run(outputs_and_state(tmp_path, "one"), outputs_and_state(tmp_path, "lost"))
+    assert_same_run(run_of(tmp_path, "one"), run_of(tmp_path, "lost"))
 
 
 def test_scheduler_address_runs_on_an_existing_cluster(tmp_path, cluster):
     """``--scheduler ADDRESS``: the run uses the cluster there and leaves it running."""
-    one = cli(tmp_path, "one")
+    one = cli(tmp_path, "one", DAYS[:3])
     assert one.returncode == 0, one.stderr
-    there = cli(tmp_path, "there", "--engine", "dask", "--scheduler", cluster.address)
+    there = cli(tmp_path, "there", DAYS[:3], "--engine", "dask", "--scheduler", cluster.address)
     assert there.returncode == 0, there.stderr
-    assert_same_run(outputs_and_state(tmp_path, "one"), outputs_and_state(tmp_path, "there"))
+    assert_same_run(run_of(tmp_path, "one"), run_of(tmp_path, "there"))
     assert len(cluster._client.scheduler_info()["workers"]) == 2  # still up
 
 

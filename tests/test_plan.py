@@ -14,6 +14,8 @@ import csv
 import filecmp
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import txcore
-from conftest import RULES, batch_of, registry
+from conftest import FIXTURES, RULES, batch_of, registry
 from test_properties import atm_burst, txn
 from txcore._fast import idpass as idpass_compiled
 from txcore._fast import idpass_py
@@ -129,24 +131,47 @@ SETTINGS = settings(max_examples=int(os.environ.get("TXCORE_PLAN_EXAMPLES", 25))
                                                           HealthCheck.too_slow])
 
 
+def stream_run(tmp: Path, data, cut: int, group: int):
+    """``(files, earlier state or None, cards)`` of a generated stream: the earlier rows
+    priced into a state by one process, the run's rows cut into one or two files of row
+    groups of ``group`` rows."""
+    earlier, rows = data
+    cards = write_cards(tmp / "cards.csv")
+    first = None
+    if earlier:  # an earlier run leaves its rows in the state
+        write_parquet(earlier, tmp / "earlier.parquet", 4)
+        first = price_with(tmp, "first", [tmp / "earlier.parquet"], None, "local", 1, 64,
+                           cards)[1]
+    files = [write_parquet(rows[:cut] or rows, tmp / "a.parquet", group)]
+    if rows[cut:] and cut:
+        files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
+    return files, first, cards
+
+
+def cli(tmp_path, name, days, *extra, env=None):
+    """``txcore run`` on ``days`` as a user starts it, into ``tmp_path/name``."""
+    return subprocess.run(
+        [sys.executable, "-m", "txcore", "run", "--rules", str(RULES),
+         "--cards", str(FIXTURES / "cards.csv"), "--merchants", str(FIXTURES / "merchants.csv"),
+         "-o", str(tmp_path / name / "out"), "--state", str(tmp_path / name / "state"),
+         "--card-key", str(tmp_path / "card.key"), "--batch-size", "8192", "--no-progress",
+         *extra, *map(str, days)],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def run_of(tmp_path, name):
+    """``(outputs, state, summary)`` of the run :func:`cli` made into ``tmp_path/name``."""
+    return (tmp_path / name / "out", tmp_path / name / "state",
+            json.loads((tmp_path / name / "out" / "summary.json").read_text()))
+
+
 @SETTINGS
 @given(data=crossing_streams(), cut=st.integers(0, 45), group=st.integers(1, 6),
        batch_size=st.integers(1, 8))
 def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, cut, group,
                                                 batch_size):
-    earlier, rows = data
     tmp = tmp_path_factory.mktemp("plan")
-    cards = write_cards(tmp / "cards.csv")
-    first = None
-    if earlier:  # an earlier run leaves its rows in the state
-        write_parquet(earlier, tmp / "earlier.parquet", 4)
-        first = tmp / "first" / "state"
-        txcore.run([tmp / "earlier.parquet"], rules=RULES, cards=cards, out_dir=tmp / "first" / "out",
-                   state_dir=first, key_file=tmp / "card.key", progress=False,
-                   business_date="2014-02-01")
-    files = [write_parquet(rows[:cut] or rows, tmp / "a.parquet", group)]
-    if rows[cut:] and cut:
-        files.append(write_parquet(rows[cut:], tmp / "b.parquet", group))
+    files, first, cards = stream_run(tmp, data, cut, group)
     one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
     for n, executor in pools.items():
         assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
@@ -155,7 +180,6 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
 
 def test_the_numba_kernel_in_the_plan(tmp_path):
     """The numba backend's kernel in two worker processes (each compiles it once)."""
-    from conftest import FIXTURES
     days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
     one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv")
     two = price_with(tmp_path, "numba", days, None, "local", 2, 8192, FIXTURES / "cards.csv",
@@ -166,7 +190,6 @@ def test_the_numba_kernel_in_the_plan(tmp_path):
 
 def test_the_bundled_days_with_two_and_three_workers(tmp_path):
     """The CLI's own path (``--workers N`` starts its processes) on the five demo days."""
-    from conftest import FIXTURES
     days = sorted(FIXTURES.glob("txns-*.parquet"))
     runs = [price_with(tmp_path, f"w{n}", days, None, "local", n, 4096, FIXTURES / "cards.csv")
             for n in (1, 2, 3)]
@@ -213,7 +236,6 @@ def test_the_compiled_id_pass_agrees_with_its_twin(data, n, m, retention, latest
 
 def test_an_input_without_row_groups_between_two_days(tmp_path):
     """A Parquet file with no row group (no chunk) keeps its place among the outputs."""
-    from conftest import FIXTURES
     days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
     empty = tmp_path / "empty.parquet"
     pq.write_table(pq.read_table(days[0]).slice(0, 0), empty)

@@ -251,6 +251,15 @@ def _first(rules, lo, hi, kind, channel, fee_item, issuer, mcc, cross, same, amo
 
 
 @_jit
+def _version_at(versions, day, i):
+    """The version in force for row ``i`` (see ``kernel.pyx``); -1 when none is."""
+    v = len(versions) - 1
+    while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
+        v -= 1
+    return v
+
+
+@_jit
 def verdicts(pre, card_hi, card_lo, day, kind, versions, cards, card_slots, code, local_day,
              flags):
     """See ``kernel.pyx``: what pricing settles of each row without the state."""
@@ -261,9 +270,7 @@ def verdicts(pre, card_hi, card_lo, day, kind, versions, cards, card_slots, code
         if pre[i] != 0:
             code[i] = -1
             continue
-        v = len(versions) - 1
-        while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
-            v -= 1
+        v = _version_at(versions, day, i)
         if v < 0:
             code[i] = 1  # no_ruleset
             continue
@@ -310,9 +317,7 @@ def price_rows(pre, card_hi, card_lo, txn_hi, txn_lo, orig_hi, orig_lo, day, ins
         if pre[i] != 0:
             reason[i] = -1
             continue
-        v = len(versions) - 1
-        while v >= 0 and versions[v].eff > day[versions[v].zone, i]:
-            v -= 1
+        v = _version_at(versions, day, i)
         if v < 0:
             reason[i] = 1  # no_ruleset
             continue
