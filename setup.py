@@ -50,6 +50,7 @@ extensions = [
     Extension("txcore._fast.probe", ["txcore/_fast/probe.pyx"]),
     Extension("txcore._fast.iso8583", ["txcore/_fast/iso8583.pyx"]),
     Extension("txcore._fast.idpass", ["txcore/_fast/idpass.pyx"]),
+    Extension("txcore._fast.records", ["txcore/_fast/records.pyx"]),
 ]
 
 setup(

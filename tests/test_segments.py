@@ -103,12 +103,14 @@ def test_a_compact_states_records_equal_its_tables_records():
     table = S.index_table(hi, lo, recs, strings)
     empty = S.counters_table(np.zeros(0, np.int64), np.zeros(0, S.CREC), strings)
     compact = CompactState.from_tables(empty, table, None, 45, load_kernel("cython"))
-    got = S.compact_records(compact, Strings(strings.values))
-    want = S.index_records(compact.to_tables()[1], Strings(strings.values))
-    order_got, order_want = S.sort_by_key(got[0], got[1]), S.sort_by_key(want[0], want[1])
-    assert (got[0][order_got] == want[0][order_want]).all()
-    assert S.same_rows(np.take(got[2], order_got), np.take(want[2], order_want)).all()
-    assert S.same_rows(np.take(got[2], order_got), recs).all()
+    got = list(S.compact_runs(compact, Strings(strings.values), 3))
+    want = S.bucket_runs(*S.index_records(compact.to_tables()[1], Strings(strings.values)), 3)
+    for (g_hi, g_lo, g_recs), (w_hi, w_lo, w_recs) in zip(got, want, strict=True):
+        assert (g_hi == w_hi).all() and (g_lo == w_lo).all()
+        assert S.same_rows(g_recs, w_recs).all()
+    everything = [np.concatenate(part) for part in zip(*got)]
+    order = S.sort_by_key(everything[0], everything[1])
+    assert S.same_rows(np.take(everything[2], order), recs).all()
 
 
 def _write(tmp_path, name, gen, hi, lo, recs):

@@ -57,6 +57,14 @@ MAX_LOAD = 0.7
 #: registry's facts are copied beside it (one cache line holds all a row needs).
 CARD = _dtype([("key_hi", "u8"), ("key_lo", "u8"), ("reg", "i4"), ("member_from", "i4"),
                ("member_to", "i4"), ("issuer", "i4"), ("city", "i4")])
+#: An index entry's record in the state folder's segments (``txcore.state.segments``;
+#: its txn digest is stored apart, in ``hi``/``lo``): the card digest, the money and
+#: rule-id codes a reversal would undo (codes of the state's strings file, -1 = null),
+#: the local day and flags (``F_*``).  Packed: 56 bytes, as written to disk.
+REC = np.dtype([("card_hi", "<u8"), ("card_lo", "<u8"), ("fee_standard", "<i8"),
+                ("discount", "<i8"), ("day", "<i4"), ("fee_rule", "<i4"),
+                ("waiver_rule", "<i4"), ("discount_rule", "<i4"), ("ruleset", "<i4"),
+                ("flags", "u1"), ("pad", "V3")])
 #: A free-slot counter: key = card << 36 | waiver id code << 20 | year * 12 + month - 1
 #: (cards < 2**28, string codes < 2**16, months < 2**20).
 COUNTER = _dtype([("key", "u8"), ("used", "i4")])

@@ -58,7 +58,7 @@ from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
 from txcore.state.memory import State
-from txcore.state.segments import bucket_of, compact_records, sort_by_key
+from txcore.state.segments import bucket_of, compact_runs
 from txcore.summary import Totals
 from txcore.timeconv import EPOCH_DAY
 
@@ -289,16 +289,14 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
         start = stop
     if state_strings is not None:
         strings = Strings(state_strings)
-        hi, lo, recs = compact_records(engine.compact, strings)
+        # the index entries within the run's window (wider than this bucket's own)
+        hi, lo, recs = next(compact_runs(engine.compact, strings, 1,
+                                         None if final == L.NO_LATEST else final))
         if len(strings.values) != len(state_strings):  # every id is the book's or the state's
             raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
                             f"{strings.values[len(state_strings):]}")
-        if final != L.NO_LATEST:  # the run's window, wider than this bucket's own
-            keep = final - recs["day"].astype(np.int64) <= job.retention_days
-            hi, lo, recs = hi[keep], lo[keep], recs[keep]
-        order = sort_by_key(hi, lo)
         for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
-            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values[order])
+            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values)
         save(scratch_path(job, f"b{bucket:03d}.counters"), engine.compact.counters_table())
     return {"rows": n, "zero_effect": engine.zero_effect_reversals,
             "cpu": time.process_time() - cpu}

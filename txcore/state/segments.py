@@ -50,6 +50,10 @@ from txcore.state.compact import _codes, digest_array, digest_words
 from txcore.state.compact import index_table as compact_index_table
 
 _probe = compiled_or_twin("probe")
+_records = compiled_or_twin("records")
+if _records.rec_size() != L.REC.itemsize:
+    raise ImportError(f"txcore._fast.records: its record is {_records.rec_size()} bytes, "
+                      f"txcore._fast.layout.REC {L.REC.itemsize}; rebuild")
 
 HEADER = 4096
 BLOCK = 4096
@@ -59,12 +63,8 @@ CTR_MAGIC = b"TXCTR\x00\x04\x00"
 # off_crcs, size, hi crc32, block-table crc32
 _HEAD = struct.Struct("<8sIIQQii16sQQQQII")
 
-#: An index entry's record (its txn digest is in ``hi``/``lo``): the card digest, local
-#: day, flags (layout.F_*) and the effect a reversal would undo (codes: -1 = null).
-REC = np.dtype([("card_hi", "<u8"), ("card_lo", "<u8"), ("fee_standard", "<i8"),
-                ("discount", "<i8"), ("day", "<i4"), ("fee_rule", "<i4"),
-                ("waiver_rule", "<i4"), ("discount_rule", "<i4"), ("ruleset", "<i4"),
-                ("flags", "u1"), ("pad", "V3")])
+#: An index entry's record (its txn digest is in ``hi``/``lo``): ``layout.REC``.
+REC = L.REC
 #: A free-slot counter of one month: card digest, waiver id code, used slots.
 CREC = np.dtype([("card_hi", "<u8"), ("card_lo", "<u8"), ("waiver", "<i4"), ("used", "<i4")])
 _WORDS = np.dtype("<u8")
@@ -105,53 +105,56 @@ def index_records(index: pa.Table, strings: Strings):
     return hi, lo, recs
 
 
-def compact_records(compact, strings: Strings):
-    """``(hi, lo, recs)`` of a compact state's index entries within the window, straight
-    from its arrays (what :func:`index_records` of its tables gives, without Arrow)."""
-    # field by field: numpy gathers plain columns far faster than rows of a record dtype
-    e = compact.entries[: int(compact.scalars[L.N_ENTRIES])]
-    latest = compact.scalars[L.LATEST]
-    if latest != L.NO_LATEST:
-        e = np.compress(latest - e["day"].astype(np.int64) <= compact.retention_days, e)
-    flags = e["flags"]
-    reversal = (flags & L.F_REVERSAL) != 0
-    effect = np.where(reversal, 0, e["effect"])
-    card = e["card"]
-    recs = np.zeros(len(e), REC)
-    recs["card_hi"] = compact.cards["key_hi"][card]
-    recs["card_lo"] = compact.cards["key_lo"][card]
-    recs["day"] = e["day"]
-    recs["flags"] = np.where(reversal, flags & (L.F_REVERSAL | L.F_REVERSED), flags)
-    recs["fee_standard"] = np.where(reversal, 0, compact.effects["fee_standard"][effect])
-    recs["discount"] = np.where(reversal, 0, compact.effects["discount"][effect])
+def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = None):
+    """``(hi, lo, recs)`` of each card bucket of a compact state's index entries within
+    the window of ``latest`` (a day number; default the state's own), sorted by key —
+    what :func:`bucket_runs` of its tables' records gives, straight from its arrays and
+    one bucket at a time (a generator: one bucket's records in memory at once)."""
+    n = int(compact.scalars[L.N_ENTRIES])
+    entries = compact.entries[:n]
+    bucket = np.empty(n, np.int32)
+    _records.entry_buckets(entries, compact.cards,
+                           compact.scalars[L.LATEST] if latest is None else latest,
+                           compact.retention_days, buckets, bucket)
+    order, bounds = key_order(entries["key_hi"], entries["key_lo"], bucket, buckets)
+    del bucket
     # the compact state's string codes -> the state folder's (a code per distinct string)
-    lookup = np.array([strings.code(v) for v in compact.strings.values] + [-1], np.int64)
-    for name in ("fee_rule", "waiver_rule", "discount_rule", "ruleset"):
-        codes = compact.effects[name][effect].astype(np.int64)
-        recs[name] = np.where(reversal | (codes < 0), -1, lookup[np.where(codes < 0, -1, codes)])
-    return e["key_hi"].copy(), e["key_lo"].copy(), recs
+    lookup = np.array([strings.code(v) for v in compact.strings.values], np.int32)
+    for b in range(buckets):
+        at = order[bounds[b]:bounds[b + 1]]
+        hi, lo = np.empty(len(at), np.uint64), np.empty(len(at), np.uint64)
+        recs = np.empty(len(at), REC)
+        _records.entry_records(entries, compact.cards, compact.effects, lookup, at, hi, lo,
+                               recs.view(np.uint8))
+        yield hi, lo, recs
+
+
+def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray | None = None,
+              buckets: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, bounds)``: the positions sorted by ``bucket`` (int32; those outside
+    ``[0, buckets)`` left out), then by key ``(hi, lo)``; bucket ``b``'s part is
+    ``order[bounds[b]:bounds[b + 1]]``."""
+    n = len(hi)
+    if bucket is None:
+        bucket = np.zeros(n, np.int32)
+    order, bounds = np.empty(n, np.int64), np.empty(buckets + 1, np.int64)
+    m = _records.key_order(np.ascontiguousarray(hi, np.uint64),
+                           np.ascontiguousarray(lo, np.uint64),
+                           np.ascontiguousarray(bucket, np.int32), buckets, order, bounds)
+    return order[:m], bounds
 
 
 def sort_by_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """The order that sorts digests by ``(hi, lo)``: by ``hi`` alone (64 random bits: two
-    equal in a run are rare), then by ``(hi, lo)`` only if two are equal."""
-    order = np.argsort(hi)
-    h = hi[order]
-    if len(h) > 1 and np.any(h[1:] == h[:-1]):
-        order = np.lexsort((lo, hi))
-    return order
+    """The order that sorts digests by ``(hi, lo)`` (equal keys in position order)."""
+    return key_order(hi, lo)[0]
 
 
 def bucket_runs(hi, lo, recs, buckets: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``(hi, lo, recs)`` of each card bucket, sorted by key: one permutation, by key then
-    stably by bucket, and the records gathered once."""
-    order = sort_by_key(hi, lo)
-    bucket = bucket_of(recs["card_hi"][order], buckets)
-    order = order[np.argsort(bucket, kind="stable")]
-    bounds = np.searchsorted(np.sort(bucket), np.arange(buckets + 1))
-    hi, lo, recs = hi[order], lo[order], np.take(recs, order)
-    return [(hi[bounds[b]:bounds[b + 1]], lo[bounds[b]:bounds[b + 1]],
-             recs[bounds[b]:bounds[b + 1]]) for b in range(buckets)]
+    """``(hi, lo, recs)`` of each card bucket, sorted by key."""
+    order, bounds = key_order(hi, lo, bucket_of(recs["card_hi"], buckets).astype(np.int32),
+                              buckets)
+    return [(hi[at], lo[at], np.take(recs, at))
+            for at in (order[bounds[b]:bounds[b + 1]] for b in range(buckets))]
 
 
 def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strings) -> pa.Table:

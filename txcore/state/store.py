@@ -489,7 +489,7 @@ class StateStore:
             counters, runs = state.records
         else:
             if state.compact is not None:  # a compiled engine's arrays, without Arrow tables
-                hi, lo, recs = segments.compact_records(state.compact, strings)
+                runs = segments.compact_runs(state.compact, strings, buckets)
                 counters = state.compact.counters_table()
             else:
                 counters, _, index_pieces = state.tables_for_commit()
@@ -499,8 +499,8 @@ class StateStore:
                 recs = np.concatenate([p[2] for p in parts]) if parts \
                     else np.zeros(0, segments.REC)
                 del parts, index_pieces
-            runs = segments.bucket_runs(hi, lo, recs, buckets)
-            del hi, lo, recs
+                runs = segments.bucket_runs(hi, lo, recs, buckets)
+                del hi, lo, recs
         loaded_bucket = segments.bucket_of(loaded.recs["card_hi"], buckets)
         for b, (hi, lo, recs) in enumerate(runs):
             hi, lo, recs = _changed(loaded, loaded_bucket == b, hi, lo, recs)
@@ -509,6 +509,7 @@ class StateStore:
                 entry = segments.write_segment(self.folder / name, b, gen, hi, lo, recs,
                                                f"state:segment:b{b:02d}")
                 files[name] = {"kind": "segment", **entry}
+            del hi, lo, recs
         del runs
 
         # counters: each (bucket, month) file whose rows changed, rewritten whole

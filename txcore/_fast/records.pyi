@@ -1,0 +1,13 @@
+"""Type stubs of the compiled ``records.pyx`` (twin: ``records_py.py``)."""
+import numpy as np
+
+CYTHON_MODULE: int
+
+def rec_size() -> int: ...
+def entry_buckets(entries: np.ndarray, cards: np.ndarray, latest: int, retention: int,
+                  buckets: int, out: np.ndarray) -> None: ...
+def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray, buckets: int,
+              order: np.ndarray, bounds: np.ndarray) -> int: ...
+def entry_records(entries: np.ndarray, cards: np.ndarray, effects: np.ndarray,
+                  lookup: np.ndarray, order: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+                  recs: np.ndarray) -> None: ...

@@ -1,0 +1,230 @@
+"""A state's index entries as the state folder's records, by card bucket and key.
+
+A commit writes, for each card bucket, the index entries within the window sorted by
+their txn digest ``(hi, lo)`` (``txcore.state.segments``).  Three steps, each one pass
+or close to it where numpy needed a dozen (a 10 M-entry commit spent ~6 s in numpy
+gathers and two argsorts):
+
+* :func:`entry_buckets` — the bucket of each entry of a compact state (its card's
+  keyed digest mod P), or -1 for an entry outside the window;
+* :func:`key_order` — the positions sorted by bucket, then by ``(hi, lo)``, then by
+  position: a counting sort by bucket, then within a bucket a distribution on the top
+  bits of ``hi`` (txn digests are keyed SipHash: uniform, ~2 keys per bin) and an
+  insertion sort of each bin (a heapsort if a bin is large, so no input is quadratic);
+* :func:`entry_records` — the records of positions in that order.
+
+Pure-Python twin: ``records_py.py``; ``tests/test_records.py`` checks the two agree.
+"""
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from txcore._fast.kernel cimport CARD, EFFECT, ENTRY
+
+CYTHON_MODULE = 1
+
+cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST
+cdef uint8_t F_REVERSAL = 1, F_REVERSED = 2  # layout.F_*
+
+
+cdef packed struct REC:  # layout.REC, field for field (56 bytes, as on disk)
+    uint64_t card_hi
+    uint64_t card_lo
+    int64_t fee_standard
+    int64_t discount
+    int32_t day
+    int32_t fee_rule
+    int32_t waiver_rule
+    int32_t discount_rule
+    int32_t ruleset
+    uint8_t flags
+    uint8_t pad[3]
+
+
+def rec_size() -> int:
+    """``sizeof(REC)``, checked against ``layout.REC.itemsize`` at load."""
+    return sizeof(REC)
+
+
+def entry_buckets(const ENTRY[::1] entries, const CARD[::1] cards, int64_t latest,
+                  int64_t retention, int64_t buckets, int32_t[::1] out):
+    """``out[i]``: the bucket of entry ``i`` (its card's ``key_hi`` mod ``buckets``), or -1
+    if ``latest - day > retention`` (unless ``latest`` is ``NO_LATEST``)."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    with nogil:
+        for i in range(n):
+            if latest != NO_LATEST and latest - entries[i].day > retention:
+                out[i] = -1
+            else:
+                out[i] = <int32_t>(cards[entries[i].card].key_hi % <uint64_t>buckets)
+
+
+cdef inline bint _less(const uint64_t* hi, const uint64_t* lo, int64_t a, int64_t b) noexcept nogil:
+    """Whether position ``a`` sorts before ``b``: by ``(hi, lo)``, then by position."""
+    if hi[a] != hi[b]:
+        return hi[a] < hi[b]
+    if lo[a] != lo[b]:
+        return lo[a] < lo[b]
+    return a < b
+
+
+cdef inline void _insertion(const uint64_t* hi, const uint64_t* lo, int64_t* a,
+                            Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef int64_t x
+    for i in range(1, n):
+        x = a[i]
+        j = i
+        while j > 0 and _less(hi, lo, x, a[j - 1]):
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x
+
+
+cdef inline void _sift(const uint64_t* hi, const uint64_t* lo, int64_t* a, Py_ssize_t root,
+                       Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t child
+    cdef int64_t x
+    while 2 * root + 1 < n:
+        child = 2 * root + 1
+        if child + 1 < n and _less(hi, lo, a[child], a[child + 1]):
+            child += 1
+        if not _less(hi, lo, a[root], a[child]):
+            return
+        x = a[root]
+        a[root] = a[child]
+        a[child] = x
+        root = child
+
+
+cdef void _heapsort(const uint64_t* hi, const uint64_t* lo, int64_t* a,
+                    Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int64_t x
+    for i in range(n // 2 - 1, -1, -1):
+        _sift(hi, lo, a, i, n)
+    for i in range(n - 1, 0, -1):
+        x = a[0]
+        a[0] = a[i]
+        a[i] = x
+        _sift(hi, lo, a, 0, i)
+
+
+cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src, int64_t* dst,
+                      Py_ssize_t n) noexcept nogil:
+    """``dst[:n]``: the positions ``src[:n]`` sorted (see :func:`_less`).  -1 if out of
+    memory."""
+    cdef int shift, bits = 0
+    cdef Py_ssize_t i, start, bins
+    cdef int64_t* at
+    if n <= 32:
+        for i in range(n):
+            dst[i] = src[i]
+        _insertion(hi, lo, dst, n)
+        return 0
+    while (<Py_ssize_t>1 << (bits + 1)) <= n // 2:  # ~2-4 keys a bin
+        bits += 1
+    shift = 64 - bits
+    bins = <Py_ssize_t>1 << bits
+    at = <int64_t*>malloc((bins + 1) * sizeof(int64_t))
+    if at == NULL:
+        return -1
+    memset(at, 0, (bins + 1) * sizeof(int64_t))
+    for i in range(n):  # distribution by the top bits, stable
+        at[(hi[src[i]] >> shift) + 1] += 1
+    for i in range(bins):
+        at[i + 1] += at[i]
+    for i in range(n):
+        dst[at[hi[src[i]] >> shift]] = src[i]
+        at[hi[src[i]] >> shift] += 1
+    start = 0  # at[b] is now bin b's end
+    for i in range(bins):
+        if at[i] - start <= 32:
+            _insertion(hi, lo, dst + start, at[i] - start)
+        else:  # not uniform after all: no input makes this quadratic
+            _heapsort(hi, lo, dst + start, at[i] - start)
+        start = at[i]
+    free(at)
+    return 0
+
+
+def key_order(const uint64_t[::1] hi, const uint64_t[::1] lo, const int32_t[::1] bucket,
+              int64_t buckets, int64_t[::1] order, int64_t[::1] bounds):
+    """Fill ``order[:m]`` with the positions whose ``bucket`` is in ``[0, buckets)``,
+    sorted by bucket, then ``(hi, lo)``, then position, and ``bounds[b]:bounds[b + 1]``
+    with bucket ``b``'s part of it; ``m`` is ``bounds[buckets]``."""
+    cdef Py_ssize_t i, n = hi.shape[0]
+    cdef int64_t b, m
+    cdef int64_t* tmp
+    cdef int failed = 0
+    if lo.shape[0] != n or bucket.shape[0] != n or order.shape[0] < n \
+            or bounds.shape[0] != buckets + 1:
+        raise ValueError("key_order: arrays of different lengths")
+    with nogil:
+        for b in range(buckets + 1):
+            bounds[b] = 0
+        for i in range(n):
+            if 0 <= bucket[i] < buckets:
+                bounds[bucket[i] + 1] += 1
+        for b in range(buckets):
+            bounds[b + 1] += bounds[b]
+        m = bounds[buckets]
+        tmp = <int64_t*>malloc((m + 1) * sizeof(int64_t))
+        if tmp == NULL:
+            failed = 1
+        else:
+            for i in range(n):  # counting sort by bucket (stable): into tmp
+                if 0 <= bucket[i] < buckets:
+                    tmp[bounds[bucket[i]]] = i
+                    bounds[bucket[i]] += 1
+            for b in range(buckets - 1, 0, -1):  # back to the starts
+                bounds[b] = bounds[b - 1]
+            bounds[0] = 0
+            for b in range(buckets):
+                if _sort_bucket(&hi[0] if n else NULL, &lo[0] if n else NULL,
+                                tmp + bounds[b], &order[0] + bounds[b] if n else NULL,
+                                bounds[b + 1] - bounds[b]) != 0:
+                    failed = 1
+                    break
+            free(tmp)
+    if failed:
+        raise MemoryError("key_order")
+    return m
+
+
+def entry_records(const ENTRY[::1] entries, const CARD[::1] cards, const EFFECT[::1] effects,
+                  const int32_t[::1] lookup, const int64_t[::1] order, uint64_t[::1] hi,
+                  uint64_t[::1] lo, uint8_t[::1] recs):
+    """``hi[k], lo[k]`` and record ``k`` (``recs`` as bytes, ``layout.REC``) of entry
+    ``order[k]``: its card's digest, day, flags; for a non-reversal its effect's money
+    and rule ids, the compact state's string codes mapped through ``lookup`` (-1 null);
+    a reversal keeps only its reversal flags (what it did is never read back)."""
+    cdef Py_ssize_t k, m = order.shape[0]
+    cdef const ENTRY* e
+    cdef const EFFECT* f
+    cdef REC* r
+    if hi.shape[0] != m or lo.shape[0] != m or recs.shape[0] != m * <Py_ssize_t>sizeof(REC):
+        raise ValueError("entry_records: arrays of different lengths")
+    with nogil:
+        for k in range(m):
+            e = &entries[order[k]]
+            r = <REC*>&recs[0] + k
+            hi[k] = e.key_hi
+            lo[k] = e.key_lo
+            r.card_hi = cards[e.card].key_hi
+            r.card_lo = cards[e.card].key_lo
+            r.day = e.day
+            r.pad[0] = r.pad[1] = r.pad[2] = 0
+            if e.flags & F_REVERSAL:
+                r.flags = e.flags & (F_REVERSAL | F_REVERSED)
+                r.fee_standard = r.discount = 0
+                r.fee_rule = r.waiver_rule = r.discount_rule = r.ruleset = -1
+            else:
+                f = &effects[e.effect]
+                r.flags = e.flags
+                r.fee_standard = f.fee_standard
+                r.discount = f.discount
+                r.fee_rule = lookup[f.fee_rule] if f.fee_rule >= 0 else -1
+                r.waiver_rule = lookup[f.waiver_rule] if f.waiver_rule >= 0 else -1
+                r.discount_rule = lookup[f.discount_rule] if f.discount_rule >= 0 else -1
+                r.ruleset = lookup[f.ruleset] if f.ruleset >= 0 else -1
