@@ -5,8 +5,9 @@ Streams are generated with the cases where cards meet: txn ids repeated across c
 reversals, reversals of rows an earlier run left in the state, a rejected row whose id
 a later row reuses, duplicates within a batch and across batches and files, month ends
 inside a batch.  Each is priced by one process (``workers=1``) and by the plan on 1
-(in this process), 2 and 3 worker processes; the Dask cluster is tested in
-``test_dask.py``.
+(in this process), 2 and 3 worker processes, and in this process as if for 5 workers
+(8 card buckets over the state's 4: each state segment merged from two buckets'
+records); the Dask cluster is tested in ``test_dask.py``.
 """
 from __future__ import annotations
 
@@ -117,10 +118,17 @@ def assert_same_run(a, b):
         {k: v for k, v in sum_b.items() if k not in volatile}
 
 
+class WideInProcess(InProcess):
+    """Tasks in this process, planned as for 5 workers: 8 card buckets over the state's
+    4, so each state segment is merged from two buckets' records (``merge_segment``)."""
+
+    workers = 5
+
+
 @pytest.fixture(scope="module")
 def pools():
     """Worker processes shared by the examples (each run would start its own)."""
-    made = {1: InProcess(), 2: LocalProcesses(2), 3: LocalProcesses(3)}
+    made = {1: InProcess(), 2: LocalProcesses(2), 3: LocalProcesses(3), 5: WideInProcess()}
     yield made
     for executor in made.values():
         executor.close()
@@ -174,8 +182,9 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
     files, first, cards = stream_run(tmp, data, cut, group)
     one = price_with(tmp, "one", files, first, "local", 1, batch_size, cards)
     for n, executor in pools.items():
-        assert_same_run(one, price_with(tmp, f"plan{n}", files, first, executor, n, batch_size,
-                                        cards))
+        planned = price_with(tmp, f"plan{n}", files, first, executor, n, batch_size, cards)
+        assert_same_run(one, planned)
+        assert ("merge_segments" in planned[2]["stage_seconds"]) == (n > 4)
 
 
 def test_the_numba_kernel_in_the_plan(tmp_path):

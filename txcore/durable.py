@@ -117,6 +117,22 @@ def write_parquet(path: Path, schema, tables, name: str) -> str:
     return sink.hash.hexdigest()
 
 
+def move(src: Path, dst: Path, name: str):
+    """Move a written and fsynced file into another folder and mark a step: a rename on
+    the same file system, else a copy, fsynced, and the source removed.  The caller
+    fsyncs ``dst``'s folder."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        import shutil
+        shutil.copyfile(src, dst)
+        fsync_file(dst)
+        os.unlink(src)
+    step(name)
+
+
 def replace(src: Path, dst: Path, name: str):
     os.replace(src, dst)
     step(name)

@@ -22,8 +22,8 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from txcore import cardno
@@ -36,10 +36,10 @@ from txcore.io.stitch import stitch
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
 from txcore.plan.executors import InProcess
-from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, load_array,
-                               price_bucket, read_outputs, scratch_path, write_tables)
+from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, merge_segment,
+                               price_bucket, read_outputs, save, scratch_path, write_tables)
 from txcore.state.compact import digest_words
-from txcore.state.segments import bucket_of, sort_by_key
+from txcore.state.segments import Written, bucket_of
 from txcore.summary import Totals
 from txcore.timeconv import EPOCH_DAY
 
@@ -63,12 +63,18 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
     txn digests the workers found."""
     scratch = staging.dir / "plan-scratch"
     scratch.mkdir()
+    # the state segments the tasks write: kept after the scratch is gone, until the commit
+    # moves them into the state folder (or the staging folder is dropped with them)
+    segments = staging.dir / "plan-segments"
+    segments.mkdir()
     # card buckets: the state's own (each task's records are then one segment's), as
     # many times over as it takes to give every worker one
     per = store.buckets if store is not None else 1
     buckets = per * -(-executor.workers // per)
     job = Job(token=uuid.uuid4().hex, key=state.keyer.key, buckets=buckets, fmt=fmt,
-              retention_days=state.retention_days, scratch=str(scratch), **job_options)
+              retention_days=state.retention_days, scratch=str(scratch), state_buckets=per,
+              generation=0 if store is None else store.manifest["generation"] + 1,
+              segments=str(segments), **job_options)
     clock = _Clock(tasks_elsewhere=not isinstance(executor, InProcess))
     try:
         windows = [(s, tuple(w)) for s, source in enumerate(sources)
@@ -100,7 +106,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                 settler.settle(c)
             clock.lap("id_pass")
         latest = settler.latest
-        _split_state(job, counters, index)
+        _split_state(job, counters, index, store)
         clock.lap("split_state")
         start = None if state.latest is None else (state.latest - EPOCH_DAY).days
         strings = _state_strings(store, book)
@@ -108,6 +114,11 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
                               [order] * buckets, [start] * buckets, [strings] * buckets,
                               [latest] * buckets)
         clock.lap("price_buckets", priced)
+        if store is not None and buckets != per:  # each state bucket's segment, merged
+            written = executor.map(merge_segment, [job] * per, range(per))
+            clock.lap("merge_segments", written)
+        else:
+            written = priced
         # the outputs: each chunk written as soon as it and those before it are assembled
         outputs, assembled, writing = _Outputs(job, sources, chunks, encoded, staging, fmt), \
             [], 0.0
@@ -125,7 +136,7 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
         clock.lap("assemble_write", assembled, write_outputs_cpu=writing)
         body["zero_effect_reversals"] = sum(p["zero_effect"] for p in priced)
         if store is not None:
-            _new_state(job, state, store, latest)
+            _new_state(job, state, [w["segment"] for w in written], latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
         body["scratch_bytes"] = sum(f.stat().st_size for f in scratch.iterdir())
@@ -153,14 +164,20 @@ class _Clock:
         self._t, self._cpu = now, cpu
 
 
-def _split_state(job: Job, counters: pa.Table, index: pa.Table):
-    """The loaded state's counters and index entries, one file per card bucket."""
+def _split_state(job: Job, counters: pa.Table, index: pa.Table, store):
+    """The loaded state's counters and index entries, one file per card bucket of the
+    plan (``b<bucket>.state``, to price with); and, with a state folder, the entries the
+    load read as records, one file per state bucket (``s<bucket>.loaded``, what its
+    segment is compared with)."""
     c_bucket = bucket_of(digest_words(counters.column("card"))[0], job.buckets)
     i_bucket = bucket_of(digest_words(index.column("card"))[0], job.buckets)
     for b in range(job.buckets):
         write_tables(scratch_path(job, f"b{b:03d}.state"),
                      counters.filter(pa.array(c_bucket == b)),
                      index.filter(pa.array(i_bucket == b)))
+    if store is not None:
+        for b, run in enumerate(store.loaded_runs()):
+            save(scratch_path(job, f"s{b:03d}.loaded"), run)
 
 
 @dataclass
@@ -285,21 +302,12 @@ def _state_strings(store, book) -> list[str] | None:
     return list(strings.values)
 
 
-def _new_state(job: Job, state, store, latest: int):
-    """The state after the run, for the runner's commit: every bucket's counters, and its
-    index entries (within the run's window) as one run of records per state bucket,
-    sorted by key."""
-    per = store.buckets
-    runs = []
-    for b in range(per):
-        parts = [[load_array(scratch_path(job, f"b{q:03d}.{name}.npy"))
-                  for name in ("hi", "lo", "recs")] for q in range(b, job.buckets, per)]
-        if len(parts) == 1:
-            runs.append(tuple(parts[0]))
-            continue
-        hi, lo, recs = (np.concatenate([p[k] for p in parts]) for k in range(3))
-        order = sort_by_key(hi, lo)
-        runs.append((hi[order], lo[order], recs[order]))
+def _new_state(job: Job, state, written: list[dict | None], latest: int):
+    """The state after the run, for the runner's commit: every bucket's counters, and
+    each state bucket's segment as its task wrote it (``written``: manifest entries, None
+    where no entry changed), for the commit to move in."""
+    runs = [Written(None, None) if entry is None
+            else Written(Path(job.segments) / entry["name"], entry) for entry in written]
     counters = pa.concat_tables([load(scratch_path(job, f"b{q:03d}.counters"))
                                  for q in range(job.buckets)])
     day = None if latest == L.NO_LATEST else EPOCH_DAY + dt.timedelta(days=latest)

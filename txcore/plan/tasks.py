@@ -58,7 +58,8 @@ from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
 from txcore.state.memory import State
-from txcore.state.segments import bucket_of, compact_runs
+from txcore.state.segments import (bucket_of, changed_only, compact_runs, segment_name,
+                                     sort_by_key, write_segment)
 from txcore.summary import Totals
 from txcore.timeconv import EPOCH_DAY
 
@@ -75,6 +76,8 @@ OUT_ARRAYS = ("member", "cross_bank", "same_city", "ts", "fee_rule", "fee_standa
               "fee_waived", "fee_charged", "waiver_rule", "free_slot", "discount",
               "discount_rule", "ruleset")
 RULE_CODES = ("fee_rule", "waiver_rule", "discount_rule", "ruleset")
+#: A plan bucket's index records, when a state bucket is merged from several.
+RECORDS = ("hi", "lo", "recs")
 
 
 class PlanError(TxcoreError):
@@ -98,8 +101,11 @@ class Job:
     batch_size: int
     fmt: str                   # the output format
     retention_days: int
-    buckets: int
+    buckets: int               # card buckets of the plan: the state's, or a multiple
     scratch: str               # the run's scratch folder, inside its staging folder
+    state_buckets: int = 1     # card buckets of the state folder
+    generation: int = 0        # the generation the run commits (its segments' number)
+    segments: str = ""         # where the state segments go, kept until the commit
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,7 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
                      else EPOCH_DAY + dt.timedelta(days=latest))
     engine = make_engine(job.backend, book, registry, state, job.business_date,
                          registry=compiled.only(bucket_of(compiled.hi, job.buckets) == bucket))
-    parts, now, owners = [], [], []
+    parts, now, owners, segment = [], [], [], None
     for c in chunks:
         rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
         settled = load(scratch_path(job, f"c{c:06d}.settled"))
@@ -295,11 +301,40 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
         if len(strings.values) != len(state_strings):  # every id is the book's or the state's
             raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
                             f"{strings.values[len(state_strings):]}")
-        for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
-            save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values)
+        if job.buckets == job.state_buckets:  # this bucket is a whole segment: write it
+            segment = write_state_segment(job, bucket, hi, lo, recs)
+        else:  # a part of one: merge_segment writes it
+            for name, values in (("hi", hi), ("lo", lo), ("recs", recs)):
+                save_array(scratch_path(job, f"b{bucket:03d}.{name}.npy"), values)
         save(scratch_path(job, f"b{bucket:03d}.counters"), engine.compact.counters_table())
-    return {"rows": n, "zero_effect": engine.zero_effect_reversals,
+    return {"rows": n, "zero_effect": engine.zero_effect_reversals, "segment": segment,
             "cpu": time.process_time() - cpu}
+
+
+def merge_segment(job: Job, bucket: int) -> dict:
+    """Stage 2b, when the plan has more card buckets than the state: the state bucket
+    ``bucket``'s segment from the records of its plan buckets (``b<q>.*.npy``, q = bucket
+    mod the state's buckets).  Returns ``{"segment", "cpu"}``."""
+    durable.step("plan:merge_segment")
+    cpu = time.process_time()
+    parts = [[load_array(scratch_path(job, f"b{q:03d}.{name}.npy")) for name in RECORDS]
+             for q in range(bucket, job.buckets, job.state_buckets)]
+    hi, lo, recs = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    order = sort_by_key(hi, lo)
+    segment = write_state_segment(job, bucket, hi[order], lo[order], np.take(recs, order))
+    return {"segment": segment, "cpu": time.process_time() - cpu}
+
+
+def write_state_segment(job: Job, bucket: int, hi, lo, recs) -> dict | None:
+    """Write state bucket ``bucket``'s segment of the run's generation into the run's
+    segments folder (``Job.segments``) — its entries after the run (sorted by key) but those the run left as the
+    state holds them (``s<bucket>.loaded``, from the client) — for the commit to move
+    into the state folder; its manifest entry, or None if no entry changed."""
+    hi, lo, recs = changed_only(load(scratch_path(job, f"s{bucket:03d}.loaded")), hi, lo, recs)
+    if not len(hi):
+        return None
+    path = Path(job.segments) / segment_name(job.generation, bucket)
+    return write_segment(path, bucket, job.generation, hi, lo, recs, "plan:segment")
 
 
 def _joined(parts, name, empty_shape, dtype):

@@ -139,7 +139,8 @@ class State:
         """The state after a partitioned run (:mod:`txcore.plan`): its counters table and
         its index entries as the state folder's records (``txcore.state.segments.REC``,
         codes of the commit's string table) within the window of ``latest``, one
-        ``(hi, lo, recs)`` run per card bucket, sorted by key.  Only a commit reads them."""
+        ``(hi, lo, recs)`` run per card bucket, sorted by key, or the bucket's segment as
+        a task wrote it (``txcore.state.segments.Written``).  Only a commit reads them."""
         self.compact, self._tables = None, None
         self._counters, self._index = {}, {}
         self.records, self._latest = (counters, runs), latest

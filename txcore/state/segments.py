@@ -34,6 +34,7 @@ import mmap
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,32 @@ def bucket_runs(hi, lo, recs, buckets: int) -> list[tuple[np.ndarray, np.ndarray
             for at in (order[bounds[b]:bounds[b + 1]] for b in range(buckets))]
 
 
+def changed_only(loaded, hi, lo, recs):
+    """``(hi, lo, recs)`` (a bucket's entries after a run, sorted by key) without those
+    the run left as the state holds them: ``loaded``, the ``(hi, lo, recs)`` the run's
+    load read of that bucket, sorted by key."""
+    l_hi, l_lo, l_recs = loaded
+    if not (len(hi) and len(l_hi)):
+        return hi, lo, recs
+    at = np.empty(len(hi), np.int64)
+    q_at = np.empty(len(hi), np.int64)
+    k = _probe.merge_match(l_hi, l_lo, hi, lo, at, q_at)
+    same = same_rows(np.take(l_recs, at[:k]), np.take(recs, q_at[:k]))
+    keep = np.ones(len(hi), bool)
+    keep[q_at[:k][same]] = False
+    return hi[keep], lo[keep], recs[keep]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A bucket's segment of the next generation already written by a partitioned
+    run's task, for the commit to move into the state folder: the file and its
+    manifest entry (both None: no entry of the bucket changed)."""
+
+    path: Path | None
+    entry: dict | None
+
+
 def index_table(hi: np.ndarray, lo: np.ndarray, recs: np.ndarray, strings: Strings) -> pa.Table:
     """The index table of records (inverse of :func:`index_records`)."""
     return compact_index_table(hi, lo, recs["card_hi"], recs["card_lo"], recs["day"],
@@ -198,6 +225,11 @@ def _header(head: bytes) -> bytes:
     """The 4 KiB header block: the fields, zeros, and a crc32 of all before it."""
     block = head + b"\0" * (HEADER - 4 - len(head))
     return block + struct.pack("<I", zlib.crc32(block))
+
+
+def segment_name(generation: int, bucket: int) -> str:
+    """The file name of a segment of ``generation`` and card ``bucket``."""
+    return f"seg.{generation:06d}.b{bucket:02d}.bin"
 
 
 def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: str) -> dict:

@@ -416,6 +416,17 @@ class StateStore:
         except ValueError as exc:
             raise StateError(f"{self.folder}: state cannot be read: {exc}") from exc
 
+    def loaded_runs(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The index entries the load read, ``(hi, lo, recs)`` per card bucket, sorted by
+        key: what a commit compares each bucket's entries with, to write only those the
+        run changed."""
+        loaded = self._loaded
+        if loaded is None:
+            raise StateError(f"{self.folder}: no state loaded")  # a bug, not data
+        bucket = segments.bucket_of(loaded.recs["card_hi"], self.buckets)
+        return [(loaded.hi[mine], loaded.lo[mine], loaded.recs[mine])
+                for mine in (bucket == b for b in range(self.buckets))]
+
     def strings_for_commit(self) -> Strings:
         """The string table the next commit numbers rule and waiver ids by (ids met for
         the first time are added at the end, in the order they are met)."""
@@ -501,11 +512,21 @@ class StateStore:
                 del parts, index_pieces
                 runs = segments.bucket_runs(hi, lo, recs, buckets)
                 del hi, lo, recs
-        loaded_bucket = segments.bucket_of(loaded.recs["card_hi"], buckets)
-        for b, (hi, lo, recs) in enumerate(runs):
-            hi, lo, recs = _changed(loaded, loaded_bucket == b, hi, lo, recs)
+        loaded_runs = self.loaded_runs()
+        for b, run in enumerate(runs):
+            if isinstance(run, segments.Written):  # written by a partitioned run's task
+                if run.entry is not None:
+                    if (run.entry["generation"], run.entry["bucket"]) != (gen, b):
+                        raise StateError(f"{self.folder}: a segment written for generation "
+                                         f"{run.entry['generation']}, bucket "
+                                         f"{run.entry['bucket']}, offered as {gen}, {b}")
+                    name = run.entry["name"]
+                    durable.move(run.path, self.folder / name, f"state:segment:b{b:02d}")
+                    files[name] = {"kind": "segment", **run.entry}
+                continue
+            hi, lo, recs = segments.changed_only(loaded_runs[b], *run)
             if len(hi):
-                name = f"seg.{gen:06d}.b{b:02d}.bin"
+                name = segments.segment_name(gen, b)
                 entry = segments.write_segment(self.folder / name, b, gen, hi, lo, recs,
                                                f"state:segment:b{b:02d}")
                 files[name] = {"kind": "segment", **entry}
@@ -658,21 +679,6 @@ class StateStore:
             lines.append(f"    {month // 100}-{month % 100:02d}  {count:,}")
         lines.append(f"  ledger      {m['counts'].get('ledger', 0)} committed input files")
         return "\n".join(lines)
-
-
-def _changed(loaded: _Loaded, mine: np.ndarray, hi, lo, recs):
-    """``(hi, lo, recs)`` (a bucket's entries, sorted by key) without those the run left as
-    the state holds them (``loaded`` entries of the bucket: ``mine``)."""
-    if not (len(hi) and mine.any()):
-        return hi, lo, recs
-    l_hi, l_lo, l_recs = loaded.hi[mine], loaded.lo[mine], loaded.recs[mine]
-    at = np.empty(len(hi), np.int64)
-    q_at = np.empty(len(hi), np.int64)
-    k = _probe.merge_match(l_hi, l_lo, hi, lo, at, q_at)
-    same = segments.same_rows(np.take(l_recs, at[:k]), np.take(recs, q_at[:k]))
-    keep = np.ones(len(hi), bool)
-    keep[q_at[:k][same]] = False
-    return hi[keep], lo[keep], recs[keep]
 
 
 class _FromMonth:
