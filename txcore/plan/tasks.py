@@ -212,15 +212,17 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
             ids[name].append(getattr(enc, name)[cand])
         ids["day"].append(day[cand])
         ids["flags"].append(flags[cand])
+        # one gather per array: the candidates ordered by bucket (stably), then sliced
         bucket = bucket_of(ids["card_hi"][-1], job.buckets)
+        at = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[at], np.arange(job.buckets + 1))
+        rows_b = cand[at]
+        gathered = {"cand": at + candidates,
+                    **{name: getattr(enc, name)[rows_b] for name in ROW_ARRAYS},
+                    **{name: getattr(enc, name)[:, rows_b] for name in ZONE_ARRAYS}}
         for b in range(job.buckets):
-            at = np.flatnonzero(bucket == b)
-            rows_b = cand[at]
-            mine[b]["cand"].append(at + candidates)
-            for name in ROW_ARRAYS:
-                mine[b][name].append(getattr(enc, name)[rows_b])
-            for name in ZONE_ARRAYS:
-                mine[b][name].append(getattr(enc, name)[:, rows_b])
+            for name, values in gathered.items():
+                mine[b][name].append(values[..., bounds[b]:bounds[b + 1]])
         rows += enc.n
         slow += enc.slow_rows
         candidates += len(cand)
@@ -265,10 +267,12 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
         if cand is None:  # a chunk without rows
             continue
         taken = settled["reason"][cand] == 0
-        parts.append({k: (v[..., taken] if isinstance(v, np.ndarray) else v)
-                      for k, v in rows.items()})
-        now.append(settled["now"][cand][taken])
-        owners.append((c, cand[taken]))
+        if not taken.all():  # the id pass turned some away
+            rows = {k: (v[..., taken] if isinstance(v, np.ndarray) else v)
+                    for k, v in rows.items()}
+        parts.append(rows)
+        now.append(settled["now"][rows["cand"]])
+        owners.append((c, rows["cand"]))
     n = sum(len(p["cand"]) for p in parts)
     nz = len(engine.flat.zone_names)
     names = list(ROW_ARRAYS)
