@@ -11,6 +11,10 @@ it and deleted after it.  Scale with environment variables (defaults in brackets
     TXCORE_BENCH_RATE [0.83]     transactions per card per day (8.3 gives ~1 M rows a day)
     TXCORE_BENCH_RETENTION [5]   retention days (txcore's default is 45)
     TXCORE_BENCH_PEER [1]        0: txcore only
+    TXCORE_BENCH_WORKERS [1]     ``--workers`` of each run; a list ("1,2") runs each day
+                                 once per value, each on its own copy of the state, side
+                                 by side (the first value's run is the row's; the others
+                                 add ``seconds_w<N>`` and ``peak_rss_mb_w<N>``)
     TXCORE_BENCH_LOG             also append each day's JSON line to this file
     TXCORE_BENCH_PREFILL [0]     K > 0: the first K days are not run but written directly:
                                  K days x TXCORE_BENCH_PREFILL_ROWS [1000000] random txn
@@ -36,6 +40,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +75,11 @@ _, status, usage = os.wait4(pid, 0)
 print(json.dumps([time.perf_counter() - started, usage.ru_maxrss * 1024,
                   os.waitstatus_to_exitcode(status)]))
 """
+
+
+def _state_of(state: Path, workers: int) -> Path:
+    """The state folder of the side-by-side runs with ``--workers WORKERS``."""
+    return state.with_name(f"{state.name}-w{workers}")
 
 
 def _timed(cmd) -> tuple[float, int]:
@@ -177,6 +187,7 @@ def test_daily_runs(benchmark, tmp_path):
                              rate=_env("TXCORE_BENCH_RATE", "0.83", float))
     cards, merchants = next(fixtures), next(fixtures)
     state, db = tmp_path / "state", tmp_path / "peer.duckdb"
+    workers = [int(w) for w in os.environ.get("TXCORE_BENCH_WORKERS", "1").split(",")]
     log = []
 
     def all_days():
@@ -187,6 +198,8 @@ def test_daily_runs(benchmark, tmp_path):
                     keep=True)
             _prefill(state, db, start, prefill,
                      _env("TXCORE_BENCH_PREFILL_ROWS", 1_000_000))
+            for w in workers[1:]:
+                shutil.copytree(state, _state_of(state, w))
             days_ = itertools.chain([first], fixtures)
         for i, day in enumerate(days_):
             one_day(day, prefill + i + 1, state, db)
@@ -196,11 +209,21 @@ def test_daily_runs(benchmark, tmp_path):
         before_files = _files(state) if state.exists() else {}
         before = json.loads((state / "CURRENT").read_text()) if before_files else {}
         _remember_counters(state, before)
-        seconds, rss = _timed([
-            sys.executable, "-m", "txcore", "run", "--rules", str(REPO / "rules"),
-            "--cards", str(cards), "--merchants", str(merchants), "-o", str(out),
-            "--state", str(state), "--retention-days", str(retention), "--no-progress",
-            str(day)])
+        def txcore_run(w, state):
+            return _timed([
+                sys.executable, "-m", "txcore", "run", "--rules", str(REPO / "rules"),
+                "--cards", str(cards), "--merchants", str(merchants), "-o", str(out),
+                "--state", str(state), "--retention-days", str(retention), "--no-progress",
+                "--workers", str(w), str(day)])
+
+        side = {}
+        for w in workers[1:]:  # the same day on the same state, with other --workers
+            side[f"seconds_w{w}"], rss_w = txcore_run(w, _state_of(state, w))
+            side[f"seconds_w{w}"] = round(side[f"seconds_w{w}"], 2)
+            side[f"peak_rss_mb_w{w}"] = round(rss_w / 2**20)
+            for p in out.iterdir():
+                p.unlink()
+        seconds, rss = txcore_run(workers[0], state)
         after = json.loads((state / "CURRENT").read_text())
         files = _files(state)
         written = sum(size for name, size in files.items()
@@ -218,7 +241,7 @@ def test_daily_runs(benchmark, tmp_path):
                "state_bytes": sum(files.values()),
                "live_records": after["counts"]["index_records"],
                "segments": after["counts"]["segments"],
-               "counters": after["counts"]["counters"]}
+               "counters": after["counts"]["counters"], "workers": workers[0], **side}
         for p in out.iterdir():
             p.unlink()
         if peer:
