@@ -254,3 +254,22 @@ def test_an_input_without_row_groups_between_two_days(tmp_path):
     assert [i["file"] for i in two[2]["inputs"]] == [f.name for f in files]
     assert two[2]["inputs"][1]["rows"] == 0
     assert_same_run(one, two)
+
+
+def test_rule_ids_new_to_the_state_are_committed_by_a_planned_run(tmp_path):
+    """A state whose strings file lacks some of the book's rule ids (the reference
+    engine numbers only the ids its entries use; a new rule-set version brings new
+    ids): the plan numbers the book's ids before its commit, and the commit must still
+    write them, or the next run cannot read the segments that use them."""
+    days = sorted(FIXTURES.glob("txns-*.parquet"))
+    cards = FIXTURES / "cards.csv"
+    first = price_with(tmp_path, "first", days[:1], None, "local", 1, 8192, cards,
+                       "python")[1]
+    one = price_with(tmp_path, "one", days[1:2], first, "local", 1, 8192, cards)
+    plan = price_with(tmp_path, "plan", days[1:2], first, InProcess(), 1, 8192, cards)
+    assert "stage_seconds" in plan[2]
+    assert_same_run(one, plan)
+    after_one = price_with(tmp_path, "after-one", days[2:3], one[1], "local", 1, 8192, cards)
+    after_plan = price_with(tmp_path, "after-plan", days[2:3], plan[1], "local", 1, 8192,
+                            cards)
+    assert_same_run(after_one, after_plan)

@@ -189,12 +189,13 @@ class Query:
 class _Loaded:
     """What :meth:`StateStore.load` read, so a commit writes only what changed."""
 
-    strings: Strings
+    strings: Strings  # the state's string table, to which a run adds the ids it meets
     hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     recs: np.ndarray = field(default_factory=lambda: np.zeros(0, segments.REC))
     months: set | None = None  # counter months read (None: all)
     counters: dict = field(default_factory=dict)  # (bucket, month) -> CREC rows, sorted
+    stored_strings: int = 0  # how many strings the committed strings file holds
 
 
 class StateStore:
@@ -370,7 +371,7 @@ class StateStore:
             return self._load_format3(state)
         self._check_sizes()
         strings = self._strings()
-        loaded = _Loaded(strings)
+        loaded = _Loaded(strings, stored_strings=len(strings.values))
         seg_files = self.files_of("segment")
         if query is None:
             parts = [(segments.read_segment(self.folder, f), f["generation"]) for f in seg_files]
@@ -488,7 +489,6 @@ class StateStore:
             self._loaded = _Loaded(Strings(), months=set())
         loaded, gen, buckets = self._loaded, self.manifest["generation"] + 1, self.buckets
         strings = loaded.strings
-        n_strings = len(strings.values)
         upgrade = self.manifest["format"] == OLD_FORMAT
         carried = {} if upgrade else {k: v for k, v in self.manifest["files"].items()
                                       if v.get("kind") in ("segment", "counters")}
@@ -569,7 +569,10 @@ class StateStore:
         data = (json.dumps(state.ledger, indent=1, sort_keys=True) + "\n").encode()
         durable.write_bytes(self.folder / name, data, "state:ledger")
         files["ledger"] = {"name": name, "sha256": _sha256(data), "size": len(data)}
-        if len(strings.values) != n_strings or upgrade or "strings" not in self.manifest["files"]:
+        # strings the run added — while pricing (a partitioned run numbers the book's ids
+        # before its tasks run) or in this commit — are in a new strings file
+        if len(strings.values) != loaded.stored_strings or upgrade \
+                or "strings" not in self.manifest["files"]:
             name = f"strings.{gen:06d}.json"
             data = (json.dumps(strings.values, ensure_ascii=False) + "\n").encode()
             durable.write_bytes(self.folder / name, data, "state:strings")
