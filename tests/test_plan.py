@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -191,20 +192,25 @@ def test_the_numba_kernel_in_the_plan(tmp_path):
     """The numba backend's kernel in two worker processes (each compiles it once)."""
     days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
     one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv")
-    two = price_with(tmp_path, "numba", days, None, "local", 2, 8192, FIXTURES / "cards.csv",
-                     "numba")
+    two = price_with(tmp_path, "numba", days, None, "processes", 2, 8192,
+                     FIXTURES / "cards.csv", "numba")
     assert two[2]["backend"] == "numba"
     assert_same_run(one, two)
 
 
 def test_the_bundled_days_with_two_and_three_workers(tmp_path):
-    """The CLI's own path (``--workers N`` starts its processes) on the five demo days."""
+    """The run's own path (``--workers N`` starts its processes) on the five demo days,
+    and ``--engine local`` choosing: threads for two workers, the plan for three."""
     days = sorted(FIXTURES.glob("txns-*.parquet"))
-    runs = [price_with(tmp_path, f"w{n}", days, None, "local", n, 4096, FIXTURES / "cards.csv")
-            for n in (1, 2, 3)]
+    runs = [price_with(tmp_path, f"{engine}{n}", days, None, engine, n, 4096,
+                       FIXTURES / "cards.csv")
+            for engine, n in (("local", 1), ("processes", 2), ("processes", 3),
+                              ("threads", 2), ("local", 2), ("local", 3))]
     assert runs[0][2]["rows"]["input"] > 50_000
     for other in runs[1:]:
         assert_same_run(runs[0], other)
+    planned = ["stage_seconds" in summary for _, _, summary in runs]
+    assert planned == [False, True, True, False, False, True]
 
 
 # -- the id pass: compiled and its twin ------------------------------------------------------
@@ -273,3 +279,16 @@ def test_rule_ids_new_to_the_state_are_committed_by_a_planned_run(tmp_path):
     after_plan = price_with(tmp_path, "after-plan", days[2:3], plan[1], "local", 1, 8192,
                             cards)
     assert_same_run(after_one, after_plan)
+
+
+def test_engine_choices_the_run_cannot_take_are_refused(tmp_path):
+    """``--engine processes`` on an input the plan does not read (CSV) and ``--scheduler``
+    without ``--engine dask`` stop before anything is read (exit 2)."""
+    day = sorted(FIXTURES.glob("txns-*.parquet"))[0]
+    csv_day = tmp_path / "day.csv"
+    pa.csv.write_csv(pq.read_table(day).slice(0, 100), csv_day)
+    refused = cli(tmp_path, "csv", [csv_day], "--engine", "processes", "--workers", "2")
+    assert refused.returncode == 2 and "--engine processes prices Parquet" in refused.stderr
+    threads = cli(tmp_path, "sched", [day], "--engine", "threads", "--scheduler", "tcp://x:1")
+    assert threads.returncode == 2 and "--scheduler needs --engine dask" in threads.stderr
+    assert not (tmp_path / "csv" / "out").exists() or not any((tmp_path / "csv" / "out").iterdir())

@@ -103,7 +103,7 @@ def test_a_compact_states_records_equal_its_tables_records():
     table = S.index_table(hi, lo, recs, strings)
     empty = S.counters_table(np.zeros(0, np.int64), np.zeros(0, S.CREC), strings)
     compact = CompactState.from_tables(empty, table, None, 45, load_kernel("cython"))
-    got = list(S.compact_runs(compact, Strings(strings.values), 3))
+    got = [make() for make in S.compact_runs(compact, Strings(strings.values), 3)]
     want = S.bucket_runs(*S.index_records(compact.to_tables()[1], Strings(strings.values)), 3)
     for (g_hi, g_lo, g_recs), (w_hi, w_lo, w_recs) in zip(got, want, strict=True):
         assert (g_hi == w_hi).all() and (g_lo == w_lo).all()

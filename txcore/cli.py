@@ -20,6 +20,7 @@ from txcore.engine import BACKENDS, DEFAULT_BACKEND
 from txcore.errors import TxcoreError
 from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from txcore.pipeline import MAX_WORKERS
+from txcore.plan.executors import ENGINES
 from txcore.bounds import check_int
 from txcore.state.memory import (DEFAULT_RETENTION_DAYS, RETENTION_DAYS_RANGE,
                                  check_retention_days)
@@ -89,12 +90,14 @@ def _common_pricing_args(p):
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
                    help=f"pricing backend (default {DEFAULT_BACKEND}; python is the reference)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
-                   help="worker processes: N >= 2 prices Parquet inputs by the partitioned "
-                        "plan on N processes (other inputs: N threads side by side); "
+                   help="workers: N >= 2 prices on N processes or threads (see --engine); "
                         "default 1; the output is the same")
-    p.add_argument("--engine", default="local", choices=("local", "dask"),
-                   help="where the workers run: local processes (default) or Dask "
-                        "(a LocalCluster of --workers processes, or --scheduler)")
+    p.add_argument("--engine", default="local", choices=ENGINES,
+                   help="where the workers run: processes (the partitioned plan, Parquet "
+                        "inputs), threads (one process, its stages side by side), local "
+                        "(default: processes where at least 3 are kept busy, else "
+                        "threads) or dask (a LocalCluster of --workers processes, or "
+                        "--scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --engine dask: the scheduler of an existing Dask cluster "
                         "(e.g. tcp://10.0.0.5:8786)")

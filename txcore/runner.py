@@ -35,10 +35,9 @@ from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_d
 from txcore.state.store import Staging, StateStore
 from txcore.io.writer import OUTPUT_FORMATS, BatchWriter
 from txcore.plan import partitioned
-from txcore.plan.executors import make_executor
+from txcore.plan.executors import ENGINES, make_executor
 
 #: Where a run's tasks run: this machine's processes, or a Dask cluster (docs/parallel.md).
-ENGINES = ("local", "dask")
 
 
 def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="parquet",
@@ -59,11 +58,13 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
     (a date or ``"YYYY-MM-DD"``): rows dated more than a day after it are rejected bad_ts;
     default the latest date in the input names, else today (docs/business-date.md).
     ``institutions`` and ``iso_spec`` are for ``.iso8583`` inputs (docs/iso8583.md).
-    ``engine``: ``"local"`` — with ``workers`` > 1, Parquet inputs are priced by the
-    partitioned plan on that many worker processes (docs/parallel.md), others on threads;
-    ``"dask"`` — the plan on a Dask ``LocalCluster`` of ``workers`` processes, or on the
-    cluster at ``scheduler``; or an executor of :mod:`txcore.plan.executors`, left open.
-    The output is the same whichever runs it.
+    ``engine``: ``"processes"`` — with ``workers`` > 1, Parquet inputs are priced by the
+    partitioned plan on that many worker processes (docs/parallel.md); ``"threads"`` —
+    one process, its stages on ``workers`` threads; ``"local"`` (default) — processes
+    where the plan keeps at least ``partitioned.LOCAL_PLAN_FROM`` of them busy, else
+    threads; ``"dask"`` — the plan on a Dask ``LocalCluster`` of ``workers`` processes, or
+    on the cluster at ``scheduler``; or an executor of :mod:`txcore.plan.executors`, left
+    open.  The output is the same whichever runs it.
     """
     started = time.perf_counter()
     _check_options(files, fmt, batch_size, workers, retention_days)
@@ -142,16 +143,24 @@ def _plan_executor(stack, sources, backend, engine, workers, scheduler):
         return engine
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
-    if engine == "local" and (workers == 1 or not partitioned.plannable(sources, backend)):
-        if scheduler:
-            raise UsageError("--scheduler needs --engine dask")
+    if engine != "dask" and scheduler:
+        raise UsageError("--scheduler needs --engine dask")
+    plannable = partitioned.plannable(sources, backend)
+    if engine in ("dask", "processes") and not plannable:
+        raise UsageError(f"--engine {engine} prices Parquet inputs with the cython or numba "
+                         f"backend (docs/parallel.md)")
+    if engine == "dask":
+        return _closed_with(stack, make_executor(engine, workers, scheduler))
+    if workers == 1 or engine == "threads" or not plannable:
         return None
-    if engine == "dask" and not partitioned.plannable(sources, backend):
-        raise UsageError("--engine dask prices Parquet inputs with the cython or numba "
-                         "backend (docs/parallel.md)")
-    if engine == "local":  # no more processes than chunks to read (but two to price)
-        workers = min(workers, max(2, sum(len(s.parquet_windows()) for s in sources)))
-    executor = make_executor(engine, workers, scheduler)
+    chunks = sum(len(s.parquet_windows()) for s in sources)
+    if engine == "local" and min(workers, chunks) < partitioned.LOCAL_PLAN_FROM:
+        return None  # the threads of one process are faster here (docs/parallel.md)
+    # no more processes than chunks to read (but two, to price the card buckets)
+    return _closed_with(stack, make_executor("local", min(workers, max(2, chunks))))
+
+
+def _closed_with(stack, executor):
     stack.callback(executor.close)
     return executor
 

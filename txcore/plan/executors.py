@@ -23,6 +23,12 @@ from concurrent.futures.process import BrokenProcessPool
 from txcore.errors import TxcoreError
 
 
+#: ``--engine``: ``processes`` (the plan on local worker processes), ``threads`` (one
+#: process, its stages on threads), ``local`` (whichever of the two is faster for the
+#: run: ``txcore.runner``) or ``dask``.
+ENGINES = ("local", "processes", "threads", "dask")
+
+
 class WorkerLost(TxcoreError):
     """A worker died during the run: nothing was committed (exit 4)."""
 
@@ -133,8 +139,8 @@ class DaskCluster:
 
 
 def make_executor(engine: str, workers: int, scheduler: str | None = None):
-    """The executor of ``--engine`` (``local`` or ``dask``) with ``--workers`` and
-    ``--scheduler``."""
+    """The executor of the plan on ``local`` processes or on ``dask``, with ``--workers``
+    and ``--scheduler``."""
     if engine == "dask":
         return DaskCluster(workers, scheduler)
     if scheduler:

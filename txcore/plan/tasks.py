@@ -300,8 +300,8 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
     if state_strings is not None:
         strings = Strings(state_strings)
         # the index entries within the run's window (wider than this bucket's own)
-        hi, lo, recs = next(compact_runs(engine.compact, strings, 1,
-                                         None if final == L.NO_LATEST else final))
+        hi, lo, recs = compact_runs(engine.compact, strings, 1,
+                                    None if final == L.NO_LATEST else final)[0]()
         if len(strings.values) != len(state_strings):  # every id is the book's or the state's
             raise PlanError(f"card bucket {bucket}: rule ids the client did not number: "
                             f"{strings.values[len(state_strings):]}")

@@ -29,6 +29,7 @@ list, append-only), so a code means the same string in every file of the state.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -107,10 +108,12 @@ def index_records(index: pa.Table, strings: Strings):
 
 
 def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = None):
-    """``(hi, lo, recs)`` of each card bucket of a compact state's index entries within
-    the window of ``latest`` (a day number; default the state's own), sorted by key —
-    what :func:`bucket_runs` of its tables' records gives, straight from its arrays and
-    one bucket at a time (a generator: one bucket's records in memory at once)."""
+    """Each card bucket's ``(hi, lo, recs)`` of a compact state's index entries within the
+    window of ``latest`` (a day number; default the state's own), sorted by key — what
+    :func:`bucket_runs` of its tables' records gives, straight from its arrays.  A list
+    of functions, one per bucket, that make them when called: one bucket's records in
+    memory at a time, or a few made side by side on threads (the compiled steps release
+    the GIL)."""
     n = int(compact.scalars[L.N_ENTRIES])
     entries = compact.entries[:n]
     bucket = np.empty(n, np.int32)
@@ -121,13 +124,15 @@ def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = N
     del bucket
     # the compact state's string codes -> the state folder's (a code per distinct string)
     lookup = np.array([strings.code(v) for v in compact.strings.values], np.int32)
-    for b in range(buckets):
-        at = order[bounds[b]:bounds[b + 1]]
+
+    def records(at):
         hi, lo = np.empty(len(at), np.uint64), np.empty(len(at), np.uint64)
         recs = np.empty(len(at), REC)
         _records.entry_records(entries, compact.cards, compact.effects, lookup, at, hi, lo,
                                recs.view(np.uint8))
-        yield hi, lo, recs
+        return hi, lo, recs
+
+    return [functools.partial(records, order[bounds[b]:bounds[b + 1]]) for b in range(buckets)]
 
 
 def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray | None = None,

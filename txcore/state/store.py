@@ -46,14 +46,13 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from txcore import durable
 from txcore._fast import compiled_or_twin
@@ -479,7 +478,8 @@ class StateStore:
                workers: int = 1):
         """Write generation N+1 — one segment per bucket with the run's new and changed
         index entries, the counter files that changed, ledger (and strings if new ones
-        came) — and swap the manifest; drop expired segments; publish ``staging``."""
+        came) — and swap the manifest; drop expired segments; publish ``staging``.  With
+        ``workers`` > 1, that many segments are made and written at a time, on threads."""
         if self.fresh:  # first write CURRENT for generation 0, so a CURRENT lost later is
             self._swap_manifest(self.manifest, "init")  # detectable, not an empty state
             self.fresh = False
@@ -513,25 +513,35 @@ class StateStore:
                 runs = segments.bucket_runs(hi, lo, recs, buckets)
                 del hi, lo, recs
         loaded_runs = self.loaded_runs()
-        for b, run in enumerate(runs):
+
+        def segment(b: int, run) -> tuple[str, dict] | None:
+            """Bucket ``b``'s segment: written here, or moved in as a task wrote it."""
             if isinstance(run, segments.Written):  # written by a partitioned run's task
-                if run.entry is not None:
-                    if (run.entry["generation"], run.entry["bucket"]) != (gen, b):
-                        raise StateError(f"{self.folder}: a segment written for generation "
-                                         f"{run.entry['generation']}, bucket "
-                                         f"{run.entry['bucket']}, offered as {gen}, {b}")
-                    name = run.entry["name"]
-                    durable.move(run.path, self.folder / name, f"state:segment:b{b:02d}")
-                    files[name] = {"kind": "segment", **run.entry}
-                continue
-            hi, lo, recs = segments.changed_only(loaded_runs[b], *run)
-            if len(hi):
-                name = segments.segment_name(gen, b)
-                entry = segments.write_segment(self.folder / name, b, gen, hi, lo, recs,
-                                               f"state:segment:b{b:02d}")
-                files[name] = {"kind": "segment", **entry}
-            del hi, lo, recs
-        del runs
+                if run.entry is None:
+                    return None
+                if (run.entry["generation"], run.entry["bucket"]) != (gen, b):
+                    raise StateError(f"{self.folder}: a segment written for generation "
+                                     f"{run.entry['generation']}, bucket "
+                                     f"{run.entry['bucket']}, offered as {gen}, {b}")
+                durable.move(run.path, self.folder / run.entry["name"],
+                             f"state:segment:b{b:02d}")
+                return run.entry["name"], run.entry
+            hi, lo, recs = segments.changed_only(loaded_runs[b],
+                                                 *(run() if callable(run) else run))
+            if not len(hi):
+                return None
+            name = segments.segment_name(gen, b)
+            return name, segments.write_segment(self.folder / name, b, gen, hi, lo, recs,
+                                                f"state:segment:b{b:02d}")
+
+        if workers > 1 and len(runs) > 1:
+            with ThreadPoolExecutor(min(workers, len(runs))) as pool:
+                made = list(pool.map(segment, range(len(runs)), runs))
+        else:
+            made = [segment(b, run) for b, run in enumerate(runs)]
+        for name, entry in filter(None, made):
+            files[name] = {"kind": "segment", **entry}
+        del runs, made
 
         # counters: each (bucket, month) file whose rows changed, rewritten whole
         months, crecs = segments.counter_records(counters, strings)
