@@ -64,7 +64,7 @@ def contender(name, threads, month, out) -> tuple[float, int, float]:
 
 CONTENDERS = [(name, threads) for threads in (1, 2)
               for name in ("floor", "floor_io", "duckdb", "polars", "txcore", "replay")] \
-    + [("dask", 2)]
+    + [("processes", 2), ("dask", 2)]
 
 
 @pytest.mark.parametrize("name,threads", CONTENDERS, ids=[f"{n}-{t}" for n, t in CONTENDERS])
@@ -139,6 +139,10 @@ def test_zz_table():
                ("txcore --workers 2 vs the 2-thread floor", ("floor", 2), ("txcore", 2)),
                ("txcore (1 core) vs Polars", ("polars", 1), ("txcore", 1)),
                ("txcore (1 core) vs DuckDB", ("duckdb", 1), ("txcore", 1)),
+               ("--engine processes --workers 2 vs one worker", ("txcore", 1),
+                ("processes", 2)),
+               ("--engine processes --workers 2 vs Dask 2 workers", ("dask", 2),
+                ("processes", 2)),
                ("--workers 2 vs Dask 2 workers", ("dask", 2), ("txcore", 2))]
     for label, slow, fast in targets:  # > 1: the second is faster
         if slow in RESULTS and fast in RESULTS:

@@ -121,3 +121,26 @@ def test_entry_buckets_and_records_agree_with_their_twin(n, n_cards, n_effects, 
     recs = g_recs.view(L.REC)
     reversal = (recs["flags"] & L.F_REVERSAL) != 0
     assert (recs["fee_rule"][reversal] == -1).all() and (recs["discount"][reversal] == 0).all()
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda p: st.tuples(
+    st.just(p), st.lists(st.tuples(words, words, st.integers(-1, p)), max_size=120))))
+def test_bucket_positions_then_sort_positions_agree_with_their_twin(case):
+    """The two steps :func:`compact_runs` takes apart (so buckets sort side by side)."""
+    buckets, rows = case
+    hi, lo, bucket = _arrays(rows)
+    results = []
+    for module in (records_c, records_py):
+        grouped, bounds = np.empty(len(hi), np.int64), np.empty(buckets + 1, np.int64)
+        m = module.bucket_positions(bucket, buckets, grouped, bounds)
+        parts = []
+        for b in range(buckets):
+            src = grouped[bounds[b]:bounds[b + 1]]
+            assert (bucket[src] == b).all() and (np.diff(src) > 0).all()
+            dst = np.empty(len(src), np.int64)
+            module.sort_positions(hi, lo, src, dst)
+            parts.append(dst.tolist())
+        results.append((m, bounds.tolist(), parts))
+    assert results[0] == results[1]

@@ -8,8 +8,9 @@ gathers and two argsorts):
 * :func:`entry_buckets` — the bucket of each entry of a compact state (its card's
   keyed digest mod P), or -1 for an entry outside the window;
 * :func:`key_order` — the positions sorted by bucket, then by ``(hi, lo)``, then by
-  position: a counting sort by bucket, then within a bucket a distribution on the top
-  bits of ``hi`` (txn digests are keyed SipHash: uniform, ~2 keys per bin) and an
+  position: a counting sort by bucket (:func:`bucket_positions`), then within a bucket
+  (:func:`sort_positions`, one bucket at a time, so buckets can be sorted side by
+  side) a distribution on the top bits of ``hi`` (txn digests are keyed SipHash: uniform, ~2 keys per bin) and an
   insertion sort of each bin (a heapsort if a bin is large, so no input is quadratic);
 * :func:`entry_records` — the records of positions in that order.
 
@@ -18,6 +19,8 @@ Pure-Python twin: ``records_py.py``; ``tests/test_records.py`` checks the two ag
 from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
+
+import numpy as np
 
 from txcore._fast.kernel cimport CARD, EFFECT, ENTRY
 
@@ -148,18 +151,15 @@ cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src
     return 0
 
 
-def key_order(const uint64_t[::1] hi, const uint64_t[::1] lo, const int32_t[::1] bucket,
-              int64_t buckets, int64_t[::1] order, int64_t[::1] bounds):
+def bucket_positions(const int32_t[::1] bucket, int64_t buckets, int64_t[::1] order,
+                     int64_t[::1] bounds):
     """Fill ``order[:m]`` with the positions whose ``bucket`` is in ``[0, buckets)``,
-    sorted by bucket, then ``(hi, lo)``, then position, and ``bounds[b]:bounds[b + 1]``
-    with bucket ``b``'s part of it; ``m`` is ``bounds[buckets]``."""
-    cdef Py_ssize_t i, n = hi.shape[0]
-    cdef int64_t b, m
-    cdef int64_t* tmp
-    cdef int failed = 0
-    if lo.shape[0] != n or bucket.shape[0] != n or order.shape[0] < n \
-            or bounds.shape[0] != buckets + 1:
-        raise ValueError("key_order: arrays of different lengths")
+    grouped by bucket (in position order within one: a counting sort), and
+    ``bounds[b]:bounds[b + 1]`` with bucket ``b``'s part; ``m`` is ``bounds[buckets]``."""
+    cdef Py_ssize_t i, n = bucket.shape[0]
+    cdef int64_t b
+    if order.shape[0] < n or bounds.shape[0] != buckets + 1:
+        raise ValueError("bucket_positions: arrays of different lengths")
     with nogil:
         for b in range(buckets + 1):
             bounds[b] = 0
@@ -168,27 +168,43 @@ def key_order(const uint64_t[::1] hi, const uint64_t[::1] lo, const int32_t[::1]
                 bounds[bucket[i] + 1] += 1
         for b in range(buckets):
             bounds[b + 1] += bounds[b]
-        m = bounds[buckets]
-        tmp = <int64_t*>malloc((m + 1) * sizeof(int64_t))
-        if tmp == NULL:
-            failed = 1
-        else:
-            for i in range(n):  # counting sort by bucket (stable): into tmp
-                if 0 <= bucket[i] < buckets:
-                    tmp[bounds[bucket[i]]] = i
-                    bounds[bucket[i]] += 1
-            for b in range(buckets - 1, 0, -1):  # back to the starts
-                bounds[b] = bounds[b - 1]
-            bounds[0] = 0
-            for b in range(buckets):
-                if _sort_bucket(&hi[0] if n else NULL, &lo[0] if n else NULL,
-                                tmp + bounds[b], &order[0] + bounds[b] if n else NULL,
-                                bounds[b + 1] - bounds[b]) != 0:
-                    failed = 1
-                    break
-            free(tmp)
+        for i in range(n):  # each bucket's running end: bounds[b] moves up to bounds[b + 1]
+            if 0 <= bucket[i] < buckets:
+                order[bounds[bucket[i]]] = i
+                bounds[bucket[i]] += 1
+        for b in range(buckets - 1, 0, -1):  # back to the starts
+            bounds[b] = bounds[b - 1]
+        bounds[0] = 0
+    return bounds[buckets]
+
+
+def sort_positions(const uint64_t[::1] hi, const uint64_t[::1] lo, const int64_t[::1] src,
+                   int64_t[::1] dst):
+    """``dst``: the positions ``src`` sorted by ``(hi, lo)``, then by position."""
+    cdef Py_ssize_t n = src.shape[0]
+    cdef int failed = 0
+    if dst.shape[0] != n or lo.shape[0] != hi.shape[0]:
+        raise ValueError("sort_positions: arrays of different lengths")
+    if n == 0:
+        return
+    with nogil:
+        failed = _sort_bucket(&hi[0], &lo[0], &src[0], &dst[0], n)
     if failed:
-        raise MemoryError("key_order")
+        raise MemoryError("sort_positions")
+
+
+def key_order(const uint64_t[::1] hi, const uint64_t[::1] lo, const int32_t[::1] bucket,
+              int64_t buckets, int64_t[::1] order, int64_t[::1] bounds):
+    """Fill ``order[:m]`` with the positions whose ``bucket`` is in ``[0, buckets)``,
+    sorted by bucket, then ``(hi, lo)``, then position, and ``bounds[b]:bounds[b + 1]``
+    with bucket ``b``'s part of it; ``m`` is ``bounds[buckets]``."""
+    cdef int64_t b
+    if lo.shape[0] != hi.shape[0] or bucket.shape[0] != hi.shape[0]:
+        raise ValueError("key_order: arrays of different lengths")
+    grouped = np.empty(hi.shape[0], np.int64)
+    m = bucket_positions(bucket, buckets, grouped, bounds)
+    for b in range(buckets):
+        sort_positions(hi, lo, grouped[bounds[b]:bounds[b + 1]], order[bounds[b]:bounds[b + 1]])
     return m
 
 

@@ -24,14 +24,29 @@ def entry_buckets(entries, cards, latest, retention, buckets, out):
     out[:] = b
 
 
-def key_order(hi, lo, bucket, buckets, order, bounds):
+def bucket_positions(bucket, buckets, order, bounds):
     """See ``records.pyx``."""
     kept = np.flatnonzero((bucket >= 0) & (bucket < buckets))
-    # lexsort: the last key first; it is stable, so equal keys stay in position order
-    sorted_ = kept[np.lexsort((lo[kept], hi[kept], bucket[kept]))]
-    order[:len(sorted_)] = sorted_
-    bounds[:] = np.searchsorted(bucket[sorted_], np.arange(buckets + 1))
-    return len(sorted_)
+    grouped = kept[np.argsort(bucket[kept], kind="stable")]
+    order[:len(grouped)] = grouped
+    bounds[:] = np.searchsorted(bucket[grouped], np.arange(buckets + 1))
+    return len(grouped)
+
+
+def sort_positions(hi, lo, src, dst):
+    """See ``records.pyx``."""
+    src = np.asarray(src)
+    # lexsort: the last key first; stable, so equal keys stay in position order
+    dst[:] = src[np.lexsort((src, lo[src], hi[src]))]
+
+
+def key_order(hi, lo, bucket, buckets, order, bounds):
+    """See ``records.pyx``."""
+    grouped = np.empty(len(hi), np.int64)
+    m = bucket_positions(bucket, buckets, grouped, bounds)
+    for b in range(buckets):
+        sort_positions(hi, lo, grouped[bounds[b]:bounds[b + 1]], order[bounds[b]:bounds[b + 1]])
+    return m
 
 
 def entry_records(entries, cards, effects, lookup, order, hi, lo, recs):

@@ -120,19 +120,25 @@ def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = N
     _records.entry_buckets(entries, compact.cards,
                            compact.scalars[L.LATEST] if latest is None else latest,
                            compact.retention_days, buckets, bucket)
-    order, bounds = key_order(entries["key_hi"], entries["key_lo"], bucket, buckets)
+    grouped, bounds = np.empty(n, np.int64), np.empty(buckets + 1, np.int64)
+    _records.bucket_positions(bucket, buckets, grouped, bounds)
     del bucket
+    hi_all = np.ascontiguousarray(entries["key_hi"])
+    lo_all = np.ascontiguousarray(entries["key_lo"])
     # the compact state's string codes -> the state folder's (a code per distinct string)
     lookup = np.array([strings.code(v) for v in compact.strings.values], np.int32)
 
-    def records(at):
+    def records(b):
+        mine = grouped[bounds[b]:bounds[b + 1]]
+        at = np.empty(len(mine), np.int64)
+        _records.sort_positions(hi_all, lo_all, mine, at)
         hi, lo = np.empty(len(at), np.uint64), np.empty(len(at), np.uint64)
         recs = np.empty(len(at), REC)
         _records.entry_records(entries, compact.cards, compact.effects, lookup, at, hi, lo,
                                recs.view(np.uint8))
         return hi, lo, recs
 
-    return [functools.partial(records, order[bounds[b]:bounds[b + 1]]) for b in range(buckets)]
+    return [functools.partial(records, b) for b in range(buckets)]
 
 
 def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray | None = None,
