@@ -182,3 +182,19 @@ def test_the_galloping_probe_on_long_lists_agrees_with_its_twin():
         seg = (np.ascontiguousarray(seg[:, 0]), np.ascontiguousarray(seg[:, 1]))
         q = (np.ascontiguousarray(q[:, 0]), np.ascontiguousarray(q[:, 1]))
         assert _match(probe_c, seg, q) == _match(probe_py, seg, q)
+
+
+def test_a_segment_from_one_body_is_the_segment_from_three_arrays(tmp_path):
+    """``write_segment`` writes arrays laid out in one body as they are, and the file is
+    the one it writes of three separate arrays (a header with its own random file id)."""
+    rng = np.random.default_rng(5)
+    hi, lo, recs = _records(700, rng)
+    b_hi, b_lo, b_recs = S._in_one_body(len(hi))
+    b_hi[:], b_lo[:], b_recs[:] = hi, lo, recs
+    assert S._body_of(b_hi, b_lo, b_recs) is not None and S._body_of(hi, lo, recs) is None
+    assert S._body_of(b_hi[:-1], b_lo[:-1], b_recs[:-1]) is None  # not the whole body
+    one = _write(tmp_path, "one.bin", 1, b_hi, b_lo, b_recs)
+    three = _write(tmp_path, "three.bin", 1, hi, lo, recs)
+    assert (tmp_path / "one.bin").read_bytes()[S.HEADER:] == \
+        (tmp_path / "three.bin").read_bytes()[S.HEADER:]
+    assert one["size"] == three["size"] and one["entries"] == 700

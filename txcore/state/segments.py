@@ -132,13 +132,36 @@ def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = N
         mine = grouped[bounds[b]:bounds[b + 1]]
         at = np.empty(len(mine), np.int64)
         _records.sort_positions(hi_all, lo_all, mine, at)
-        hi, lo = np.empty(len(at), np.uint64), np.empty(len(at), np.uint64)
-        recs = np.empty(len(at), REC)
+        hi, lo, recs = _in_one_body(len(at))
         _records.entry_records(entries, compact.cards, compact.effects, lookup, at, hi, lo,
                                recs.view(np.uint8))
         return hi, lo, recs
 
     return [functools.partial(records, b) for b in range(buckets)]
+
+
+def _in_one_body(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty ``(hi, lo, recs)`` of ``n`` entries laid out as a segment's body (``hi``,
+    then ``lo``, then ``recs``, in one buffer), so :func:`write_segment` writes them
+    without copying them together."""
+    body = np.empty((16 + REC.itemsize) * n, np.uint8)
+    return (body[:8 * n].view(_WORDS), body[8 * n:16 * n].view(_WORDS),
+            body[16 * n:].view(REC))
+
+
+def _body_of(hi, lo, recs) -> np.ndarray | None:
+    """The buffer ``hi``, ``lo`` and ``recs`` are the parts of, in that order, if they
+    are (:func:`_in_one_body`), else None."""
+    body = hi.base
+    if not (isinstance(body, np.ndarray) and lo.base is body and recs.base is body
+            and body.dtype == np.uint8 and body.ndim == 1):
+        return None
+    n, start = len(hi), body.__array_interface__["data"][0]
+    at = [a.__array_interface__["data"][0] - start for a in (hi, lo, recs)]
+    fits = (hi.dtype == _WORDS and lo.dtype == _WORDS and recs.dtype == REC
+            and len(lo) == n and len(recs) == n and at == [0, 8 * n, 16 * n]
+            and body.nbytes == (16 + REC.itemsize) * n)
+    return body if fits else None
 
 
 def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray | None = None,
@@ -180,6 +203,8 @@ def changed_only(loaded, hi, lo, recs):
     q_at = np.empty(len(hi), np.int64)
     k = _probe.merge_match(l_hi, l_lo, hi, lo, at, q_at)
     same = same_rows(np.take(l_recs, at[:k]), np.take(recs, q_at[:k]))
+    if not same.any():  # every entry changed: the arrays as they are
+        return hi, lo, recs
     keep = np.ones(len(hi), bool)
     keep[q_at[:k][same]] = False
     return hi[keep], lo[keep], recs[keep]
@@ -251,10 +276,12 @@ def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: 
     min_day, max_day = (int(days.min()), int(days.max())) if n else (0, 0)
     off_lo = HEADER + 8 * n
     off_recs = off_lo + 8 * n
-    body = np.empty((16 + REC.itemsize) * n, np.uint8)  # one copy of each section
-    body[: 8 * n] = np.ascontiguousarray(hi, _WORDS).view(np.uint8)
-    body[8 * n: 16 * n] = np.ascontiguousarray(lo, _WORDS).view(np.uint8)
-    body[16 * n:] = np.ascontiguousarray(recs).view(np.uint8)
+    body = _body_of(hi, lo, recs)
+    if body is None:  # one copy of each section
+        body = np.empty((16 + REC.itemsize) * n, np.uint8)
+        body[: 8 * n] = np.ascontiguousarray(hi, _WORDS).view(np.uint8)
+        body[8 * n: 16 * n] = np.ascontiguousarray(lo, _WORDS).view(np.uint8)
+        body[16 * n:] = np.ascontiguousarray(recs).view(np.uint8)
     crcs = _crcs(body).tobytes()
     off_crcs = HEADER + len(body)
     size = off_crcs + len(crcs)
