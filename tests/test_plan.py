@@ -76,15 +76,22 @@ def write_parquet(rows, path: Path, row_group_size: int) -> Path:
     return path
 
 
+#: The business date of the generated streams (2013-2014); the bundled demo days
+#: (2015-10-29 to 2015-11-02) are priced with theirs, DEMO_DATE (rows dated later than
+#: the day after the business date are rejected bad_ts: every demo row, with the former).
+STREAM_DATE, DEMO_DATE = "2014-02-01", "2015-11-02"
+
+
 def price_with(tmp: Path, name: str, files, earlier_state: Path | None, engine, workers,
-               batch_size, cards, backend="cython") -> tuple[Path, Path, dict]:
+               batch_size, cards, backend="cython",
+               business_date=STREAM_DATE) -> tuple[Path, Path, dict]:
     out, state = tmp / name / "out", tmp / name / "state"
     if earlier_state is not None:
         os.makedirs(state.parent, exist_ok=True)
         _copy_tree(earlier_state, state)
     summary = txcore.run(files, rules=RULES, cards=cards, out_dir=out, state_dir=state,
                          key_file=tmp / "card.key", progress=False, batch_size=batch_size,
-                         business_date="2014-02-01", workers=workers, engine=engine,
+                         business_date=business_date, workers=workers, engine=engine,
                          backend=backend)
     return out, state, summary
 
@@ -191,9 +198,11 @@ def test_the_plan_prices_exactly_as_one_process(tmp_path_factory, pools, data, c
 def test_the_numba_kernel_in_the_plan(tmp_path):
     """The numba backend's kernel in two worker processes (each compiles it once)."""
     days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
-    one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv")
+    one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv",
+                     business_date=DEMO_DATE)
     two = price_with(tmp_path, "numba", days, None, "processes", 2, 8192,
-                     FIXTURES / "cards.csv", "numba")
+                     FIXTURES / "cards.csv", "numba", DEMO_DATE)
+    assert one[2]["rows"]["priced"] > 20_000
     assert two[2]["backend"] == "numba"
     assert_same_run(one, two)
 
@@ -203,10 +212,10 @@ def test_the_bundled_days_with_two_and_three_workers(tmp_path):
     and ``--engine local`` choosing: threads for two workers, the plan for three."""
     days = sorted(FIXTURES.glob("txns-*.parquet"))
     runs = [price_with(tmp_path, f"{engine}{n}", days, None, engine, n, 4096,
-                       FIXTURES / "cards.csv")
+                       FIXTURES / "cards.csv", business_date=DEMO_DATE)
             for engine, n in (("local", 1), ("processes", 2), ("processes", 3),
                               ("threads", 2), ("local", 2), ("local", 3))]
-    assert runs[0][2]["rows"]["input"] > 50_000
+    assert runs[0][2]["rows"]["priced"] > 50_000
     for other in runs[1:]:
         assert_same_run(runs[0], other)
     planned = ["stage_seconds" in summary for _, _, summary in runs]
@@ -255,29 +264,39 @@ def test_an_input_without_row_groups_between_two_days(tmp_path):
     empty = tmp_path / "empty.parquet"
     pq.write_table(pq.read_table(days[0]).slice(0, 0), empty)
     files = [days[0], empty, days[1]]
-    one = price_with(tmp_path, "one", files, None, "local", 1, 8192, FIXTURES / "cards.csv")
-    two = price_with(tmp_path, "two", files, None, InProcess(), 1, 8192, FIXTURES / "cards.csv")
+    one = price_with(tmp_path, "one", files, None, "local", 1, 8192, FIXTURES / "cards.csv",
+                     business_date=DEMO_DATE)
+    two = price_with(tmp_path, "two", files, None, InProcess(), 1, 8192, FIXTURES / "cards.csv",
+                     business_date=DEMO_DATE)
+    assert one[2]["rows"]["priced"] > 20_000
     assert [i["file"] for i in two[2]["inputs"]] == [f.name for f in files]
     assert two[2]["inputs"][1]["rows"] == 0
     assert_same_run(one, two)
 
 
 def test_rule_ids_new_to_the_state_are_committed_by_a_planned_run(tmp_path):
-    """A state whose strings file lacks some of the book's rule ids (the reference
-    engine numbers only the ids its entries use; a new rule-set version brings new
-    ids): the plan numbers the book's ids before its commit, and the commit must still
-    write them, or the next run cannot read the segments that use them."""
+    """A state whose strings file lacks the book's rule ids (here: a first day priced by
+    the reference engine, which numbers only the ids its entries use, with every row
+    rejected — dated after its business date; in life, a new rule-set version brings
+    new ids): the plan numbers the book's ids before its commit, and the commit must
+    still write them, or the next run cannot read the segments that use them."""
     days = sorted(FIXTURES.glob("txns-*.parquet"))
     cards = FIXTURES / "cards.csv"
-    first = price_with(tmp_path, "first", days[:1], None, "local", 1, 8192, cards,
-                       "python")[1]
-    one = price_with(tmp_path, "one", days[1:2], first, "local", 1, 8192, cards)
-    plan = price_with(tmp_path, "plan", days[1:2], first, InProcess(), 1, 8192, cards)
+    first = price_with(tmp_path, "first", days[:1], None, "local", 1, 8192, cards, "python",
+                       STREAM_DATE)
+    assert first[2]["rows"]["priced"] == 0
+    first = first[1]
+    one = price_with(tmp_path, "one", days[1:2], first, "local", 1, 8192, cards,
+                     business_date=DEMO_DATE)
+    plan = price_with(tmp_path, "plan", days[1:2], first, InProcess(), 1, 8192, cards,
+                      business_date=DEMO_DATE)
+    assert one[2]["rows"]["priced"] > 10_000
     assert "stage_seconds" in plan[2]
     assert_same_run(one, plan)
-    after_one = price_with(tmp_path, "after-one", days[2:3], one[1], "local", 1, 8192, cards)
+    after_one = price_with(tmp_path, "after-one", days[2:3], one[1], "local", 1, 8192, cards,
+                           business_date=DEMO_DATE)
     after_plan = price_with(tmp_path, "after-plan", days[2:3], plan[1], "local", 1, 8192,
-                            cards)
+                            cards, business_date=DEMO_DATE)
     assert_same_run(after_one, after_plan)
 
 
@@ -292,3 +311,33 @@ def test_engine_choices_the_run_cannot_take_are_refused(tmp_path):
     threads = cli(tmp_path, "sched", [day], "--engine", "threads", "--scheduler", "tcp://x:1")
     assert threads.returncode == 2 and "--scheduler needs --engine dask" in threads.stderr
     assert not (tmp_path / "csv" / "out").exists() or not any((tmp_path / "csv" / "out").iterdir())
+
+
+def test_segments_move_into_a_state_on_another_file_system(tmp_path, monkeypatch):
+    """OUTDIR and the state folder on two file systems: the segments the bucket tasks
+    wrote cannot be renamed into the state folder (EXDEV), so the commit copies them —
+    and the state is the one a one-process run commits."""
+    import errno
+
+    from txcore import durable
+    rename = os.replace
+    crossed = []
+
+    def replace(src, dst):
+        if Path(src).parent.name == "plan-segments":
+            crossed.append(Path(src).name)
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src))
+        return rename(src, dst)
+
+    monkeypatch.setattr(durable.os, "replace", replace)
+    days = sorted(FIXTURES.glob("txns-*.parquet"))[:2]
+    one = price_with(tmp_path, "one", days, None, "local", 1, 8192, FIXTURES / "cards.csv",
+                     business_date=DEMO_DATE)
+    plan = price_with(tmp_path, "plan", days, None, InProcess(), 1, 8192,
+                      FIXTURES / "cards.csv", business_date=DEMO_DATE)
+    assert one[2]["rows"]["priced"] > 20_000
+    assert sorted(crossed) == sorted(p.name for p in (tmp_path / "plan" / "state").glob("seg.*"))
+    assert crossed
+    assert_same_run(one, plan)
+    from txcore.state.store import StateStore  # every copied file as committed
+    assert StateStore(plan[1], tmp_path / "card.key", readonly=True).verify()["files"] > 2
