@@ -49,8 +49,8 @@ PLAN_BACKENDS = ("cython", "numba")
 #: ``--engine local`` takes the plan when it keeps at least this many worker processes
 #: busy (``--workers`` and chunks to read); below, one process on threads is faster.
 #: Measured on the 10 M-row month (benchmarks/README.md): the plan spends ~1.4x the CPU
-#: of one process moving rows to card buckets and back, so on two cores it gains 1.2x
-#: where threads gain 1.7x; from three cores its gain passes the threads' ceiling.
+#: of one process moving rows to card buckets and back, so on two cores it gains 1.16x
+#: where threads gain 1.73x; from three cores its gain passes the threads' ceiling.
 LOCAL_PLAN_FROM = 3
 
 
