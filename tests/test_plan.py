@@ -341,3 +341,18 @@ def test_segments_move_into_a_state_on_another_file_system(tmp_path, monkeypatch
     assert_same_run(one, plan)
     from txcore.state.store import StateStore  # every copied file as committed
     assert StateStore(plan[1], tmp_path / "card.key", readonly=True).verify()["files"] > 2
+
+
+def test_the_pure_python_twins_commit_the_same_state(tmp_path):
+    """``TXCORE_NO_EXTENSIONS=1``: every compiled helper replaced by its twin (the commit's
+    records among them, ``records_py``), the numba kernel pricing; the outputs and the
+    state are the compiled build's, byte for byte."""
+    day = sorted(FIXTURES.glob("txns-*.parquet"))[:1]
+    built = cli(tmp_path, "built", day, "--backend", "numba")
+    twins = cli(tmp_path, "twins", day, "--backend", "numba",
+                env={"TXCORE_NO_EXTENSIONS": "1"})
+    assert built.returncode == 0 and twins.returncode == 0, built.stderr + twins.stderr
+    runs = [run_of(tmp_path, name) for name in ("built", "twins")]
+    assert runs[0][2]["rows"]["priced"] > 10_000
+    assert [r[2].pop("card_check") for r in runs] == ["cython", "python"]  # which, named
+    assert_same_run(*runs)

@@ -3,8 +3,11 @@
 * :func:`key_order` on keys built to collide in ``hi``, in both words, or not, with
   buckets out of range (left out), and on keys crowded into a few top-bit bins (the
   heapsort a non-uniform input takes);
+* :func:`bucket_positions` then :func:`sort_positions` (the two steps of
+  :func:`key_order`, which the commit runs a bucket per thread) on the same keys;
 * :func:`entry_buckets` and :func:`entry_records` on generated compact-state arrays:
-  windows, reversals, null rule ids.
+  windows, reversals, null rule ids;
+* a position outside the arrays is refused before the unchecked loops read it.
 """
 from __future__ import annotations
 
@@ -144,3 +147,16 @@ def test_bucket_positions_then_sort_positions_agree_with_their_twin(case):
             parts.append(dst.tolist())
         results.append((m, bounds.tolist(), parts))
     assert results[0] == results[1]
+
+
+@needs_c
+def test_positions_outside_the_arrays_are_refused():
+    """The compiled loops read by position unchecked: a bad position is refused first."""
+    hi = lo = np.arange(4, dtype=np.uint64)
+    with pytest.raises(ValueError, match="outside"):
+        records_c.sort_positions(hi, lo, np.array([0, 4], np.int64), np.empty(2, np.int64))
+    entries, cards, effects, lookup = _compact(np.random.default_rng(0), 3, 2, 2, 2)
+    one = np.empty(1, np.uint64)
+    with pytest.raises(ValueError, match="outside"):
+        records_c.entry_records(entries, cards, effects, lookup, np.array([3], np.int64), one,
+                                one.copy(), np.empty(L.REC.itemsize, np.uint8))

@@ -181,14 +181,21 @@ def bucket_positions(const int32_t[::1] bucket, int64_t buckets, int64_t[::1] or
 def sort_positions(const uint64_t[::1] hi, const uint64_t[::1] lo, const int64_t[::1] src,
                    int64_t[::1] dst):
     """``dst``: the positions ``src`` sorted by ``(hi, lo)``, then by position."""
-    cdef Py_ssize_t n = src.shape[0]
+    cdef Py_ssize_t i, n = src.shape[0], m = hi.shape[0]
     cdef int failed = 0
-    if dst.shape[0] != n or lo.shape[0] != hi.shape[0]:
+    if dst.shape[0] != n or lo.shape[0] != m:
         raise ValueError("sort_positions: arrays of different lengths")
     if n == 0:
         return
     with nogil:
-        failed = _sort_bucket(&hi[0], &lo[0], &src[0], &dst[0], n)
+        for i in range(n):  # the sort reads hi[src[i]] unchecked
+            if not 0 <= src[i] < m:
+                failed = 2
+                break
+        if not failed:
+            failed = _sort_bucket(&hi[0], &lo[0], &src[0], &dst[0], n)
+    if failed == 2:
+        raise ValueError("sort_positions: a position outside the keys")
     if failed:
         raise MemoryError("sort_positions")
 
@@ -215,12 +222,20 @@ def entry_records(const ENTRY[::1] entries, const CARD[::1] cards, const EFFECT[
     ``order[k]``: its card's digest, day, flags; for a non-reversal its effect's money
     and rule ids, the compact state's string codes mapped through ``lookup`` (-1 null);
     a reversal keeps only its reversal flags (what it did is never read back)."""
-    cdef Py_ssize_t k, m = order.shape[0]
+    cdef Py_ssize_t k, m = order.shape[0], n = entries.shape[0]
     cdef const ENTRY* e
     cdef const EFFECT* f
     cdef REC* r
+    cdef bint outside = False
     if hi.shape[0] != m or lo.shape[0] != m or recs.shape[0] != m * <Py_ssize_t>sizeof(REC):
         raise ValueError("entry_records: arrays of different lengths")
+    with nogil:
+        for k in range(m):  # the gather below reads entries[order[k]] unchecked
+            if not 0 <= order[k] < n:
+                outside = True
+                break
+    if outside:
+        raise ValueError("entry_records: a position outside the entries")
     with nogil:
         for k in range(m):
             e = &entries[order[k]]
