@@ -323,8 +323,8 @@ def test_segments_move_into_a_state_on_another_file_system(tmp_path, monkeypatch
     rename = os.replace
     crossed = []
 
-    def replace(src, dst):
-        if Path(src).parent.name == "plan-segments":
+    def replace(src, dst):  # out of the staging folder's segments: another file system
+        if Path(src).parent.name == "plan-segments" != Path(dst).parent.name:
             crossed.append(Path(src).name)
             raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src))
         return rename(src, dst)

@@ -1,12 +1,14 @@
-"""What a worker runs: the three kinds of task of a partitioned run (docs/parallel.md).
+"""What a worker runs: the tasks of a partitioned run (docs/parallel.md).
 
 Each task is a plain function of a :class:`Job` (what every task of one run shares)
 and one item — a chunk of an input or a card bucket.  It reads its inputs from the
-input files and from the run's scratch folder, writes its results into that folder,
-and returns only a small summary, so the same functions run in this process, in
-local worker processes or on Dask workers.  A result file is written whole under a
-temporary name and renamed, so a task run twice (a retry after a lost worker) leaves
-the same files: tasks never touch the state folder or the published outputs.
+input files and from the run's scratch folder, writes its results into that folder
+(a state segment into the run's segments folder beside it), and returns only a small
+summary, so the same functions run in this process, in local worker processes or on
+Dask workers.  A result file is written whole under a temporary name and renamed, so
+a task run twice (a retry after a lost worker) leaves the same files (a segment with a
+new random file id in its header, which the entry it returns names): tasks never
+touch the state folder or the published outputs.
 
 1. :func:`encode_chunk` — read a window of row groups of an input, run the
    stateless checks and the encoder, settle what needs no state (the version in
@@ -18,8 +20,11 @@ the same files: tasks never touch the state folder or the published outputs.
    ``b<bucket>.state``;
 3. :func:`price_bucket` — every accepted row of one card bucket, in input order, through
    the compiled kernel with the bucket's part of the state; writes the priced columns
-   per chunk (``c<chunk>.p<bucket>``) and the bucket's new state (``b<bucket>.*.npy``
-   records, ``b<bucket>.counters``);
+   per chunk (``c<chunk>.p<bucket>``), the bucket's counters (``b<bucket>.counters``)
+   and its index segment of the new generation (into ``Job.segments``, outside the
+   scratch folder: the commit moves it into the state folder) — or, when the state's
+   bucket is split over several, its records (``b<bucket>.*.npy``), which
+   :func:`merge_segment` makes into the state bucket's segment;
 4. :func:`assemble_chunk` — gather the chunk's rows' prices from every bucket and write
    its priced rows (a Parquet part, ``c<chunk>.priced.parquet``, the client stitches;
    other formats in ``c<chunk>.out``), its reject rows (``c<chunk>.out``), digest bytes
@@ -247,9 +252,10 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
     order, against the bucket's part of the state (``b<bucket>.state``, written by the
     client), the latest day of each row as the id pass settled it.  With
     ``state_strings`` (the state folder's string table), write the bucket's index
-    entries within the window of the run's ``final`` latest day as the state folder's
-    records sorted by key (``b<bucket>.{hi,lo,recs}.npy``), and its counters
-    (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect"}``."""
+    entries within the window of the run's ``final`` latest day — as its state
+    segment (:func:`write_state_segment`), or as records sorted by key
+    (``b<bucket>.{hi,lo,recs}.npy``) for :func:`merge_segment` — and its counters
+    (``b<bucket>.counters``).  Returns ``{"rows", "zero_effect", "segment"}``."""
     durable.step("plan:price_bucket")
     cpu = time.process_time()
     book, registry, _, compiled = _setup(job)
@@ -331,14 +337,18 @@ def merge_segment(job: Job, bucket: int) -> dict:
 
 def write_state_segment(job: Job, bucket: int, hi, lo, recs) -> dict | None:
     """Write state bucket ``bucket``'s segment of the run's generation into the run's
-    segments folder (``Job.segments``) — its entries after the run (sorted by key) but those the run left as the
-    state holds them (``s<bucket>.loaded``, from the client) — for the commit to move
-    into the state folder; its manifest entry, or None if no entry changed."""
+    segments folder (``Job.segments``), for the commit to move into the state folder:
+    its entries after the run (sorted by key) but those the run left as the state holds
+    them (``s<bucket>.loaded``, from the client).  Its manifest entry, or None if no
+    entry changed.  Written whole under a temporary name, then renamed (see :func:`save`)."""
     hi, lo, recs = changed_only(load(scratch_path(job, f"s{bucket:03d}.loaded")), hi, lo, recs)
     if not len(hi):
         return None
     path = Path(job.segments) / segment_name(job.generation, bucket)
-    return write_segment(path, bucket, job.generation, hi, lo, recs, "plan:segment")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    entry = write_segment(tmp, bucket, job.generation, hi, lo, recs, "plan:segment")
+    os.replace(tmp, path)
+    return {**entry, "name": path.name}
 
 
 def _joined(parts, name, empty_shape, dtype):
