@@ -26,6 +26,10 @@ except ImportError:  # not built
 needs_c = pytest.mark.skipif(records_c is None, reason="txcore._fast.records not built")
 
 words = st.integers(0, 6) | st.integers(0, 2**64 - 1) | st.integers(2**64 - 4, 2**64 - 1)
+#: ``(buckets, [(hi, lo, bucket), ...])``: keys that collide in hi, in both words or not,
+#: with buckets from -1 (left out) to ``buckets`` (out of range, left out)
+bucketed_keys = st.integers(1, 4).flatmap(lambda p: st.tuples(
+    st.just(p), st.lists(st.tuples(words, words, st.integers(-1, p)), max_size=120)))
 
 
 def _order(module, hi, lo, bucket, buckets):
@@ -44,8 +48,7 @@ def _arrays(rows):
 
 @needs_c
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 4).flatmap(lambda p: st.tuples(
-    st.just(p), st.lists(st.tuples(words, words, st.integers(-1, p)), max_size=120))))
+@given(bucketed_keys)
 def test_key_order_agrees_with_its_twin(case):
     buckets, rows = case
     hi, lo, bucket = _arrays(rows)
@@ -128,8 +131,7 @@ def test_entry_buckets_and_records_agree_with_their_twin(n, n_cards, n_effects, 
 
 @needs_c
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 4).flatmap(lambda p: st.tuples(
-    st.just(p), st.lists(st.tuples(words, words, st.integers(-1, p)), max_size=120))))
+@given(bucketed_keys)
 def test_bucket_positions_then_sort_positions_agree_with_their_twin(case):
     """The two steps :func:`compact_runs` takes apart (so buckets sort side by side)."""
     buckets, rows = case

@@ -278,11 +278,11 @@ class Encoder:
             # banks and cities not interned yet (or malformed): coded and interned here,
             # in the order they first appear, as the column path does
             missed = np.zeros(n, bool)
-            for field, name, fn in (("bank", "acq_bank", self._bank),
-                                    ("city", "city", self._city)):
-                rows = np.flatnonzero(cols[field] == _enc.NOT_IN_TABLE)
+            for column, name, fn in (("bank", "acq_bank", self._bank),
+                                     ("city", "city", self._city)):
+                rows = np.flatnonzero(cols[column] == _enc.NOT_IN_TABLE)
                 if len(rows):
-                    cols[field][rows] = _map_values(text[name].take(pa.array(rows)), len(rows),
+                    cols[column][rows] = _map_values(text[name].take(pa.array(rows)), len(rows),
                                                     fn, np.int32, -1)
                     missed[rows] = True
             if missed.any():

@@ -140,10 +140,7 @@ class DaskCluster:
 
 def make_executor(engine: str, workers: int, scheduler: str | None = None):
     """The executor of the plan on ``local`` processes or on ``dask``, with ``--workers``
-    and ``--scheduler``."""
+    and ``--scheduler`` (dask only: the runner refuses it with any other engine)."""
     if engine == "dask":
         return DaskCluster(workers, scheduler)
-    if scheduler:
-        from txcore.errors import UsageError
-        raise UsageError("--scheduler needs --engine dask")
     return InProcess() if workers == 1 else LocalProcesses(workers)
