@@ -2,6 +2,14 @@
 # txcore/_fast/layout.py (align=True), field for field.
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
+# A read of the cache line at p, started now and not waited for (the kernel's and the
+# commit's gathers issue it rows ahead of the row that needs it).
+cdef extern from *:
+    """
+    #define TX_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 1)
+    """
+    void TX_PREFETCH(const void* p) noexcept nogil
+
 cdef struct ENTRY:
     uint64_t key_hi
     uint64_t key_lo

@@ -144,12 +144,6 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
 
 
 # -- 2. hash tables ----------------------------------------------------------------------
-cdef extern from *:
-    """
-    #define TX_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 1)
-    """
-    void TX_PREFETCH(const void* p) noexcept nogil
-
 # Rows ahead whose slot (PREFETCH_SLOTS) and then card (PREFETCH_CARDS) are fetched
 # into the cache before the loop reaches them: the tables are far larger than the
 # cache, and each row would otherwise wait on two or three memory reads in turn.

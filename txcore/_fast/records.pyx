@@ -22,12 +22,15 @@ from libc.string cimport memset
 
 import numpy as np
 
-from txcore._fast.kernel cimport CARD, EFFECT, ENTRY
+from txcore._fast.kernel cimport CARD, EFFECT, ENTRY, TX_PREFETCH
 
 CYTHON_MODULE = 1
 
 cdef int64_t NO_LATEST = INT64_MIN  # layout.NO_LATEST
 cdef uint8_t F_REVERSAL = 1, F_REVERSED = 2  # layout.F_*
+cdef enum:
+    AHEAD = 8  # entry_records: rows between fetching a card or effect and reading it
+    AHEAD_KEYS = 32  # _sort_bucket: keys fetched ahead of the bin being sorted
 
 
 cdef packed struct REC:  # layout.REC, field for field (56 bytes, as on disk)
@@ -118,7 +121,7 @@ cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src
     """``dst[:n]``: the positions ``src[:n]`` sorted (see :func:`_less`).  -1 if out of
     memory."""
     cdef int shift, bits = 0
-    cdef Py_ssize_t i, start, bins
+    cdef Py_ssize_t i, start, bins, ahead
     cdef int64_t* at
     if n <= 32:
         for i in range(n):
@@ -141,7 +144,11 @@ cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src
         dst[at[hi[src[i]] >> shift]] = src[i]
         at[hi[src[i]] >> shift] += 1
     start = 0  # at[b] is now bin b's end
+    ahead = 0  # dst[:ahead]'s keys are fetched: AHEAD_KEYS positions past the bin sorted
     for i in range(bins):
+        while ahead < n and ahead < at[i] + AHEAD_KEYS:
+            TX_PREFETCH(&hi[dst[ahead]])
+            ahead += 1
         if at[i] - start <= 32:
             _insertion(hi, lo, dst + start, at[i] - start)
         else:  # not uniform after all: no input makes this quadratic
@@ -238,6 +245,15 @@ def entry_records(const ENTRY[::1] entries, const CARD[::1] cards, const EFFECT[
         raise ValueError("entry_records: a position outside the entries")
     with nogil:
         for k in range(m):
+            # order[] jumps about a large state: each entry is fetched 2 * AHEAD rows
+            # before its turn, and its card and effect AHEAD rows before, once it is in
+            if k + 2 * AHEAD < m:
+                TX_PREFETCH(&entries[order[k + 2 * AHEAD]])
+            if k + AHEAD < m:
+                e = &entries[order[k + AHEAD]]
+                TX_PREFETCH(&cards[e.card])
+                if not e.flags & F_REVERSAL:
+                    TX_PREFETCH(&effects[e.effect])
             e = &entries[order[k]]
             r = <REC*>&recs[0] + k
             hi[k] = e.key_hi

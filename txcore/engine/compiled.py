@@ -159,17 +159,20 @@ class CompiledEngine:
                 columns.append(carried.column(name))
         priced = pa.RecordBatch.from_arrays(columns, schema=p_schema)
 
-        rejects = [self._reject(batch, int(i), int(reason[i]), enc, self.times)
-                   for i in reject_rows]
+        # the kernel's rejects passed the stateless checks: their rows validated again,
+        # in one call, for the values their details quote
+        kernel_rows = reject_rows[reason[reject_rows] > 0]
+        txns = dict(zip(kernel_rows.tolist(),
+                        validate_batch(batch.take(pa.array(kernel_rows)), self.times)
+                        if len(kernel_rows) else []))
+        rejects = [enc.rejects[i] if reason[i] < 0 else self._reject(txns[i], int(reason[i]))
+                   for i in reject_rows.tolist()]
         return priced, reject_batch(batch, reject_rows, rejects)
 
     @staticmethod
-    def _reject(batch, i: int, code: int, enc, times) -> Reject:
-        """The reject of row ``i``: from the stateless checks, or the kernel's reason with
-        its detail worded as the reference engine words it."""
-        if code < 0:
-            return enc.rejects[i]
-        txn = validate_batch(batch.slice(i, 1), times)[0]
+    def _reject(txn, code: int) -> Reject:
+        """The reject of a row the kernel turned away with reason ``code``, its detail
+        worded as the reference engine words it (``txn``: the row, validated)."""
         reason = L.KERNEL_REASONS[code]
         if reason == "no_ruleset":
             return Reject(reason, detail("ts", txn.ts.isoformat()))
