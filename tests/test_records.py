@@ -136,6 +136,8 @@ def test_bucket_positions_then_sort_positions_agree_with_their_twin(case):
     """The two steps :func:`compact_runs` takes apart (so buckets sort side by side)."""
     buckets, rows = case
     hi, lo, bucket = _arrays(rows)
+    entries = np.zeros(len(hi), L.ENTRY)  # the keys as compact_runs passes them: strided
+    entries["key_hi"], entries["key_lo"] = hi, lo
     results = []
     for module in (records_c, records_py):
         grouped, bounds = np.empty(len(hi), np.int64), np.empty(buckets + 1, np.int64)
@@ -144,8 +146,10 @@ def test_bucket_positions_then_sort_positions_agree_with_their_twin(case):
         for b in range(buckets):
             src = grouped[bounds[b]:bounds[b + 1]]
             assert (bucket[src] == b).all() and (np.diff(src) > 0).all()
-            dst = np.empty(len(src), np.int64)
+            dst, strided = np.empty(len(src), np.int64), np.empty(len(src), np.int64)
             module.sort_positions(hi, lo, src, dst)
+            module.sort_positions(entries["key_hi"], entries["key_lo"], src, strided)
+            assert (dst == strided).all()
             parts.append(dst.tolist())
         results.append((m, bounds.tolist(), parts))
     assert results[0] == results[1]

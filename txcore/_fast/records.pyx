@@ -65,37 +65,51 @@ def entry_buckets(const ENTRY[::1] entries, const CARD[::1] cards, int64_t lates
                 out[i] = <int32_t>(cards[entries[i].card].key_hi % <uint64_t>buckets)
 
 
-cdef inline bint _less(const uint64_t* hi, const uint64_t* lo, int64_t a, int64_t b) noexcept nogil:
+cdef struct KEYS:  # the sort's keys: two uint64 arrays, both ``stride`` bytes a step
+    const char* hi
+    const char* lo
+    Py_ssize_t stride
+
+
+cdef inline uint64_t _hi(const KEYS* k, int64_t a) noexcept nogil:
+    return (<const uint64_t*>(k.hi + a * k.stride))[0]
+
+
+cdef inline uint64_t _lo(const KEYS* k, int64_t a) noexcept nogil:
+    return (<const uint64_t*>(k.lo + a * k.stride))[0]
+
+
+cdef inline bint _less(const KEYS* k, int64_t a, int64_t b) noexcept nogil:
     """Whether position ``a`` sorts before ``b``: by ``(hi, lo)``, then by position."""
-    if hi[a] != hi[b]:
-        return hi[a] < hi[b]
-    if lo[a] != lo[b]:
-        return lo[a] < lo[b]
+    if _hi(k, a) != _hi(k, b):
+        return _hi(k, a) < _hi(k, b)
+    if _lo(k, a) != _lo(k, b):
+        return _lo(k, a) < _lo(k, b)
     return a < b
 
 
-cdef inline void _insertion(const uint64_t* hi, const uint64_t* lo, int64_t* a,
+cdef inline void _insertion(const KEYS* k, int64_t* a,
                             Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef int64_t x
     for i in range(1, n):
         x = a[i]
         j = i
-        while j > 0 and _less(hi, lo, x, a[j - 1]):
+        while j > 0 and _less(k, x, a[j - 1]):
             a[j] = a[j - 1]
             j -= 1
         a[j] = x
 
 
-cdef inline void _sift(const uint64_t* hi, const uint64_t* lo, int64_t* a, Py_ssize_t root,
+cdef inline void _sift(const KEYS* k, int64_t* a, Py_ssize_t root,
                        Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t child
     cdef int64_t x
     while 2 * root + 1 < n:
         child = 2 * root + 1
-        if child + 1 < n and _less(hi, lo, a[child], a[child + 1]):
+        if child + 1 < n and _less(k, a[child], a[child + 1]):
             child += 1
-        if not _less(hi, lo, a[root], a[child]):
+        if not _less(k, a[root], a[child]):
             return
         x = a[root]
         a[root] = a[child]
@@ -103,20 +117,20 @@ cdef inline void _sift(const uint64_t* hi, const uint64_t* lo, int64_t* a, Py_ss
         root = child
 
 
-cdef void _heapsort(const uint64_t* hi, const uint64_t* lo, int64_t* a,
+cdef void _heapsort(const KEYS* k, int64_t* a,
                     Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     cdef int64_t x
     for i in range(n // 2 - 1, -1, -1):
-        _sift(hi, lo, a, i, n)
+        _sift(k, a, i, n)
     for i in range(n - 1, 0, -1):
         x = a[0]
         a[0] = a[i]
         a[i] = x
-        _sift(hi, lo, a, 0, i)
+        _sift(k, a, 0, i)
 
 
-cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src, int64_t* dst,
+cdef int _sort_bucket(const KEYS* k, const int64_t* src, int64_t* dst,
                       Py_ssize_t n) noexcept nogil:
     """``dst[:n]``: the positions ``src[:n]`` sorted (see :func:`_less`).  -1 if out of
     memory."""
@@ -126,7 +140,7 @@ cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src
     if n <= 32:
         for i in range(n):
             dst[i] = src[i]
-        _insertion(hi, lo, dst, n)
+        _insertion(k, dst, n)
         return 0
     while (<Py_ssize_t>1 << (bits + 1)) <= n // 2:  # ~2-4 keys a bin
         bits += 1
@@ -137,22 +151,22 @@ cdef int _sort_bucket(const uint64_t* hi, const uint64_t* lo, const int64_t* src
         return -1
     memset(at, 0, (bins + 1) * sizeof(int64_t))
     for i in range(n):  # distribution by the top bits, stable
-        at[(hi[src[i]] >> shift) + 1] += 1
+        at[(_hi(k, src[i]) >> shift) + 1] += 1
     for i in range(bins):
         at[i + 1] += at[i]
     for i in range(n):
-        dst[at[hi[src[i]] >> shift]] = src[i]
-        at[hi[src[i]] >> shift] += 1
+        dst[at[_hi(k, src[i]) >> shift]] = src[i]
+        at[_hi(k, src[i]) >> shift] += 1
     start = 0  # at[b] is now bin b's end
     ahead = 0  # dst[:ahead]'s keys are fetched: AHEAD_KEYS positions past the bin sorted
     for i in range(bins):
         while ahead < n and ahead < at[i] + AHEAD_KEYS:
-            TX_PREFETCH(&hi[dst[ahead]])
+            TX_PREFETCH(k.hi + dst[ahead] * k.stride)
             ahead += 1
         if at[i] - start <= 32:
-            _insertion(hi, lo, dst + start, at[i] - start)
+            _insertion(k, dst + start, at[i] - start)
         else:  # not uniform after all: no input makes this quadratic
-            _heapsort(hi, lo, dst + start, at[i] - start)
+            _heapsort(k, dst + start, at[i] - start)
         start = at[i]
     free(at)
     return 0
@@ -185,22 +199,25 @@ def bucket_positions(const int32_t[::1] bucket, int64_t buckets, int64_t[::1] or
     return bounds[buckets]
 
 
-def sort_positions(const uint64_t[::1] hi, const uint64_t[::1] lo, const int64_t[::1] src,
+def sort_positions(const uint64_t[:] hi, const uint64_t[:] lo, const int64_t[::1] src,
                    int64_t[::1] dst):
-    """``dst``: the positions ``src`` sorted by ``(hi, lo)``, then by position."""
+    """``dst``: the positions ``src`` sorted by ``(hi, lo)``, then by position.  ``hi`` and
+    ``lo`` may be strided (a compact state's ``entries["key_hi"]``: no copy of the keys)."""
     cdef Py_ssize_t i, n = src.shape[0], m = hi.shape[0]
     cdef int failed = 0
-    if dst.shape[0] != n or lo.shape[0] != m:
-        raise ValueError("sort_positions: arrays of different lengths")
+    cdef KEYS keys
+    if dst.shape[0] != n or lo.shape[0] != m or lo.strides[0] != hi.strides[0]:
+        raise ValueError("sort_positions: arrays of different lengths or strides")
     if n == 0:
         return
+    keys.hi, keys.lo, keys.stride = <const char*>&hi[0], <const char*>&lo[0], hi.strides[0]
     with nogil:
         for i in range(n):  # the sort reads hi[src[i]] unchecked
             if not 0 <= src[i] < m:
                 failed = 2
                 break
         if not failed:
-            failed = _sort_bucket(&hi[0], &lo[0], &src[0], &dst[0], n)
+            failed = _sort_bucket(&keys, &src[0], &dst[0], n)
     if failed == 2:
         raise ValueError("sort_positions: a position outside the keys")
     if failed:

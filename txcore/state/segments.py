@@ -123,8 +123,7 @@ def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = N
     grouped, bounds = np.empty(n, np.int64), np.empty(buckets + 1, np.int64)
     _records.bucket_positions(bucket, buckets, grouped, bounds)
     del bucket
-    hi_all = np.ascontiguousarray(entries["key_hi"])
-    lo_all = np.ascontiguousarray(entries["key_lo"])
+    hi_all, lo_all = entries["key_hi"], entries["key_lo"]  # strided views: no copies
     # the compact state's string codes -> the state folder's (a code per distinct string)
     lookup = np.array([strings.code(v) for v in compact.strings.values], np.int32)
 
