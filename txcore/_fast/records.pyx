@@ -10,9 +10,16 @@ gathers and two argsorts):
 * :func:`key_order` — the positions sorted by bucket, then by ``(hi, lo)``, then by
   position: a counting sort by bucket (:func:`bucket_positions`), then within a bucket
   (:func:`sort_positions`, one bucket at a time, so buckets can be sorted side by
-  side) a distribution on the top bits of ``hi`` (txn digests are keyed SipHash: uniform, ~2 keys per bin) and an
-  insertion sort of each bin (a heapsort if a bin is large, so no input is quadratic);
+  side) a distribution on the top bits of ``hi`` (txn digests are keyed SipHash:
+  uniform, ~2 keys per bin) and an insertion sort of each bin (a heapsort if a bin is
+  large, so no input is quadratic);
 * :func:`entry_records` — the records of positions in that order.
+
+Both later steps read a large state out of order, one cache miss per entry or more:
+they fetch ahead (``TX_PREFETCH``) the keys of the next bins and the entries, cards and
+effects of the rows to come, which halves the time of each on 10 M entries.  The keys
+are read in place (strided views of the compact state's entries, so an entry's ``hi``
+and ``lo`` share a cache line), not copied out first.
 
 Pure-Python twin: ``records_py.py``; ``tests/test_records.py`` checks the two agree.
 """
