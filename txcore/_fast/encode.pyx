@@ -18,6 +18,7 @@ helpers on C scalars, then one ``nogil`` loop per column.  Pure-Python twin:
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from cpython.bytearray cimport PyByteArray_FromStringAndSize
 
 from txcore._fast.textrules cimport _base, _is_card_no
 
@@ -81,6 +82,7 @@ cdef extern from *:
     """
     void _siphash128 "txcore_siphash128"(const uint8_t* s, int64_t n, uint64_t k0, uint64_t k1,
                                          uint64_t* hi, uint64_t* lo) noexcept nogil
+    uint64_t txcore_load_le64(const uint8_t* p) noexcept nogil
 
 
 def siphash128(const uint8_t[::1] data, uint64_t k0, uint64_t k1):
@@ -639,27 +641,54 @@ cdef inline bint _is_valid(const Column* c, Py_ssize_t j) noexcept nogil:
     return c.validity == NULL or (c.validity[j >> 3] >> (j & 7)) & 1
 
 
+cdef extern from *:
+    """
+    /* "00" to "99": two decimal digits a division */
+    static const char txcore_digits2[201] =
+        "0001020304050607080910111213141516171819202122232425262728293031323334353637383940"
+        "4142434445464748495051525354555657585960616263646566676869707172737475767778798081"
+        "828384858687888990919293949596979899";
+    /* Whether any of the eight bytes of v is below 32, '"' or '\\': a byte JSON escapes.
+       Bytes from 0x80 (UTF-8) are written as they are.  The word tests are exact for
+       "any byte" (https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord). */
+    static inline int txcore_needs_escape8(uint64_t v) {
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t quote = v ^ (ones * 34), slash = v ^ (ones * 92);
+        return (((v - ones * 32) & ~v)
+                | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & highs ? 1 : 0;
+    }
+    """
+    const char* txcore_digits2
+    bint txcore_needs_escape8(uint64_t v) noexcept nogil
+
+
 cdef inline Py_ssize_t _put_int(uint8_t* w, int64_t v) noexcept nogil:
-    """Decimal text of ``v`` at ``w`` (at most 20 bytes); its length."""
+    """Decimal text of ``v`` at ``w`` (at most 20 bytes); its length.  Two digits a step,
+    from the right, into ``tmp``; then one copy."""
     cdef uint8_t tmp[24]
-    cdef Py_ssize_t k = 0, n = 0
-    cdef uint64_t u = <uint64_t>v
+    cdef Py_ssize_t k = 24, n = 0
+    cdef uint64_t u = <uint64_t>v, q
+    cdef Py_ssize_t r
     if v < 0:
-        u = <uint64_t>0 - u
-    while True:
-        tmp[k] = <uint8_t>(48 + u % 10)
-        k += 1
-        u //= 10
-        if u == 0:
-            break
-    if v < 0:
-        w[0] = 45
+        u = <uint64_t>0 - u                     # INT64_MIN included: 2**63 as unsigned
+        w[0] = 45                               # '-'
         n = 1
-    while k > 0:
+    while u >= 100:
+        q = u // 100
+        r = <Py_ssize_t>(u - q * 100) * 2
+        k -= 2
+        tmp[k] = txcore_digits2[r]
+        tmp[k + 1] = txcore_digits2[r + 1]
+        u = q
+    if u >= 10:
+        k -= 2
+        tmp[k] = txcore_digits2[2 * u]
+        tmp[k + 1] = txcore_digits2[2 * u + 1]
+    else:
         k -= 1
-        w[n] = tmp[k]
-        n += 1
-    return n
+        tmp[k] = <uint8_t>(48 + u)
+    memcpy(&w[n], &tmp[k], 24 - k)
+    return n + 24 - k
 
 
 cdef inline Py_ssize_t _put_value(uint8_t* w, const Column* c, Py_ssize_t j) noexcept nogil:
@@ -682,10 +711,16 @@ cdef inline Py_ssize_t _put_value(uint8_t* w, const Column* c, Py_ssize_t j) noe
         return 5
     a = c.offsets[j]
     b = c.offsets[j + 1]
-    for p in range(a, b):
+    p = a
+    while p + 8 <= b:                           # eight bytes a test, then the rest
+        if txcore_needs_escape8(txcore_load_le64(&c.data[p])):
+            return -1
+        p += 8
+    while p < b:
         ch = c.data[p]
         if ch < 32 or ch == 34 or ch == 92:    # control, '"' or '\\'
             return -1
+        p += 1
     w[0] = 34
     memcpy(&w[1], &c.data[a], b - a)
     w[b - a + 1] = 34
@@ -754,7 +789,8 @@ def digest_rows(list columns, Py_ssize_t n):
         size = n * (m + 2)                      # [ ] , ... \\n
         for k in range(m):
             size += _bound(&cols[k], n)
-        out = bytearray(size)                   # room for the longest rows; cut at the end
+        out = PyByteArray_FromStringAndSize(NULL, size)  # room for the longest rows, not
+                                                          # zeroed; cut at the end
         w = out
         with nogil:
             for i in range(n):                  # one pass, writing
