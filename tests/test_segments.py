@@ -191,8 +191,8 @@ def test_a_segment_from_one_body_is_the_segment_from_three_arrays(tmp_path):
     hi, lo, recs = _records(700, rng)
     b_hi, b_lo, b_recs = S._in_one_body(len(hi))
     b_hi[:], b_lo[:], b_recs[:] = hi, lo, recs
-    assert S._body_of(b_hi, b_lo, b_recs) is not None and S._body_of(hi, lo, recs) is None
-    assert S._body_of(b_hi[:-1], b_lo[:-1], b_recs[:-1]) is None  # not the whole body
+    assert S._image_of(b_hi, b_lo, b_recs) is not None and S._image_of(hi, lo, recs) is None
+    assert S._image_of(b_hi[:-1], b_lo[:-1], b_recs[:-1]) is None  # not the whole body
     one = _write(tmp_path, "one.bin", 1, b_hi, b_lo, b_recs)
     three = _write(tmp_path, "three.bin", 1, hi, lo, recs)
     assert (tmp_path / "one.bin").read_bytes()[S.HEADER:] == \

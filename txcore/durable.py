@@ -11,9 +11,12 @@ step k, as a full or failing disk would.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import signal
 from pathlib import Path
+
+import numpy as np
 
 CRASH_EXIT = 77
 _steps = 0
@@ -75,7 +78,6 @@ def write_bytes(path: Path, data: bytes, name: str):
 
 def write_chunks(path: Path, chunks, name: str) -> str:
     """Write ``chunks`` (bytes-like, in order) as one file, fsync it, mark a step; its sha256."""
-    import hashlib
     digest = hashlib.sha256()
     with open(path, "wb") as fh:
         for chunk in chunks:
@@ -87,11 +89,71 @@ def write_chunks(path: Path, chunks, name: str) -> str:
     return digest.hexdigest()
 
 
+#: The alignment of a file image :func:`write_image` writes with ``O_DIRECT``: a page,
+#: which is also a whole number of logical blocks on the devices Linux runs on.
+ALIGN = 4096
+_DIRECT_CHUNK = 64 << 20  # bytes a write() of an image (Linux caps one at ~2 GiB)
+
+
+def aligned_buffer(size: int) -> np.ndarray:
+    """``size`` bytes (uninitialised) starting at an :data:`ALIGN` boundary."""
+    raw = np.empty(size + ALIGN, np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip:skip + size]
+
+
+def write_image(path: Path, image: np.ndarray, size: int, name: str) -> str:
+    """Write ``image[:size]`` as the file ``path``, fsync it, mark a step; its sha256.
+
+    ``image`` (from :func:`aligned_buffer`) is a whole number of :data:`ALIGN` blocks,
+    zero past ``size``.  It is written with ``O_DIRECT`` where the file system takes it —
+    from this buffer straight to the device, not copied into the page cache first (on
+    the benchmark VM a 180 MB segment takes 0.11 s against 0.5 s buffered) — then cut
+    to ``size``; where it does not (tmpfs, some network file systems), buffered."""
+    if len(image) % ALIGN or size > len(image) or (len(image) and image.ctypes.data % ALIGN):
+        raise ValueError("write_image: the image is not whole aligned blocks")
+    view = memoryview(image)
+    digest = hashlib.sha256(view[:size]).hexdigest()
+    if not _write_direct(path, view, size):
+        with open(path, "wb") as fh:
+            fh.write(view[:size])
+            fh.flush()
+            os.fsync(fh.fileno())
+    step(name)
+    return digest
+
+
+def _write_direct(path: Path, view: memoryview, size: int) -> bool:
+    """Write the aligned ``view`` to ``path`` with ``O_DIRECT``, cut it to ``size`` and
+    fsync; False (nothing to keep) where the file system or device refuses that."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flag, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # no O_DIRECT on this file system
+            return False
+        raise
+    try:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:done + _DIRECT_CHUNK])
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # a device wanting a larger alignment: rewritten
+            return False  # buffered (which truncates what was written here)
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
 class _HashingFile:
     """A binary file that hashes what is written to it."""
 
     def __init__(self, fh):
-        import hashlib
         self.fh, self.hash, self.closed = fh, hashlib.sha256(), False
 
     def write(self, data) -> int:

@@ -139,28 +139,41 @@ def compact_runs(compact, strings: Strings, buckets: int, latest: int | None = N
     return [functools.partial(records, b) for b in range(buckets)]
 
 
+def _layout(n: int) -> tuple[int, int, int]:
+    """``(body, size, image)`` bytes of a segment of ``n`` entries: its body (``hi``,
+    ``lo``, ``recs``), the file (header, body, a crc32 per block of the body) and the
+    file's image in memory (the file rounded up to whole :data:`durable.ALIGN` blocks)."""
+    body = (16 + REC.itemsize) * n
+    size = HEADER + body + 4 * -(-body // BLOCK)
+    return body, size, -(-size // durable.ALIGN) * durable.ALIGN
+
+
 def _in_one_body(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empty ``(hi, lo, recs)`` of ``n`` entries laid out as a segment's body (``hi``,
-    then ``lo``, then ``recs``, in one buffer), so :func:`write_segment` writes them
-    without copying them together."""
-    body = np.empty((16 + REC.itemsize) * n, np.uint8)
+    """Empty ``(hi, lo, recs)`` of ``n`` entries laid out as a segment's body in the image
+    of its file (:func:`_layout`: after the header, with room for the crcs), so
+    :func:`write_segment` fills in the rest and writes the file without copying them."""
+    body, _, image = _layout(n)
+    body = durable.aligned_buffer(image)[HEADER:HEADER + body]
     return (body[:8 * n].view(_WORDS), body[8 * n:16 * n].view(_WORDS),
             body[16 * n:].view(REC))
 
 
-def _body_of(hi, lo, recs) -> np.ndarray | None:
-    """The buffer ``hi``, ``lo`` and ``recs`` are the parts of, in that order, if they
-    are (:func:`_in_one_body`), else None."""
-    body = hi.base
-    if not (isinstance(body, np.ndarray) and lo.base is body and recs.base is body
-            and body.dtype == np.uint8 and body.ndim == 1):
+def _image_of(hi, lo, recs) -> np.ndarray | None:
+    """The file image ``hi``, ``lo`` and ``recs`` are the body of (:func:`_in_one_body`),
+    or None if they are not."""
+    owner = hi.base
+    if not (isinstance(owner, np.ndarray) and lo.base is owner and recs.base is owner
+            and owner.dtype == np.uint8 and owner.ndim == 1):
         return None
-    n, start = len(hi), body.__array_interface__["data"][0]
-    at = [a.__array_interface__["data"][0] - start for a in (hi, lo, recs)]
+    n, body_at = len(hi), hi.__array_interface__["data"][0]
+    at = [a.__array_interface__["data"][0] - body_at for a in (hi, lo, recs)]
+    image_at = body_at - HEADER - owner.__array_interface__["data"][0]
+    image = _layout(n)[2]
     fits = (hi.dtype == _WORDS and lo.dtype == _WORDS and recs.dtype == REC
             and len(lo) == n and len(recs) == n and at == [0, 8 * n, 16 * n]
-            and body.nbytes == (16 + REC.itemsize) * n)
-    return body if fits else None
+            and 0 <= image_at and image_at + image <= owner.nbytes
+            and (body_at - HEADER) % durable.ALIGN == 0)
+    return owner[image_at:image_at + image] if fits else None
 
 
 def key_order(hi: np.ndarray, lo: np.ndarray, bucket: np.ndarray | None = None,
@@ -269,25 +282,31 @@ def segment_name(generation: int, bucket: int) -> str:
 
 def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: str) -> dict:
     """Write a segment (``hi, lo`` sorted by the caller, :func:`sort_by_key`), fsync it,
-    mark ``step``; its manifest entry."""
+    mark ``step``; its manifest entry.  Arrays from :func:`_in_one_body` are written
+    where they are; others are copied into a file image first."""
     n = len(hi)
     days = recs["day"]
     min_day, max_day = (int(days.min()), int(days.max())) if n else (0, 0)
+    body_size, size, image_size = _layout(n)
     off_lo = HEADER + 8 * n
     off_recs = off_lo + 8 * n
-    body = _body_of(hi, lo, recs)
-    if body is None:  # one copy of each section
-        body = np.empty((16 + REC.itemsize) * n, np.uint8)
-        body[: 8 * n] = np.ascontiguousarray(hi, _WORDS).view(np.uint8)
-        body[8 * n: 16 * n] = np.ascontiguousarray(lo, _WORDS).view(np.uint8)
-        body[16 * n:] = np.ascontiguousarray(recs).view(np.uint8)
-    crcs = _crcs(body).tobytes()
-    off_crcs = HEADER + len(body)
-    size = off_crcs + len(crcs)
+    off_crcs = HEADER + body_size
+    image = _image_of(hi, lo, recs)
+    if image is None:  # one copy of each section
+        image = durable.aligned_buffer(image_size)
+        image[HEADER:off_lo] = np.ascontiguousarray(hi, _WORDS).view(np.uint8)
+        image[off_lo:off_recs] = np.ascontiguousarray(lo, _WORDS).view(np.uint8)
+        image[off_recs:off_crcs] = np.ascontiguousarray(recs).view(np.uint8)
+    body = image[HEADER:off_crcs]
+    crcs = _crcs(body)
+    image[off_crcs:size] = crcs.view(np.uint8)
+    image[size:] = 0
     file_id = os.urandom(16)
     head = _HEAD.pack(SEG_MAGIC, bucket, 0, generation, n, min_day, max_day, file_id, off_lo,
-                      off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]), zlib.crc32(crcs))
-    sha = durable.write_chunks(path, [_header(head), body, crcs], step)
+                      off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]),
+                      zlib.crc32(crcs.tobytes()))
+    image[:HEADER] = np.frombuffer(_header(head), np.uint8)
+    sha = durable.write_image(path, image, size, step)
     return {"name": path.name, "sha256": sha, "size": size, "file_id": file_id.hex(),
             "bucket": bucket, "generation": generation, "entries": n,
             "min_day": min_day, "max_day": max_day}
