@@ -105,11 +105,13 @@ def aligned_buffer(size: int) -> np.ndarray:
 def write_image(path: Path, image: np.ndarray, size: int, name: str) -> str:
     """Write ``image[:size]`` as the file ``path``, fsync it, mark a step; its sha256.
 
-    ``image`` (from :func:`aligned_buffer`) is a whole number of :data:`ALIGN` blocks,
-    zero past ``size``.  It is written with ``O_DIRECT`` where the file system takes it —
-    from this buffer straight to the device, not copied into the page cache first (on
-    the benchmark VM a 180 MB segment takes 0.11 s against 0.5 s buffered) — then cut
-    to ``size``; where it does not (tmpfs, some network file systems), buffered."""
+    ``image`` (from :func:`aligned_buffer`) is a whole number of :data:`ALIGN` blocks.
+    It is written with ``O_DIRECT`` where the file system takes it — from this buffer
+    straight to the device, not copied into the page cache first (on the benchmark VM
+    a 180 MB segment takes 0.11 s against 0.5 s buffered) — then cut to ``size``;
+    where it does not (tmpfs, some network file systems), buffered.  Its bytes past
+    ``size`` reach the disk before the cut, so the caller zeroes them rather than
+    leave whatever the memory held."""
     if len(image) % ALIGN or size > len(image) or (len(image) and image.ctypes.data % ALIGN):
         raise ValueError("write_image: the image is not whole aligned blocks")
     view = memoryview(image)

@@ -300,7 +300,7 @@ def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: 
     body = image[HEADER:off_crcs]
     crcs = _crcs(body)
     image[off_crcs:size] = crcs.view(np.uint8)
-    image[size:] = 0
+    image[size:] = 0  # written, then cut off: not left over memory
     file_id = os.urandom(16)
     head = _HEAD.pack(SEG_MAGIC, bucket, 0, generation, n, min_day, max_day, file_id, off_lo,
                       off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]),
