@@ -51,6 +51,7 @@ extensions = [
     Extension("txcore._fast.iso8583", ["txcore/_fast/iso8583.pyx"]),
     Extension("txcore._fast.idpass", ["txcore/_fast/idpass.pyx"]),
     Extension("txcore._fast.records", ["txcore/_fast/records.pyx"]),
+    Extension("txcore._fast.keep", ["txcore/_fast/keep.pyx"]),
 ]
 
 setup(

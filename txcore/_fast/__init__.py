@@ -12,6 +12,9 @@
   sorted key lists); twin ``probe_py.py``;
 * ``records.pyx``: a state's index entries as the state folder's records, by card
   bucket and key (the commit's sort and gather); twin ``records_py.py``;
+* ``keep.pyx``: the priced rows of a batch's text columns, copied a run of
+  consecutive rows at a time (where Arrow's filter takes each value on its own); twin
+  ``keep_py.py``;
 * ``iso8583.pyx``: ISO 8583 frames and messages to Arrow string columns (fixed-layout
   specifications); twin ``iso8583_py.py``, which decodes with pyiso8583, the reference;
 * ``buffers.py``: an Arrow string column as the ``(offsets, data, validity,

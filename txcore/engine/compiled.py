@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from txcore._fast import layout as L
-from txcore.io.assemble import TS_TYPE, priced_schema, reject_batch
+from txcore.io.assemble import TS_TYPE, keep_rows, priced_schema, reject_batch
 from txcore.state.compact import CompactState
 from txcore.engine.encoder import Encoder, hash_column
 from txcore._fast import load_kernel
@@ -139,8 +139,7 @@ class CompiledEngine:
         reject_rows = np.flatnonzero(reason != 0)
         strings = self.compact.strings if strings is None else strings
         p_schema = priced_schema(batch.schema)
-        carried = batch.filter(pa.array(reason == 0)) \
-            if len(priced_rows) < batch.num_rows else batch
+        carried = keep_rows(batch, reason == 0)
         columns = []
         for fld in p_schema:
             name = fld.name

@@ -8,9 +8,11 @@ named like an output column are replaced by the computed one.
 """
 from __future__ import annotations
 
-
+import numpy as np
 import pyarrow as pa
 
+from txcore._fast import compiled_or_twin
+from txcore._fast.buffers import string_buffers
 from txcore.timeconv import utc_micros
 from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
 
@@ -43,6 +45,40 @@ def priced_schema(input_schema: pa.Schema) -> pa.Schema:
 def rejects_schema(input_schema: pa.Schema) -> pa.Schema:
     fields = [f for f in input_schema if f.name not in REJECT_COLUMNS]
     return pa.schema(fields + REJECT_FIELDS)
+
+
+def keep_rows(batch: pa.RecordBatch, keep: np.ndarray) -> pa.RecordBatch:
+    """``batch.filter(keep)`` (``keep``: one bool per row), its text columns copied a run
+    of consecutive kept rows at a time (:mod:`txcore._fast.keep`: a run's bytes in one
+    copy, where Arrow's filter takes each value on its own); other columns by Arrow."""
+    keep = np.asarray(keep, bool)
+    kept = int(np.count_nonzero(keep))
+    if kept == batch.num_rows:
+        return batch
+    edges = np.diff(keep.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1).astype(np.int64)
+    ends = np.flatnonzero(edges == -1).astype(np.int64)
+    mask = pa.array(keep)
+    columns = [_keep_text(col, starts, ends, kept) if col.type == pa.string()
+               else col.filter(mask) for col in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _keep_text(col: pa.Array, starts: np.ndarray, ends: np.ndarray, kept: int) -> pa.Array:
+    """The rows of a ``string`` column in the runs ``[starts, ends)``."""
+    keep = compiled_or_twin("keep")
+    offsets, data, _, offset = string_buffers(col)
+    out_offsets = np.empty(kept + 1, np.int32)
+    out_data = np.empty(keep.kept_bytes(offsets, len(data), offset, starts, ends), np.uint8)
+    keep.keep_strings(offsets, data, offset, starts, ends, out_offsets, out_data)
+    validity, nulls = None, 0
+    if col.null_count:
+        bits = np.empty((kept + 7) // 8, np.uint8)
+        nulls = kept - keep.keep_bits(np.frombuffer(col.buffers()[0], np.uint8), offset,
+                                      starts, ends, bits)
+        validity = pa.py_buffer(bits)
+    return pa.Array.from_buffers(pa.string(), kept, [validity, pa.py_buffer(out_offsets),
+                                                     pa.py_buffer(out_data)], nulls)
 
 
 def build_outputs(batch: pa.RecordBatch, outcomes: list) -> tuple[pa.RecordBatch, pa.RecordBatch]:
