@@ -1,12 +1,12 @@
 """The rows of a batch a run keeps — its priced rows: all but the rejects — copied a run
 of consecutive rows at a time.
 
-Arrow's filter copies a string column value by value (it is a ``take``): 1.6-1.8 s on
-the 10 M-row month, whose twelve text columns make most of the priced rows' bytes.  The
-rejects are a few percent of the rows, so the kept rows come in long runs (about 60 on
-the benchmark month, where 1.7 % are rejected): a run's bytes are one ``memcpy`` and its
-offsets one shifted copy — 0.7 s for the same columns, validity bitmaps included
-(benchmarks/README.md, "Fourth pass").
+Arrow's filter copies a string column value by value (it is a ``take``), and the twelve
+text columns of the input are most of a priced row's bytes.  The rejects are a few
+percent of the rows, so the kept rows come in long runs (about 60 on the benchmark
+month, where 1.7 % are rejected): a run's bytes are one ``memcpy`` and its offsets one
+shifted copy.  The month's output assembly, the filter most of it, went from 1.77-1.88
+to 1.34-1.42 s (benchmarks/README.md, "Fourth pass").
 
 The runs are ``[starts[k], ends[k])``, ascending and apart, in rows of the column; the
 column is an Arrow ``string`` array as :mod:`txcore._fast.buffers` hands it over
