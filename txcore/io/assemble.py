@@ -1,7 +1,8 @@
 """Build the priced and reject record batches from an input batch and per-row outcomes.
 
-Shared by every backend: input columns are carried by ``take`` (no per-row
-Python work on them); priced rows get ``ts`` as ``timestamp[us, UTC]``,
+Shared by every backend: input columns are carried by ``take``, or by
+:func:`keep_rows` (the compiled engines: text copied a run of kept rows at a time) — no
+per-row Python work on them; priced rows get ``ts`` as ``timestamp[us, UTC]``,
 ``amount`` as int64 and the output columns of docs/outputs.md; reject rows keep their
 columns as read plus ``reject_reason`` and ``reject_detail``.  Input columns
 named like an output column are replaced by the computed one.
