@@ -17,6 +17,8 @@ from txcore._fast.buffers import string_buffers
 from txcore.timeconv import utc_micros
 from txcore.vocab import PRICED_COLUMNS, REJECT_COLUMNS
 
+_keep = compiled_or_twin("keep")
+
 TS_TYPE = pa.timestamp("us", "UTC")
 OUTPUT_FIELDS = [
     pa.field("member", pa.bool_()), pa.field("cross_bank", pa.bool_()),
@@ -48,6 +50,14 @@ def rejects_schema(input_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields + REJECT_FIELDS)
 
 
+def kept_runs(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` (int64): the runs ``[start, end)`` of consecutive rows where
+    ``keep`` (one bool per row) is True, in order."""
+    edges = np.diff(np.asarray(keep, np.int8), prepend=np.int8(0), append=np.int8(0))
+    return (np.flatnonzero(edges == 1).astype(np.int64),
+            np.flatnonzero(edges == -1).astype(np.int64))
+
+
 def keep_rows(batch: pa.RecordBatch, keep: np.ndarray) -> pa.RecordBatch:
     """``batch.filter(keep)`` (``keep``: one bool per row), its text columns copied a run
     of consecutive kept rows at a time (:mod:`txcore._fast.keep`: a run's bytes in one
@@ -56,28 +66,27 @@ def keep_rows(batch: pa.RecordBatch, keep: np.ndarray) -> pa.RecordBatch:
     kept = int(np.count_nonzero(keep))
     if kept == batch.num_rows:
         return batch
-    edges = np.diff(keep.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1).astype(np.int64)
-    ends = np.flatnonzero(edges == -1).astype(np.int64)
+    starts, ends = kept_runs(keep)
     mask = pa.array(keep)
-    columns = [_keep_text(col, starts, ends, kept) if col.type == pa.string()
+    columns = [keep_text(col, starts, ends, kept) if col.type == pa.string()
                else col.filter(mask) for col in batch.columns]
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
-def _keep_text(col: pa.Array, starts: np.ndarray, ends: np.ndarray, kept: int) -> pa.Array:
-    """The rows of a ``string`` column in the runs ``[starts, ends)``."""
-    keep = compiled_or_twin("keep")
-    offsets, data, _, offset = string_buffers(col)
+def keep_text(col: pa.Array, starts: np.ndarray, ends: np.ndarray, kept: int,
+              module=None) -> pa.Array:
+    """The ``kept`` rows of a ``string`` column in the runs ``[starts, ends)``
+    (:func:`kept_runs`), copied by ``module`` (default: ``_fast.keep`` or its twin)."""
+    module = module or _keep
+    offsets, data, bits, offset = string_buffers(col)
     out_offsets = np.empty(kept + 1, np.int32)
-    out_data = np.empty(keep.kept_bytes(offsets, len(data), offset, starts, ends), np.uint8)
-    keep.keep_strings(offsets, data, offset, starts, ends, out_offsets, out_data)
+    out_data = np.empty(module.kept_bytes(offsets, len(data), offset, starts, ends), np.uint8)
+    module.keep_strings(offsets, data, offset, starts, ends, out_offsets, out_data)
     validity, nulls = None, 0
-    if col.null_count:
-        bits = np.empty((kept + 7) // 8, np.uint8)
-        nulls = kept - keep.keep_bits(np.frombuffer(col.buffers()[0], np.uint8), offset,
-                                      starts, ends, bits)
-        validity = pa.py_buffer(bits)
+    if len(bits):  # some value is null
+        out_bits = np.empty((kept + 7) // 8, np.uint8)
+        nulls = kept - module.keep_bits(bits, offset, starts, ends, out_bits)
+        validity = pa.py_buffer(out_bits)
     return pa.Array.from_buffers(pa.string(), kept, [validity, pa.py_buffer(out_offsets),
                                                      pa.py_buffer(out_data)], nulls)
 
