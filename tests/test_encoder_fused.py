@@ -15,6 +15,7 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,9 +81,13 @@ VALUES = {
 VALUES["orig_txn_id"] = VALUES["txn_id"]
 
 
-#: the types a text column may arrive in; the fused pass takes plain ``string`` only
+#: the types a text column may arrive in; the fused pass takes plain ``string`` and
+#: ``dictionary<int32, string>`` (a Parquet input's low-cardinality columns, io.textdict):
+#: nulls as null indices or as a null entry of the dictionary, and dictionaries with
+#: entries no row uses, sliced so that the dictionary array has an offset of its own
 #: (``string_view`` is left out: ``RecordBatch.take`` of the slow path has no kernel for it)
-TEXT_TYPES = ["string"] * 6 + ["large_string", "dictionary"]
+TEXT_TYPES = ["string"] * 6 + ["large_string", "dictionary", "dictionary_nulls",
+                               "dictionary_sliced", "dictionary_int8"]
 
 
 def _array(values, type_name):
@@ -91,6 +96,16 @@ def _array(values, type_name):
         return arr.cast(pa.large_string())
     if type_name == "dictionary":
         return arr.dictionary_encode()
+    if type_name == "dictionary_nulls":
+        return pc.dictionary_encode(arr, null_encoding="encode")
+    if type_name == "dictionary_sliced":  # two unused entries first, the dictionary sliced
+        plain = arr.dictionary_encode()
+        entries = pa.concat_arrays([pa.array(["unused", None, "x"], pa.string()),
+                                    plain.dictionary])
+        indices = pc.add(plain.indices, pa.scalar(2, pa.int32()))
+        return pa.DictionaryArray.from_arrays(indices, entries.slice(1))
+    if type_name == "dictionary_int8":  # not int32 indices: decoded, the column path's way
+        return arr.dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string()))
     return arr
 
 
@@ -184,6 +199,28 @@ def test_the_fused_pass_is_taken_for_plain_string_columns(monkeypatch):
     (enc,), _ = _encode([batch], True, False)
     assert calls == [1]
     assert enc.slow_rows == 0 and enc.amount.tolist() == [100] and enc.mcc.tolist() == [5411]
+
+
+def test_the_fused_pass_reads_dictionary_columns_without_decoding_them(monkeypatch):
+    """Low-cardinality columns read as dictionaries (io.textdict) go through
+    ``encode_rows`` as dictionaries: nothing decodes them first."""
+    calls = []
+    real = encoder_module._enc.encode_rows
+    monkeypatch.setattr(encoder_module._enc, "encode_rows",
+                        lambda texts, *a: calls.append([len(t) for t in texts if t is not None])
+                        or real(texts, *a))
+    monkeypatch.setattr(encoder_module, "_decoded",
+                        lambda arr: pytest.fail("a dictionary column was decoded"))
+    row = {"txn_id": "T1", "card_no": CMB_CARD, "ts": "2013-10-15T10:00:00", "kind": "purchase",
+           "channel": "pos", "amount": "100", "currency": "CNY", "merchant_id": "QZ1",
+           "mcc": "5411"}
+    batch = pa.RecordBatch.from_pydict(
+        {k: pa.array([v, v], pa.string()).dictionary_encode()
+         if k in ("kind", "channel", "currency", "mcc") else pa.array([v, v], pa.string())
+         for k, v in row.items()})
+    (enc,), _ = _encode([batch], True, False)
+    assert sorted(calls[0]) == [4] * 4 + [7] * 4  # 4 plain (amount too), 4 dictionaries
+    assert enc.slow_rows == 0 and enc.mcc.tolist() == [5411, 5411]
 
 
 def test_the_twins_name_the_same_columns_and_rules():

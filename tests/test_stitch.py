@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import txcore
 from conftest import FIXTURES, RULES
 from txcore.errors import OutputRefused
-from txcore.io import thrift_compact as tc
+from txcore.io import textdict, thrift_compact as tc
 from txcore.io.stitch import PartRefused, stitch, write_part
 from txcore.io.writer import MIN_ROW_GROUP_ROWS, BatchWriter, parquet_options
 
@@ -207,12 +207,19 @@ def test_the_priced_schema_of_a_demo_run_stitches_like_the_batch_writer(priced_f
 
 def test_the_demo_runs_own_file_comes_back_from_its_row_groups(priced_file, tmp_path):
     """Each row group of the run's output, written as a part and stitched: the run's
-    file again, byte for byte."""
-    parquet = pq.ParquetFile(priced_file)
-    schema = parquet.schema_arrow
-    parts = [[parquet.read_row_group(i).combine_chunks()]
+    file again, byte for byte.  Its low-cardinality text is read as the run read it, as
+    dictionaries (io.textdict): a dictionary page is written from the dictionary given."""
+    names = textdict.read_as_dictionary(pq.read_schema(priced_file))
+    assert names  # kind, channel, ... (the test would not show the dictionary path)
+    parquet = pq.ParquetFile(priced_file, read_dictionary=names)
+    schema = textdict.marked(parquet.schema_arrow, names)
+    parts = [[pa.Table.from_batches(parquet.read_row_group(i).combine_chunks().to_batches(),
+                                    schema=schema)]
              for i in range(parquet.metadata.num_row_groups)]
     assert stitched_bytes(tmp_path, parts, schema) == priced_file.read_bytes()
+    # the file holds text: its schema is the run's, whatever the reader
+    assert pq.read_schema(priced_file) == textdict.contract(schema)
+    assert pq.read_schema(priced_file).field("kind").type == pa.string()
 
 
 # ------------------------------------------------------------------------------ refusals

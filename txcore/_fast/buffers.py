@@ -27,3 +27,17 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
         else np.zeros(len(arr) + 1, offset_dtype)
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else _NO_BYTES
     return offsets, data, validity(arr), arr.offset
+
+
+_NO_INDEX = np.zeros(0, np.int32)
+
+
+def text_buffers(arr: pa.Array) -> tuple:
+    """What ``encode.encode_rows`` takes of a text column: :func:`string_buffers` of a
+    ``string`` array; of a ``dictionary<int32, string>`` array, those of its dictionary
+    followed by ``(indices, validity, offset)`` of the array itself."""
+    if not pa.types.is_dictionary(arr.type):
+        return string_buffers(arr)
+    index = arr.buffers()[1]
+    indices = np.frombuffer(index, np.int32) if index is not None else _NO_INDEX
+    return (*string_buffers(arr.dictionary), indices, validity(arr), arr.offset)

@@ -442,13 +442,27 @@ cdef struct Text:
     const uint8_t* data
     const uint8_t* validity   # NULL: no nulls
     Py_ssize_t offset
+    # a dictionary column: the strings above are its dictionary, row i's value is
+    # entry index[i + index_offset] (bounds checked by the reader's full validation)
+    const int32_t* index      # NULL: a plain string column
+    const uint8_t* index_validity   # NULL: no null index
+    Py_ssize_t index_offset
 
 
 cdef inline bint _value(const Text* c, Py_ssize_t i, const uint8_t** s,
                         int64_t* n) noexcept nogil:
     """Row ``i``'s bytes at ``s[0]``, ``n[0]`` of them; False for a null."""
-    cdef Py_ssize_t j = i + c.offset
-    if c.offsets == NULL or (c.validity != NULL and not (c.validity[j >> 3] >> (j & 7)) & 1):
+    cdef Py_ssize_t j
+    if c.offsets == NULL:
+        return False
+    if c.index != NULL:
+        j = i + c.index_offset
+        if c.index_validity != NULL and not (c.index_validity[j >> 3] >> (j & 7)) & 1:
+            return False
+        j = c.index[j] + c.offset
+    else:
+        j = i + c.offset
+    if c.validity != NULL and not (c.validity[j >> 3] >> (j & 7)) & 1:
         return False
     s[0] = c.data + c.offsets[j]
     n[0] = c.offsets[j + 1] - c.offsets[j]
@@ -479,7 +493,9 @@ cdef inline int32_t _hash(const Text* c, Py_ssize_t i, uint64_t k0, uint64_t k1,
 
 
 def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data, validity,
-                                                #     offset) of a ``string`` array, or None
+                                                #     offset) of a ``string`` array, those
+                                                #     of a dictionary's strings followed by
+                                                #     (indices, validity, offset), or None
                 list words,                     # IN  FUSED_WORDS: (word_offsets, words, codes)
                 list tables,                    # IN  FUSED_TABLES: the same
                 uint64_t k0, uint64_t k1,       # IN  the key
@@ -517,6 +533,7 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
     cdef const uint8_t[::1] d
     cdef const uint8_t[::1] v
     cdef const int32_t[::1] codes
+    cdef const int32_t[::1] index
     if len(texts) != N_TEXT or len(words) != N_WORDS or len(tables) != N_TABLES:
         raise ValueError("encode_rows: texts, words and tables as FUSED_TEXT, FUSED_WORDS "
                          "and FUSED_TABLES")
@@ -525,11 +542,21 @@ def encode_rows(list texts,                     # IN  FUSED_TEXT: (offsets, data
         t[k].data = NULL
         t[k].validity = NULL
         t[k].offset = 0
+        t[k].index = NULL
+        t[k].index_validity = NULL
+        t[k].index_offset = 0
         if texts[k] is not None:
-            o, d, v, t[k].offset = texts[k]
+            o, d, v, t[k].offset = texts[k][:4]
             t[k].offsets = &o[0]
             t[k].data = _base(d)
             t[k].validity = _base(v)
+            if len(texts[k]) == 7:      # a dictionary: (..., index, index validity, offset)
+                index, v, t[k].index_offset = texts[k][4:]
+                if index.shape[0]:
+                    t[k].index = &index[0]
+                else:                   # no rows: every value null
+                    t[k].offsets = NULL
+                t[k].index_validity = _base(v)
     for k in range(N_WORDS):
         o, d, codes = words[k]
         w[k] = _words(o, d, codes)

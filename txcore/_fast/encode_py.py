@@ -185,9 +185,24 @@ R_COUNTERPARTY, R_FEE_ITEM, R_MERCHANT, R_BENEFIT, R_REVERSAL = 1, 2, 4, 8, 16
 
 
 def _row_values(text, n):
-    """Each row's bytes (None for null) of one ``(offsets, data, validity, offset)``, or
-    of an absent column (None: every value null)."""
-    return [None] * n if text is None else [raw for _, raw in _values(*text, n)]
+    """Each row's bytes (None for null) of one ``(offsets, data, validity, offset)``, of
+    a dictionary (those of its strings, then ``(indices, validity, offset)``), or of an
+    absent column (None: every value null)."""
+    if text is None:
+        return [None] * n
+    if len(text) == 7:
+        offsets, data, validity, offset, index, index_validity, index_offset = text
+        data, rows = bytes(data), []
+        for i in range(n):
+            j = i + index_offset
+            if len(index_validity) and not (index_validity[j >> 3] >> (j & 7)) & 1:
+                rows.append(None)
+                continue
+            k = int(index[j]) + offset
+            valid = not len(validity) or (validity[k >> 3] >> (k & 7)) & 1
+            rows.append(data[offsets[k]:offsets[k + 1]] if valid else None)
+        return rows
+    return [raw for _, raw in _values(*text, n)]
 
 
 def encode_rows(texts, words, tables, k0, k1, kind_rules, channel_ok, min_amount, max_amount,

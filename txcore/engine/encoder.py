@@ -32,9 +32,10 @@ from txcore._fast import layout as L
 
 from txcore.engine import zones
 from txcore._fast import compiled_or_twin
-from txcore._fast.buffers import string_buffers
+from txcore._fast.buffers import string_buffers, text_buffers
 from txcore._fast.layout import Strings
 from txcore.engine.flatrules import FlatBook
+from txcore.io.textdict import DICTIONARY_TYPE
 from txcore.timeconv import day_number, utc_micros
 from txcore.state.keys import Keyer
 from txcore.engine.validate import Reject, TimeCheck, Txn, validate_batch
@@ -84,12 +85,15 @@ class Encoded:
     slow_rows: int = 0         # rows that took the reference validator
 
 
-def text_column(batch: pa.RecordBatch, name: str):
-    """``(array, plain)``: the column as a string array, or None when absent; ``plain``
+def text_column(batch: pa.RecordBatch, name: str, dictionary: bool = False):
+    """``(array, plain)``: the column as a string array (with ``dictionary``, a
+    ``dictionary<int32, string>`` column as it is), or None when absent; ``plain``
     is False when its type is not text or integer (every row then takes the slow path)."""
     if name not in batch.schema.names:
         return None, True
     col = batch.column(name)
+    if dictionary and col.type == DICTIONARY_TYPE:
+        return col, True
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
@@ -99,6 +103,12 @@ def text_column(batch: pa.RecordBatch, name: str):
     if pa.types.is_null(col.type):
         return pa.nulls(len(col), pa.string()), True
     return None, False
+
+
+def _decoded(arr):
+    """A dictionary column as plain text (None stays None)."""
+    return arr.dictionary_decode() if arr is not None and pa.types.is_dictionary(arr.type) \
+        else arr
 
 
 def _map_values(arr, n: int, fn, dtype, none) -> np.ndarray:
@@ -232,13 +242,14 @@ class Encoder:
         text = {}
         for name in ("txn_id", "card_no", "kind", "channel", "currency", "acq_bank", "city",
                      "merchant_id", "mcc", "fee_item", "benefit", "orig_txn_id"):
-            text[name], plain = text_column(batch, name)
+            text[name], plain = text_column(batch, name, dictionary=self.fused)
             if not plain:
                 slow[:] = True
-        if self.fused and all(a is None or a.type == pa.string() for a in text.values()):
+        if self.fused and all(a is None or a.type in (pa.string(), DICTIONARY_TYPE)
+                              for a in text.values()):
             cols = self._fused(batch, text, n, slow)
         else:
-            cols = self._columns(batch, text, n, slow)
+            cols = self._columns(batch, {k: _decoded(a) for k, a in text.items()}, n, slow)
         day, inst = self._times(batch, n, slow)
 
         enc = Encoded(n, np.zeros(n, np.int8), day=day, inst=inst, **cols)
@@ -264,7 +275,7 @@ class Encoder:
             amount, amount_ok = self._amounts(batch, n, slow)
         if n:
             texts = [string_buffers(amount_text) if name == "amount" and parse_amount
-                     else None if text.get(name) is None else string_buffers(text[name])
+                     else None if text.get(name) is None else text_buffers(text[name])
                      for name in _enc.FUSED_TEXT]
             tables = [self._interned(self.banks, BANK_RE).table,
                       self._interned(self.cities, CITY_RE).table, self.merchants.table]
@@ -282,8 +293,8 @@ class Encoder:
                                      ("city", "city", self._city)):
                 rows = np.flatnonzero(cols[column] == _enc.NOT_IN_TABLE)
                 if len(rows):
-                    cols[column][rows] = _map_values(text[name].take(pa.array(rows)), len(rows),
-                                                    fn, np.int32, -1)
+                    cols[column][rows] = _map_values(_decoded(text[name].take(pa.array(rows))),
+                                                     len(rows), fn, np.int32, -1)
                     missed[rows] = True
             if missed.any():
                 k = np.maximum(cols["kind"], 0)

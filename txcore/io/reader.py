@@ -29,6 +29,7 @@ from fastavro.schema import SchemaParseException
 from txcore import paths
 from txcore.cardno import mask_names, redact
 from txcore.errors import InputRefused
+from txcore.io import textdict
 from txcore.vocab import INPUT_COLUMNS
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".avro": "avro", ".arrow": "arrow",
@@ -289,12 +290,21 @@ class InputSource:
         as :meth:`batches` gives them; a window that yields fewer rows than its row groups
         declare is refused (a corrupt page can end a column early without an error)."""
         try:
-            pf = pq.ParquetFile(self.path, metadata=self._parquet_metadata())
+            md = self._parquet_metadata()
+            # low-cardinality text read as dictionaries, marked as text (io.textdict)
+            as_dictionary = textdict.read_as_dictionary(
+                pq.ParquetFile(self.path, metadata=md).schema_arrow)
+            pf = pq.ParquetFile(self.path, metadata=md, read_dictionary=as_dictionary)
             declared = sum(pf.metadata.row_group(g).num_rows for g in window)
-            read = 0
+            read, schema = 0, None
             for b in pf.iter_batches(batch_size=self.batch_size, row_groups=window):
                 read += b.num_rows
-                yield self._checked(b)
+                b = self._checked(b)
+                if as_dictionary:
+                    if schema is None or not b.schema.equals(schema):
+                        schema = textdict.marked(b.schema, as_dictionary)
+                    b = pa.RecordBatch.from_arrays(b.columns, schema=schema)
+                yield b
             if read != declared:
                 raise InputRefused(f"{self.name}: corrupt file: {read} rows read of the "
                                    f"{declared} it declares for row groups "

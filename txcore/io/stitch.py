@@ -37,7 +37,8 @@ import pyarrow.parquet as pq
 from txcore import durable
 from txcore.errors import OutputRefused
 from txcore.io import thrift_compact as tc
-from txcore.io.writer import ParquetPrep, parquet_options, refusing, unwritable
+from txcore.io.textdict import contract
+from txcore.io.writer import ParquetPrep, open_parquet, refusing, unwritable
 
 MAGIC = b"PAR1"
 
@@ -70,7 +71,7 @@ def write_part(path: Path, pieces, schema: pa.Schema) -> int:
     given to BatchWriter is).  The part is not fsynced: it lives in the run's staging folder, and
     only the stitched file has to survive a crash."""
     path = Path(path)
-    problems = unwritable(schema, "parquet")
+    problems = unwritable(contract(schema), "parquet")
     if problems:
         raise OutputRefused(f"{path.name}: cannot be written as parquet: "
                             + "; ".join(problems) + "; --format arrow writes them")
@@ -78,7 +79,7 @@ def write_part(path: Path, pieces, schema: pa.Schema) -> int:
         pieces = [pieces]
     prepare, rows = ParquetPrep(schema), 0
     with pa.OSFile(str(path), "wb") as fh, \
-            pq.ParquetWriter(fh, schema, **parquet_options(schema)) as writer:
+            open_parquet(fh, schema) as writer:
         for piece in pieces:
             batches = piece.to_batches() if isinstance(piece, pa.Table) else [piece]
             batches = [prepare(b, path.name) for b in batches if b.num_rows]
@@ -201,7 +202,7 @@ def _shift(group: tc.Struct, delta: int, ordinal: int):
 def _empty_footer_fields(schema: pa.Schema) -> bytes:
     """The shared footer fields of a txcore Parquet file of ``schema``."""
     sink = pa.BufferOutputStream()
-    pq.ParquetWriter(sink, schema, **parquet_options(schema)).close()
+    open_parquet(sink, schema).close()
     data = sink.getvalue().to_pybytes()
     (length,) = struct.unpack("<I", data[-8:-4])
     return _file_fields(tc.decode_exact(data[-8 - length:-8]))

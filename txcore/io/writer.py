@@ -6,6 +6,7 @@ commits and the staging folder is published.
 """
 from __future__ import annotations
 
+import base64
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from txcore import durable
 from txcore.cardno import redact
 from txcore.errors import OutputRefused
+from txcore.io import textdict
 
 OUTPUT_FORMATS = ("parquet", "csv", "avro", "arrow")
 
@@ -46,6 +48,21 @@ def parquet_options(schema: pa.Schema) -> dict:
             "write_statistics": stats or False}
 
 
+def open_parquet(sink, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer of batches of ``schema``, with :func:`parquet_options`.  Columns
+    read as dictionaries (:mod:`txcore.io.textdict`) are written as given, and the
+    file's Arrow schema (its ``ARROW:schema`` footer entry, which readers restore types
+    from) is the text one: the footer is the one a writer of the text schema writes."""
+    text = textdict.contract(schema)
+    if text is schema:
+        return pq.ParquetWriter(sink, schema, **parquet_options(schema))
+    writer = pq.ParquetWriter(sink, schema, store_schema=False, **parquet_options(text))
+    writer.add_key_value_metadata({**(text.metadata or {}),
+                                   b"ARROW:schema": base64.b64encode(
+                                       text.serialize().to_pybytes())})
+    return writer
+
+
 #: Parquet row groups and Arrow record batches are written of at least this many rows
 #: (or the whole output if smaller), whatever batches the input came in: small batches
 #: (an input of tiny row groups, a reject file's few rows a batch) are held and written
@@ -62,6 +79,11 @@ class BatchWriter:
     def __init__(self, path: Path, schema: pa.Schema, fmt: str, sync: bool = True):
         """``sync``: fsync the file on :meth:`close` (a part a partitioned run stitches
         into its output needs not: :func:`txcore.io.stitch.stitch` syncs the output)."""
+        # Parquet writes columns read as dictionaries as they are (``open_parquet``);
+        # the other formats take them as the text they stand for (``textdict``)
+        text = textdict.contract(schema)
+        if fmt != "parquet":
+            schema = text
         self.path, self.schema, self.format = Path(path), schema, fmt
         self.sync = sync
         self.rows = 0
@@ -69,7 +91,7 @@ class BatchWriter:
         self._prepare = ParquetPrep(schema) if fmt == "parquet" else None
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}")
-        problems = unwritable(schema, fmt)
+        problems = unwritable(text, fmt)
         if problems:
             raise OutputRefused(
                 f"{self.path.name}: cannot be written as {fmt}: " + "; ".join(problems)
@@ -81,7 +103,7 @@ class BatchWriter:
         # the writer thread of --workers runs beside the pricing); Avro through Python's
         self._fh = open(self.path, "wb") if fmt == "avro" else pa.OSFile(str(self.path), "wb")
         if fmt == "parquet":
-            self._w = pq.ParquetWriter(self._fh, schema, **parquet_options(schema))
+            self._w = open_parquet(self._fh, schema)
         elif fmt == "csv":
             self._w = pacsv.CSVWriter(self._fh, schema)
         elif fmt == "arrow":
@@ -93,6 +115,8 @@ class BatchWriter:
         if batch.num_rows == 0:
             return
         self.rows += batch.num_rows
+        if self.format != "parquet":
+            batch = textdict.as_text(batch, self.schema)
         if self._prepare:
             batch = self._prepare(batch, self.path.name)
         self._refusing(self._write, batch)
