@@ -408,11 +408,18 @@ class Encoder:
         aware, naive = status == _AWARE, status == _NAIVE
         slow |= status == 0
         wall_day = (us // zones.DAY_US).astype(np.int32)
+        # a zone's wall-time lookup only where some time is naive, its day lookup only
+        # where some is aware (a Parquet input's times are all aware: half the work);
+        # a row neither is slow, and the reference path sets its day and instant
+        any_naive, any_aware = naive.any(), aware.any()
         for z, table in enumerate(self.zones):
-            from_wall, ok = table.from_wall(us)
-            slow |= naive & ~ok
-            day[z] = np.where(aware, table.local_day(us), wall_day)
-            inst[z] = np.where(aware, us, from_wall)
+            if any_naive:
+                from_wall, ok = table.from_wall(us)
+                slow |= naive & ~ok
+                inst[z] = np.where(aware, us, from_wall)
+            else:
+                inst[z] = us
+            day[z] = np.where(aware, table.local_day(us), wall_day) if any_aware else wall_day
             slow |= day[z] > self.last_day
         return day, inst
 
