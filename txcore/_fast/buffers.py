@@ -4,6 +4,8 @@ Every function of ``encode`` and ``cardcheck`` that walks strings takes
 ``(offsets, data, validity, offset)``: the array's offsets (int32, or int64 for
 ``large_string``), its UTF-8 bytes, its validity bitmap (empty when nothing is null)
 and the array's own offset into those buffers (a slice shares its parent's buffers).
+``encode_rows`` also takes a ``dictionary<int32, string>`` column as its dictionary's
+four followed by the indices, their validity and offset (:func:`text_buffers`).
 """
 from __future__ import annotations
 

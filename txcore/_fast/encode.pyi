@@ -41,7 +41,9 @@ R_MERCHANT: int
 R_BENEFIT: int
 R_REVERSAL: int
 
-def encode_rows(texts: list,          # FUSED_TEXT: (offsets, data, validity, offset) or None
+def encode_rows(texts: list,          # FUSED_TEXT: (offsets, data, validity, offset), a
+                                      # dictionary's (..., indices, validity, offset)
+                                      # (buffers.text_buffers), or None
                 words: list,          # FUSED_WORDS: (word_offsets, words, codes)
                 k0: int, k1: int,
                 kind_rules: np.ndarray,   # const uint8_t[::1]
