@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _NO_BYTES = np.zeros(0, np.uint8)
 
@@ -40,6 +41,10 @@ def text_buffers(arr: pa.Array) -> tuple:
     followed by ``(indices, validity, offset)`` of the array itself."""
     if not pa.types.is_dictionary(arr.type):
         return string_buffers(arr)
+    if len(arr) - arr.null_count:  # the compiled pass reads the entries unchecked
+        bounds = pc.min_max(arr.indices)
+        if bounds["min"].as_py() < 0 or bounds["max"].as_py() >= len(arr.dictionary):
+            raise ValueError(f"a dictionary index outside its {len(arr.dictionary)} entries")
     index = arr.buffers()[1]
     indices = np.frombuffer(index, np.int32) if index is not None else _NO_INDEX
     return (*string_buffers(arr.dictionary), indices, validity(arr), arr.offset)

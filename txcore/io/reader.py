@@ -95,6 +95,7 @@ class InputSource:
         self._stdin_hash = None
         self._spool = None
         self._metadata = None
+        self._as_dictionary = None  # columns read as dictionaries (window_batches)
         self.rows = 0
         self.total_rows: int | None = None  # known up front for Parquet and Arrow files
         self.schema: pa.Schema | None = None  # known once reading has started
@@ -292,8 +293,10 @@ class InputSource:
         try:
             md = self._parquet_metadata()
             # low-cardinality text read as dictionaries, marked as text (io.textdict)
-            as_dictionary = textdict.read_as_dictionary(
-                pq.ParquetFile(self.path, metadata=md).schema_arrow)
+            if self._as_dictionary is None:
+                self._as_dictionary = textdict.read_as_dictionary(
+                    pq.ParquetFile(self.path, metadata=md).schema_arrow)
+            as_dictionary = self._as_dictionary
             pf = pq.ParquetFile(self.path, metadata=md, read_dictionary=as_dictionary)
             declared = sum(pf.metadata.row_group(g).num_rows for g in window)
             read, schema = 0, None
