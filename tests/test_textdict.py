@@ -57,7 +57,7 @@ def test_contract_unmarks_only_marked_columns():
 
 def test_a_parquet_inputs_low_cardinality_text_is_read_as_marked_dictionaries(tmp_path):
     table = pq.read_table(DEMO)
-    # kind as large_string and city as binary: not plain string in the file, read as usual
+    # kind as large_string: not plain string in the file, so read as it is
     odd = table.set_column(table.schema.get_field_index("kind"), "kind",
                            table["kind"].cast(pa.large_string()))
     pq.write_table(odd, tmp_path / "odd.parquet")
