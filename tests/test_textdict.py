@@ -30,13 +30,17 @@ DEMO = FIXTURES / "txns-2015-11-01.parquet"
 
 def _text_and_marked(values: dict) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """A batch of text columns, and the same with ``kind`` and ``city`` as marked
-    dictionaries."""
+    dictionaries; both schemas carry metadata (a footer keeps it beside the Arrow
+    schema)."""
+    meta = {b"origin": b"test", b"another": b"key"}
     text = pa.record_batch({k: pa.array(v, pa.string()) for k, v in values.items()})
+    text = text.replace_schema_metadata(meta)
     names = ["kind", "city"]
     columns = [text.column(n).dictionary_encode() if n in names else text.column(n)
                for n in text.schema.names]
     schema = textdict.marked(pa.schema([pa.field(n, c.type) for n, c in
-                                        zip(text.schema.names, columns)]), names)
+                                        zip(text.schema.names, columns)], metadata=meta),
+                             names)
     return text, pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
