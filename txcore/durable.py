@@ -67,7 +67,7 @@ def fsync_dir(path: Path):
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes, name: str):
+def write_bytes(path: Path, data, name: str):
     """Write, fsync and mark a step.  The caller renames or references it later."""
     with open(path, "wb") as fh:
         fh.write(data)
@@ -116,12 +116,10 @@ def write_image(path: Path, image: np.ndarray, size: int, name: str) -> str:
         raise ValueError("write_image: the image is not whole aligned blocks")
     view = memoryview(image)
     digest = hashlib.sha256(view[:size]).hexdigest()
-    if not _write_direct(path, view, size):
-        with open(path, "wb") as fh:
-            fh.write(view[:size])
-            fh.flush()
-            os.fsync(fh.fileno())
-    step(name)
+    if _write_direct(path, view, size):
+        step(name)
+    else:
+        write_bytes(path, view[:size], name)
     return digest
 
 

@@ -48,14 +48,16 @@ def siphash128(data, k0, k1):
     return hi, v[0] ^ v[1] ^ v[2] ^ v[3]
 
 
+def _valid(validity, j) -> bool:
+    """Whether slot ``j`` of a validity bitmap (empty: no nulls) is set."""
+    return not len(validity) or bool((validity[j >> 3] >> (j & 7)) & 1)
+
+
 def _values(offsets, data, validity, offset, n):
     data = bytes(data)
     for i in range(n):
         j = i + offset
-        if len(validity) and not (validity[j >> 3] >> (j & 7)) & 1:
-            yield i, None
-        else:
-            yield i, data[offsets[j]:offsets[j + 1]]
+        yield i, data[offsets[j]:offsets[j + 1]] if _valid(validity, j) else None
 
 
 def hash_strings(offsets, data, validity, offset, k0, k1, hi, lo, length):
@@ -160,7 +162,7 @@ def digest_rows(columns, n):
         vals = []
         for i in range(n):
             j = i + offset
-            if len(validity) and not (validity[j >> 3] >> (j & 7)) & 1:
+            if not _valid(validity, j):
                 vals.append(b"null")
             elif kind == 0:
                 raw = bytes(data[offsets[j]:offsets[j + 1]])
@@ -193,14 +195,10 @@ def _row_values(text, n):
     if len(text) == 7:
         offsets, data, validity, offset, index, index_validity, index_offset = text
         data, rows = bytes(data), []
-        for i in range(n):
-            j = i + index_offset
-            if len(index_validity) and not (index_validity[j >> 3] >> (j & 7)) & 1:
-                rows.append(None)
-                continue
-            k = int(index[j]) + offset
-            valid = not len(validity) or (validity[k >> 3] >> (k & 7)) & 1
-            rows.append(data[offsets[k]:offsets[k + 1]] if valid else None)
+        for j in range(index_offset, index_offset + n):
+            k = int(index[j]) + offset if _valid(index_validity, j) else None
+            rows.append(None if k is None or not _valid(validity, k)
+                        else data[offsets[k]:offsets[k + 1]])
         return rows
     return [raw for _, raw in _values(*text, n)]
 

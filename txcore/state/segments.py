@@ -304,7 +304,7 @@ def write_segment(path: Path, bucket: int, generation: int, hi, lo, recs, step: 
     file_id = os.urandom(16)
     head = _HEAD.pack(SEG_MAGIC, bucket, 0, generation, n, min_day, max_day, file_id, off_lo,
                       off_recs, off_crcs, size, zlib.crc32(body[: 8 * n]),
-                      zlib.crc32(crcs.tobytes()))
+                      zlib.crc32(crcs))
     image[:HEADER] = np.frombuffer(_header(head), np.uint8)
     sha = durable.write_image(path, image, size, step)
     return {"name": path.name, "sha256": sha, "size": size, "file_id": file_id.hex(),
