@@ -30,7 +30,8 @@ import pyarrow as pa
 
 from txcore._fast import compiled_or_twin
 from txcore._fast import layout as L
-from txcore.plan.tasks import Job, load, save, scratch_path
+from txcore.plan.scratch import load, save, scratch_path
+from txcore.plan.tasks import Job
 from txcore.state.compact import digest_words
 from txcore.state.store import Query
 from txcore.timeconv import EPOCH_DAY, day_number

@@ -36,8 +36,9 @@ from txcore.io.stitch import stitch
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
 from txcore.plan.executors import InProcess
-from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, load, merge_segment,
-                               price_bucket, read_outputs, save, scratch_path, write_tables)
+from txcore.plan.scratch import load, save, scratch_path, write_tables
+from txcore.plan.tasks import (Chunk, Job, assemble_chunk, encode_chunk, merge_segment,
+                               price_bucket, read_outputs)
 from txcore.state.compact import digest_words
 from txcore.state.segments import Written, bucket_of
 from txcore.summary import Totals
@@ -145,7 +146,8 @@ def price(sources, *, job_options: dict, book, state, load_state, store, staging
             _new_state(job, state, [w["segment"] for w in written], latest)
             clock.lap("merge_state")
         body["stage_seconds"] = clock.laps
-        body["scratch_bytes"] = sum(f.stat().st_size for f in scratch.iterdir())
+        body["scratch_bytes"] = outputs.dropped + sum(f.stat().st_size
+                                                      for f in scratch.iterdir())
         return body, state
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -212,6 +214,7 @@ class _Outputs:
         self.last = {c.source: c.index for c in chunks}  # each input's last chunk
         self.totals, self.inputs, self.writers = Totals(), [], []
         self._open: _Input | None = None
+        self.dropped = 0  # bytes of the chunks' scratch files removed once written out
 
     def add(self, chunk: Chunk, assembled: dict):
         """Write chunk ``chunk``'s rows (chunks come in input order)."""
@@ -232,11 +235,13 @@ class _Outputs:
             out.priced.end_group()
         for b in rejects:
             out.rejects.write(b)
-        out.digest.add_bytes(load(scratch_path(self.job, f"c{chunk.index:06d}.digest")))
+        for rows in load(scratch_path(self.job, f"c{chunk.index:06d}.digest")):
+            out.digest.add_bytes(rows)
         out.rows += self.encoded[chunk.index]["rows"]
         out.n_priced += assembled["priced"]
         out.n_rejected += assembled["rejected"]
         self.totals.merge(assembled["totals"])
+        self.dropped += _drop_chunk(self.job, chunk.index)
         if self.last[chunk.source] == chunk.index:
             self._close()
 
@@ -295,6 +300,25 @@ class _Outputs:
                 "inputs": inputs,
                 "rows": {"input": n_in, "priced": totals.priced, "rejected": totals.rejected},
                 "digest": run_digest([i["digest"] for i in inputs]), **totals.as_dict()}
+
+
+def _drop_chunk(job: Job, index: int) -> int:
+    """Remove chunk ``index``'s scratch files once its outputs are written (no task reads
+    them again: the client has every task's result), so the run frees their memory as it
+    goes rather than all at its end, when every worker waits; the bytes removed.  Its
+    Parquet part stays: the stitch takes it."""
+    dropped = 0
+    names = [f"c{index:06d}.{kind}" for kind in ("enc", "rows", "ids", "settled", "out",
+                                                "digest")]
+    names += [f"c{index:06d}.{kind}{b:03d}" for kind in "bp" for b in range(job.buckets)]
+    for name in names:
+        path = scratch_path(job, name)
+        try:
+            dropped += path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue  # a bucket without rows of this chunk
+    return dropped
 
 
 def _state_strings(store, book) -> list[str] | None:

@@ -40,14 +40,12 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from txcore import durable
 from txcore._fast import layout as L
@@ -59,6 +57,8 @@ from txcore.errors import TxcoreError
 from txcore.io.digest import row_bytes
 from txcore.io.reader import InputSource
 from txcore.io.writer import BatchWriter
+from txcore.plan.scratch import (load, load_array, read_batches, read_tables, save,
+                                  save_array, scratch_path, write_batches)
 from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
@@ -147,38 +147,6 @@ def _setup(job: Job):
     return got
 
 
-# -- scratch files -------------------------------------------------------------------------
-def scratch_path(job: Job, name: str) -> Path:
-    return Path(job.scratch) / name
-
-
-def save(path: Path, obj):
-    """Write ``obj`` whole under a temporary name, then rename: a retried task replaces
-    the file with the same content, a killed one leaves no half file under the name."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh, protocol=5)
-    os.replace(tmp, path)
-
-
-def save_array(path: Path, values: np.ndarray):
-    """An array as ``.npy``, written whole then renamed (see :func:`save`)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, values)
-    os.replace(tmp, path)
-
-
-def load_array(path: Path) -> np.ndarray:
-    """An array :func:`save_array` wrote, memory-mapped."""
-    return np.load(path, mmap_mode="r")
-
-
-def load(path: Path):
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
-
-
 # -- 1. read and encode a chunk ------------------------------------------------------------
 def verdicts(engine, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(code, day, flags)`` per row: what pricing settles without the state, as the
@@ -217,30 +185,33 @@ def encode_chunk(job: Job, chunk: Chunk) -> dict:
             ids[name].append(getattr(enc, name)[cand])
         ids["day"].append(day[cand])
         ids["flags"].append(flags[cand])
-        # one gather per array: the candidates ordered by bucket (stably), then sliced
+        # one gather per array: the candidates ordered by bucket (stably), then sliced;
+        # a zone array's slices one zone at a time (each contiguous: saved as it is)
         bucket = bucket_of(ids["card_hi"][-1], job.buckets)
         at = np.argsort(bucket, kind="stable")
         bounds = np.searchsorted(bucket[at], np.arange(job.buckets + 1))
         rows_b = cand[at]
         gathered = {"cand": at + candidates,
-                    **{name: getattr(enc, name)[rows_b] for name in ROW_ARRAYS},
-                    **{name: getattr(enc, name)[:, rows_b] for name in ZONE_ARRAYS}}
+                    **{name: getattr(enc, name)[rows_b] for name in ROW_ARRAYS}}
+        zoned = {name: getattr(enc, name)[:, rows_b] for name in ZONE_ARRAYS}
         for b in range(job.buckets):
+            lo, hi = bounds[b], bounds[b + 1]
             for name, values in gathered.items():
-                mine[b][name].append(values[..., bounds[b]:bounds[b + 1]])
+                mine[b][name].append(values[lo:hi])
+            for name, values in zoned.items():
+                mine[b][name].append(tuple(zone[lo:hi] for zone in values))
         rows += enc.n
         slow += enc.slow_rows
         candidates += len(cand)
     save(scratch_path(job, f"c{chunk.index:06d}.enc"), pieces)
     # the rows as read, for the chunk's outputs: an uncompressed Arrow file is mapped back
     # in for nothing, where decoding the Parquet again would cost a third of the encoding
-    _write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
+    write_batches(scratch_path(job, f"c{chunk.index:06d}.rows"), [batches])
     types = {**ROW_ARRAYS, "day": np.int32, "flags": np.uint8}
     save(scratch_path(job, f"c{chunk.index:06d}.ids"),
          {k: np.concatenate(v) if v else np.zeros(0, types[k]) for k, v in ids.items()})
-    for b in range(job.buckets):
-        save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"),
-             {k: (np.concatenate(v, axis=-1) if v else None) for k, v in mine[b].items()})
+    for b in range(job.buckets):  # each batch's slices as they are: price_bucket joins them
+        save(scratch_path(job, f"c{chunk.index:06d}.b{b:03d}"), mine[b])
     return {"rows": rows, "candidates": candidates, "slow_rows": slow,
             "cpu": time.process_time() - cpu}
 
@@ -265,28 +236,33 @@ def price_bucket(job: Job, bucket: int, chunks: list[int], latest: int | None,
                      else EPOCH_DAY + dt.timedelta(days=latest))
     engine = make_engine(job.backend, book, registry, state, job.business_date,
                          registry=compiled.only(bucket_of(compiled.hi, job.buckets) == bucket))
-    parts, now, owners, segment = [], [], [], None
+    # every batch's slice of this bucket's candidates, with the id pass's verdicts: a
+    # mask of the rows it accepted (None: all of them) and their count
+    pieces, now, owners, segment = [], [], [], None
     for c in chunks:
         rows = load(scratch_path(job, f"c{c:06d}.b{bucket:03d}"))
-        settled = load(scratch_path(job, f"c{c:06d}.settled"))
-        cand = rows["cand"]
-        if cand is None:  # a chunk without rows
+        if not rows["cand"]:  # a chunk without rows
             continue
+        settled = load(scratch_path(job, f"c{c:06d}.settled"))
+        cand = np.concatenate(rows["cand"])
         taken = settled["reason"][cand] == 0
-        if not taken.all():  # the id pass turned some away
-            rows = {k: (v[..., taken] if isinstance(v, np.ndarray) else v)
-                    for k, v in rows.items()}
-        parts.append(rows)
-        now.append(settled["now"][rows["cand"]])
-        owners.append((c, rows["cand"]))
-    n = sum(len(p["cand"]) for p in parts)
+        start = 0
+        for i, part in enumerate(rows["cand"]):
+            mask = taken[start:start + len(part)]
+            start += len(part)
+            k = int(np.count_nonzero(mask))
+            pieces.append((rows, i, None if k == len(part) else mask, k))
+        cand = cand[taken]
+        now.append(settled["now"][cand])
+        owners.append((c, cand))
+    n = sum(k for *_, k in pieces)
     nz = len(engine.flat.zone_names)
     names = list(ROW_ARRAYS)
     enc = Encoded(n, np.zeros(n, np.int8),
-                  *[_joined(parts, name, (0,), ROW_ARRAYS[name]) for name in names[:6]],
-                  _joined(parts, "day", (nz, 0), np.int32),
-                  _joined(parts, "inst", (nz, 0), np.int64),
-                  *[_joined(parts, name, (0,), ROW_ARRAYS[name]) for name in names[6:]],
+                  *[_joined(pieces, name, n, ROW_ARRAYS[name]) for name in names[:6]],
+                  _joined(pieces, "day", n, np.int32, nz),
+                  _joined(pieces, "inst", n, np.int64, nz),
+                  *[_joined(pieces, name, n, ROW_ARRAYS[name]) for name in names[6:]],
                   np.ones(n, bool))
     engine.reserve(n)
     out = engine.price_encoded(enc, np.concatenate(now) if now else np.zeros(0, np.int32))
@@ -351,27 +327,22 @@ def write_state_segment(job: Job, bucket: int, hi, lo, recs) -> dict | None:
     return {**entry, "name": path.name}
 
 
-def _joined(parts, name, empty_shape, dtype):
-    arrays = [p[name] for p in parts if p[name] is not None]
-    if not arrays:
-        return np.zeros(empty_shape, dtype)
-    return np.ascontiguousarray(np.concatenate(arrays, axis=-1), dtype)
-
-
-def write_tables(path: Path, counters: pa.Table, index: pa.Table):
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as fh:
-        for table in (counters, index):
-            with ipc.new_stream(fh, table.schema) as w:
-                w.write_table(table)
-    os.replace(tmp, path)
-
-
-def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
-    with pa.memory_map(str(path)) as src:
-        counters = ipc.open_stream(src).read_all()
-        index = ipc.open_stream(src).read_all()
-    return counters, index
+def _joined(pieces, name: str, n: int, dtype, zones: int | None = None) -> np.ndarray:
+    """Array ``name`` of the rows the id pass accepted, in order, from ``pieces`` (see
+    :func:`price_bucket`): each batch's slice copied, or compressed by its mask, straight
+    into place — one copy.  With ``zones``, a ``(zones, n)`` array of per-zone slices."""
+    out = np.empty(n if zones is None else (zones, n), dtype)
+    at = 0
+    for rows, i, mask, k in pieces:
+        parts = rows[name][i]
+        for dst, part in (zip(out[:, at:at + k], parts) if zones is not None
+                          else [(out[at:at + k], parts)]):
+            if mask is None:
+                dst[...] = part
+            else:
+                np.compress(mask, part, out=dst)
+        at += k
+    return out
 
 
 # -- 3. the chunk's outputs ----------------------------------------------------------------
@@ -415,7 +386,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
     # a Parquet output: the chunk's priced rows encoded here, as a part the client
     # stitches into the file (the row groups one writer makes of them); else as Arrow
     part = None  # its writer, made at the first batch
-    for piece, batch in zip(pieces, _read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
+    for piece, batch in zip(pieces, read_batches(scratch_path(job, f"c{chunk.index:06d}.rows"))[0]):
         stop = start + piece["n"]
         enc = _OutputsOf(piece)
         rows_out = {k: v[start:stop] for k, v in out.items()}
@@ -433,8 +404,10 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
         start = stop
     if part is not None:
         part.close()
-    _write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
-    save(scratch_path(job, f"c{chunk.index:06d}.digest"), b"".join(digest))
+    write_batches(scratch_path(job, f"c{chunk.index:06d}.out"), [priced_out, reject_out])
+    # the digest bytes as arrays: written out of band, straight from each batch's bytes
+    save(scratch_path(job, f"c{chunk.index:06d}.digest"),
+         [np.frombuffer(rows, np.uint8) for rows in digest])
     return {"priced": part.rows if part is not None
             else sum(b.num_rows for b in priced_out),
             "part": part is not None,
@@ -454,27 +427,5 @@ class _OutputsOf:
 
 def read_outputs(job: Job, index: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
     """The priced and reject batches :func:`assemble_chunk` wrote for chunk ``index``."""
-    priced, rejects = _read_batches(scratch_path(job, f"c{index:06d}.out"))
+    priced, rejects = read_batches(scratch_path(job, f"c{index:06d}.out"))
     return priced, rejects
-
-
-def _write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
-    """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as fh:
-        for batches in groups:
-            schema = batches[0].schema if batches else pa.schema([])
-            with ipc.new_stream(fh, schema) as w:
-                for b in batches:
-                    w.write_batch(b)
-    os.replace(tmp, path)
-
-
-def _read_batches(path: Path) -> list[list[pa.RecordBatch]]:
-    """What :func:`_write_batches` wrote, memory-mapped (no copy)."""
-    groups = []
-    with pa.memory_map(str(path)) as src:
-        while src.tell() < src.size():
-            groups.append(list(ipc.open_stream(src)))
-    return groups
-

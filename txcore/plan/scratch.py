@@ -1,0 +1,134 @@
+"""The scratch files the tasks of a partitioned run hand on to each other.
+
+Every file is written whole under a temporary name and then renamed, so a task run
+twice (a retry after a lost worker) replaces a file with the same content, and a task
+killed half way leaves no half file under the name.
+
+Objects (dicts of numpy arrays, lists of digest bytes, Arrow tables) are pickled with
+protocol 5 and their buffers **out of band** (PEP 574): the file is a small pickle
+followed by the arrays' bytes, each 64-byte aligned, written straight from the arrays'
+memory.  :func:`load` maps the file and hands the pickle views of it, so an array read
+back is a read-only view of the page cache: reading a scratch file copies nothing.
+(An in-band pickle copied every byte twice more: into the pickle, and out of it.)
+
+    magic  b"TXSCRAT1"
+    u64    length of the pickle
+    u64    n, the number of buffers
+    n x (u64 offset, u64 length)      each buffer's place in the file
+    the pickle, then the buffers
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+MAGIC = b"TXSCRAT1"
+_ALIGN = 64
+_U64 = struct.Struct("<Q")
+
+
+def scratch_path(job, name: str) -> Path:
+    """File ``name`` of the run's scratch folder (``job.scratch``)."""
+    return Path(job.scratch) / name
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def save(path: Path, obj):
+    """Write ``obj`` (see the module docstring) whole under a temporary name, then rename."""
+    buffers = []
+    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    at = _pad(len(MAGIC) + 16 + 16 * len(raws) + len(head))
+    places = []
+    for raw in raws:
+        places.append((at, raw.nbytes))
+        at = _pad(at + raw.nbytes)
+    tmp = _temporary(path)
+    with open(tmp, "wb") as fh:
+        fh.write(MAGIC + _U64.pack(len(head)) + _U64.pack(len(raws))
+                 + b"".join(_U64.pack(o) + _U64.pack(n) for o, n in places) + head)
+        for (offset, _), raw in zip(places, raws):
+            fh.write(bytes(offset - fh.tell()))  # zeros up to the buffer's aligned place
+            fh.write(raw)
+    os.replace(tmp, path)
+
+
+def load(path: Path):
+    """What :func:`save` wrote; its arrays are read-only views of the mapped file."""
+    with open(path, "rb") as fh:
+        view = memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+    if bytes(view[:len(MAGIC)]) != MAGIC:
+        raise ValueError(f"{path}: not a scratch file of this txcore")
+    at = len(MAGIC)
+    head_len, n = _U64.unpack_from(view, at)[0], _U64.unpack_from(view, at + 8)[0]
+    at += 16
+    places = [(_U64.unpack_from(view, at + 16 * i)[0], _U64.unpack_from(view, at + 16 * i + 8)[0])
+              for i in range(n)]
+    at += 16 * n
+    return pickle.loads(view[at:at + head_len],
+                        buffers=[view[o:o + length] for o, length in places])
+
+
+def _pad(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def save_array(path: Path, values: np.ndarray):
+    """An array as ``.npy``, written whole then renamed."""
+    tmp = _temporary(path)
+    with open(tmp, "wb") as fh:
+        np.save(fh, values)
+    os.replace(tmp, path)
+
+
+def load_array(path: Path) -> np.ndarray:
+    """An array :func:`save_array` wrote, memory-mapped."""
+    return np.load(path, mmap_mode="r")
+
+
+def write_tables(path: Path, counters: pa.Table, index: pa.Table):
+    """Two tables as Arrow IPC streams, one after the other."""
+    tmp = _temporary(path)
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for table in (counters, index):
+            with ipc.new_stream(fh, table.schema) as w:
+                w.write_table(table)
+    os.replace(tmp, path)
+
+
+def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
+    with pa.memory_map(str(path)) as src:
+        counters = ipc.open_stream(src).read_all()
+        index = ipc.open_stream(src).read_all()
+    return counters, index
+
+
+def write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
+    """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
+    tmp = _temporary(path)
+    with pa.OSFile(str(tmp), "wb") as fh:
+        for batches in groups:
+            schema = batches[0].schema if batches else pa.schema([])
+            with ipc.new_stream(fh, schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+    os.replace(tmp, path)
+
+
+def read_batches(path: Path) -> list[list[pa.RecordBatch]]:
+    """What :func:`write_batches` wrote, memory-mapped (no copy)."""
+    groups = []
+    with pa.memory_map(str(path)) as src:
+        while src.tell() < src.size():
+            groups.append(list(ipc.open_stream(src)))
+    return groups
