@@ -4,6 +4,7 @@ naming the file.  The footer codec (txcore.io.thrift_compact) round-trips any tr
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import txcore
 from conftest import FIXTURES, RULES
 from txcore.errors import OutputRefused
 from txcore.io import textdict, thrift_compact as tc
-from txcore.io.stitch import PartRefused, stitch, write_part
+from txcore.io.stitch import Part, PartRefused, stitch, write_part
 from txcore.io.writer import MIN_ROW_GROUP_ROWS, BatchWriter, parquet_options
 
 MIN = MIN_ROW_GROUP_ROWS
@@ -77,12 +78,16 @@ def batch_writer_bytes(path: Path, batches, schema) -> bytes:
     return path.read_bytes()
 
 
-def stitched_bytes(folder: Path, parts: list[list], schema, name="out.parquet") -> bytes:
+def stitched_bytes(folder: Path, parts: list[list], schema, name="out.parquet",
+                   read_elsewhere=False) -> bytes:
+    """The file stitched from parts of ``parts``; with ``read_elsewhere``, each part's
+    footer read as a worker does (``Part``) and handed over pickled."""
     paths = []
     for i, pieces in enumerate(parts):
         paths.append(folder / f"part-{i:04d}.parquet")
         write_part(paths[-1], pieces, schema)
-    stitch(paths, folder / name, schema)
+    handed = [pickle.loads(pickle.dumps(Part(p))) for p in paths] if read_elsewhere else paths
+    stitch(handed, folder / name, schema)
     assert not any(p.exists() for p in paths)  # removed once stitched
     return (folder / name).read_bytes()
 
@@ -91,7 +96,8 @@ def stitched_bytes(folder: Path, parts: list[list], schema, name="out.parquet") 
 @pytest.mark.parametrize("make", [money_batch, strings_batch])
 @pytest.mark.parametrize("layout", [[3], [1, 1, 1], [1, 0, 2], [0, 3, 0]],
                          ids=["one-part", "many-parts", "an-empty-part", "empty-ends"])
-def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout):
+@pytest.mark.parametrize("read_elsewhere", [False, True], ids=["paths", "parts-read-by-workers"])
+def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout, read_elsewhere):
     batches = [make(MIN + 1000 * i, seed=i) for i in range(sum(layout))]
     schema = batches[0].schema
     expected = batch_writer_bytes(tmp_path / "one.parquet", batches, schema)
@@ -99,7 +105,7 @@ def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout):
     for n in layout:
         parts.append(batches[k:k + n])
         k += n
-    assert stitched_bytes(tmp_path, parts, schema) == expected
+    assert stitched_bytes(tmp_path, parts, schema, read_elsewhere=read_elsewhere) == expected
     assert_reads_back(tmp_path / "out.parquet", batches, schema)
     assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups == len(batches)
 

@@ -93,8 +93,11 @@ def write_part(path: Path, pieces, schema: pa.Schema) -> int:
 
 
 # ------------------------------------------------------------------------------ stitch
-class _Part:
-    """A part's footer and the span of its column-chunk bytes."""
+class Part:
+    """A part's footer, read and checked, and the span of its column-chunk bytes.
+
+    Picklable: a partitioned run's worker reads the part it wrote, so the client's
+    :func:`stitch` only moves offsets and writes the one footer."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -208,7 +211,7 @@ def _empty_footer_fields(schema: pa.Schema) -> bytes:
     return _file_fields(tc.decode_exact(data[-8 - length:-8]))
 
 
-def _mismatch(part: _Part, reference: _Part | None, expected: bytes) -> PartRefused:
+def _mismatch(part: Part, reference: Part | None, expected: bytes) -> PartRefused:
     """Why ``part`` cannot join the output (of ``reference``'s schema, or the one given)."""
     created = tc.decode_exact(expected).get(_FILE_CREATED_BY)
     if part.meta.get(_FILE_CREATED_BY) != created:  # workers with another pyarrow
@@ -261,22 +264,24 @@ def _copy(src: Path, start: int, end: int, dst_fd: int):
             pos, left = pos + len(block), left - len(block)
 
 
-def stitch(part_paths: Iterable[Path], out_path: Path, schema: pa.Schema | None = None,
+def stitch(parts: Iterable[Path | Part], out_path: Path, schema: pa.Schema | None = None,
            *, remove_parts: bool = True) -> int:
-    """Join the parts, in order, into the one Parquet file ``out_path``; its rows.
+    """Join the parts (paths, or :class:`Part` read already), in order, into the one
+    Parquet file ``out_path``; its rows.
 
     Every part must have been written by :func:`write_part` with one schema (else
     :class:`PartRefused`, naming the part); with ``schema`` given, that schema.  With no
     parts (or only empty ones) the file is the empty output of ``schema`` (required
     then).  ``out_path`` is fsynced and marked a durable step, as ``BatchWriter.close``
     does; the parts are deleted afterwards unless ``remove_parts`` is false."""
-    out_path, part_paths = Path(out_path), [Path(p) for p in part_paths]
+    out_path, parts = Path(out_path), list(parts)
+    part_paths = [p.path if isinstance(p, Part) else Path(p) for p in parts]
     if not part_paths:
         if schema is None:
             raise ValueError("stitch: no parts and no schema to write an empty file of")
         rows = write_part(out_path, [], schema)
     else:
-        parts = [_Part(p) for p in part_paths]
+        parts = [p if isinstance(p, Part) else Part(p) for p in parts]
         expected = _empty_footer_fields(schema) if schema is not None \
             else parts[0].file_fields()
         for part in parts:

@@ -227,8 +227,8 @@ class _Outputs:
             out.rejects = self._writer(source, "rejects", rejects[0].schema)
             if self.fmt != "parquet":
                 out.priced = self._writer(source, "priced", out.schema)
-        if assembled["part"]:
-            out.parts.append(scratch_path(self.job, f"c{chunk.index:06d}.priced.parquet"))
+        if assembled["part"] is not None:
+            out.parts.append(assembled["part"])
         for b in priced:
             out.priced.write(b)
         if out.priced is not None:  # a chunk's priced rows: row groups of their own
