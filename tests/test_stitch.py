@@ -4,7 +4,6 @@ naming the file.  The footer codec (txcore.io.thrift_compact) round-trips any tr
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +78,14 @@ def batch_writer_bytes(path: Path, batches, schema) -> bytes:
 
 
 def stitched_bytes(folder: Path, parts: list[list], schema, name="out.parquet",
-                   read_elsewhere=False) -> bytes:
-    """The file stitched from parts of ``parts``; with ``read_elsewhere``, each part's
-    footer read as a worker does (``Part``) and handed over pickled."""
+                   read_first=False) -> bytes:
+    """The file stitched from parts of ``parts``; with ``read_first``, each part read
+    (``Part``) as it is written, as a partitioned run does, and the stitch given those."""
     paths = []
     for i, pieces in enumerate(parts):
         paths.append(folder / f"part-{i:04d}.parquet")
         write_part(paths[-1], pieces, schema)
-    handed = [pickle.loads(pickle.dumps(Part(p))) for p in paths] if read_elsewhere else paths
+    handed = [Part(p) for p in paths] if read_first else paths
     stitch(handed, folder / name, schema)
     assert not any(p.exists() for p in paths)  # removed once stitched
     return (folder / name).read_bytes()
@@ -96,8 +95,8 @@ def stitched_bytes(folder: Path, parts: list[list], schema, name="out.parquet",
 @pytest.mark.parametrize("make", [money_batch, strings_batch])
 @pytest.mark.parametrize("layout", [[3], [1, 1, 1], [1, 0, 2], [0, 3, 0]],
                          ids=["one-part", "many-parts", "an-empty-part", "empty-ends"])
-@pytest.mark.parametrize("read_elsewhere", [False, True], ids=["paths", "parts-read-by-workers"])
-def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout, read_elsewhere):
+@pytest.mark.parametrize("read_first", [False, True], ids=["paths", "parts-read-first"])
+def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout, read_first):
     batches = [make(MIN + 1000 * i, seed=i) for i in range(sum(layout))]
     schema = batches[0].schema
     expected = batch_writer_bytes(tmp_path / "one.parquet", batches, schema)
@@ -105,7 +104,7 @@ def test_stitched_file_is_what_one_batch_writer_writes(tmp_path, make, layout, r
     for n in layout:
         parts.append(batches[k:k + n])
         k += n
-    assert stitched_bytes(tmp_path, parts, schema, read_elsewhere=read_elsewhere) == expected
+    assert stitched_bytes(tmp_path, parts, schema, read_first=read_first) == expected
     assert_reads_back(tmp_path / "out.parquet", batches, schema)
     assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups == len(batches)
 

@@ -32,7 +32,7 @@ from txcore._fast.layout import Strings
 from txcore.engine.flatrules import compile_book
 from txcore.errors import RowsLost
 from txcore.io.digest import FileDigest, run_digest
-from txcore.io.stitch import stitch
+from txcore.io.stitch import Part, stitch
 from txcore.io.writer import BatchWriter
 from txcore.plan import idpass
 from txcore.plan.executors import InProcess
@@ -227,8 +227,8 @@ class _Outputs:
             out.rejects = self._writer(source, "rejects", rejects[0].schema)
             if self.fmt != "parquet":
                 out.priced = self._writer(source, "priced", out.schema)
-        if assembled["part"] is not None:
-            out.parts.append(assembled["part"])
+        if assembled["part"]:  # its footer read now, while the workers assemble the next
+            out.parts.append(Part(scratch_path(self.job, f"c{chunk.index:06d}.priced.parquet")))
         for b in priced:
             out.priced.write(b)
         if out.priced is not None:  # a chunk's priced rows: row groups of their own

@@ -56,7 +56,6 @@ from txcore.engine.encoder import Encoded
 from txcore.errors import TxcoreError
 from txcore.io.digest import row_bytes
 from txcore.io.reader import InputSource
-from txcore.io.stitch import Part
 from txcore.io.writer import BatchWriter
 from txcore.plan.scratch import (load, load_array, read_batches, read_tables, save,
                                   save_array, scratch_path, write_batches)
@@ -411,8 +410,7 @@ def assemble_chunk(job: Job, chunk: Chunk) -> dict:
          [np.frombuffer(rows, np.uint8) for rows in digest])
     return {"priced": part.rows if part is not None
             else sum(b.num_rows for b in priced_out),
-            # its footer read and checked here, so the client's stitch only moves offsets
-            "part": Part(part.path) if part is not None else None,
+            "part": part is not None,
             "schema": part.schema if part is not None
             else (priced_out[0].schema if priced_out else None),
             "rejected": sum(b.num_rows for b in reject_out), "totals": totals,
