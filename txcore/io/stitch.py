@@ -96,8 +96,10 @@ def write_part(path: Path, pieces, schema: pa.Schema) -> int:
 class Part:
     """A part's footer, read and checked, and the span of its column-chunk bytes.
 
-    Picklable: a partitioned run's worker reads the part it wrote, so the client's
-    :func:`stitch` only moves offsets and writes the one footer."""
+    A partitioned run reads each part as its chunk comes in, so the :func:`stitch` after
+    the last one only moves offsets and writes the one footer.  (A footer holds the
+    part's column statistics, card numbers among them: it is read where the outputs are
+    written, never handed between client and workers.)"""
 
     def __init__(self, path: Path):
         self.path = Path(path)
