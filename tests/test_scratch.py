@@ -2,6 +2,8 @@
 band, read back as views of the mapped file (txcore.plan.scratch)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -67,6 +69,17 @@ def test_arrays_come_back_as_aligned_read_only_views_of_the_file(tmp_path):
     np.testing.assert_array_equal(got["a"], big)
     # the file is a small pickle plus the arrays' bytes (1.6 MB): none of them in twice
     assert path.stat().st_size < 2 * big.nbytes + 3 + 4096
+
+
+def test_loaded_files_hold_no_file_descriptor(tmp_path):
+    """A bucket task keeps every chunk's rows mapped at once: thousands of chunks must
+    not mean thousands of open files."""
+    path = tmp_path / "x"
+    scratch.save(path, {"a": np.arange(1000)})
+    before = len(os.listdir("/proc/self/fd"))
+    kept = [scratch.load(path) for _ in range(50)]
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert all(int(k["a"].sum()) == 499500 for k in kept)
 
 
 def test_a_second_save_replaces_the_file_whole(tmp_path):

@@ -19,7 +19,6 @@ back is a read-only view of the page cache: reading a scratch file copies nothin
 """
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import struct
@@ -64,9 +63,13 @@ def save(path: Path, obj):
 
 
 def load(path: Path):
-    """What :func:`save` wrote; its arrays are read-only views of the mapped file."""
-    with open(path, "rb") as fh:
-        view = memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+    """What :func:`save` wrote; its arrays are read-only views of the mapped file.
+
+    The file is mapped by Arrow and closed at once: the mapping lives as long as an
+    array of it does, without holding a file descriptor (Python's ``mmap`` keeps one per
+    map, and a bucket task of a run of thousands of chunks would hold thousands)."""
+    with pa.memory_map(str(path)) as src:
+        view = memoryview(src.read_buffer())
     if bytes(view[:len(MAGIC)]) != MAGIC:
         raise ValueError(f"{path}: not a scratch file of this txcore")
     at = len(MAGIC)
