@@ -49,9 +49,10 @@ from txcore.timeconv import EPOCH_DAY
 PLAN_BACKENDS = ("cython", "numba")
 #: ``--engine local`` takes the plan when it keeps at least this many worker processes
 #: busy (``--workers`` and chunks to read); below, one process on threads is faster.
-#: Measured on the 10 M-row month (benchmarks/README.md): the plan spends ~1.4x the CPU
-#: of one process moving rows to card buckets and back, so on two cores it gains 1.16x
-#: where threads gain 1.73x; from three cores its gain passes the threads' ceiling.
+#: Measured on the 10 M-row month (benchmarks/README.md, sixth pass): the plan spends
+#: ~1.5x the CPU of one process (1.7x on two worker processes) moving rows to card buckets
+#: and back, so on two cores it gains 1.0-1.15x where threads gain 1.65-1.96x; from three
+#: cores its gain passes the threads' ceiling.
 LOCAL_PLAN_FROM = 3
 
 
