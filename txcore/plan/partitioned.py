@@ -51,7 +51,7 @@ PLAN_BACKENDS = ("cython", "numba")
 #: busy (``--workers`` and chunks to read); below, one process on threads is faster.
 #: Measured on the 10 M-row month (benchmarks/README.md, sixth pass): the plan spends
 #: ~1.5x the CPU of one process (1.7x on two worker processes) moving rows to card buckets
-#: and back, so on two cores it gains 1.0-1.15x where threads gain 1.65-1.96x; from three
+#: and back, so on two cores it gains 1.0-1.2x where threads gain 1.5-2.0x; from three
 #: cores its gain passes the threads' ceiling.
 LOCAL_PLAN_FROM = 3
 
