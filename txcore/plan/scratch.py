@@ -1,8 +1,9 @@
 """The scratch files the tasks of a partitioned run hand on to each other.
 
-Every file is written whole under a temporary name and then renamed, so a task run
-twice (a retry after a lost worker) replaces a file with the same content, and a task
-killed half way leaves no half file under the name.
+Every file is written whole under a temporary name and then renamed
+(:func:`written_whole`), so a task run twice (a retry after a lost worker) replaces a
+file with the same content, and a task killed half way leaves no half file under the
+name.
 
 Objects (dicts of numpy arrays, lists of digest bytes, Arrow tables) are pickled with
 protocol 5 and their buffers **out of band** (PEP 574): the file is a small pickle
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,6 @@ import pyarrow.ipc as ipc
 
 MAGIC = b"TXSCRAT1"
 _ALIGN = 64
-_U64 = struct.Struct("<Q")
 
 
 def scratch_path(job, name: str) -> Path:
@@ -38,8 +39,14 @@ def scratch_path(job, name: str) -> Path:
     return Path(job.scratch) / name
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+@contextmanager
+def written_whole(path: Path):
+    """The temporary name to write ``path`` under; renamed to ``path`` once the block
+    ends without an error.  A retried task replaces the file with the same content, and
+    a task killed half way leaves no half file under the name."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    yield tmp
+    os.replace(tmp, path)
 
 
 def save(path: Path, obj):
@@ -52,14 +59,12 @@ def save(path: Path, obj):
     for raw in raws:
         places.append((at, raw.nbytes))
         at = _pad(at + raw.nbytes)
-    tmp = _temporary(path)
-    with open(tmp, "wb") as fh:
-        fh.write(MAGIC + _U64.pack(len(head)) + _U64.pack(len(raws))
-                 + b"".join(_U64.pack(o) + _U64.pack(n) for o, n in places) + head)
+    with written_whole(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(MAGIC + struct.pack(f"<{2 + 2 * len(places)}Q", len(head), len(places),
+                                     *(v for place in places for v in place)) + head)
         for (offset, _), raw in zip(places, raws):
             fh.write(bytes(offset - fh.tell()))  # zeros up to the buffer's aligned place
             fh.write(raw)
-    os.replace(tmp, path)
 
 
 def load(path: Path):
@@ -72,14 +77,12 @@ def load(path: Path):
         view = memoryview(src.read_buffer())
     if bytes(view[:len(MAGIC)]) != MAGIC:
         raise ValueError(f"{path}: not a scratch file of this txcore")
-    at = len(MAGIC)
-    head_len, n = _U64.unpack_from(view, at)[0], _U64.unpack_from(view, at + 8)[0]
-    at += 16
-    places = [(_U64.unpack_from(view, at + 16 * i)[0], _U64.unpack_from(view, at + 16 * i + 8)[0])
-              for i in range(n)]
-    at += 16 * n
+    head_len, n = struct.unpack_from("<2Q", view, len(MAGIC))
+    places = struct.unpack_from(f"<{2 * n}Q", view, len(MAGIC) + 16)
+    at = len(MAGIC) + 16 + 16 * n
     return pickle.loads(view[at:at + head_len],
-                        buffers=[view[o:o + length] for o, length in places])
+                        buffers=[view[o:o + length] for o, length in zip(places[::2],
+                                                                         places[1::2])])
 
 
 def _pad(n: int) -> int:
@@ -88,10 +91,8 @@ def _pad(n: int) -> int:
 
 def save_array(path: Path, values: np.ndarray):
     """An array as ``.npy``, written whole then renamed."""
-    tmp = _temporary(path)
-    with open(tmp, "wb") as fh:
+    with written_whole(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, values)
-    os.replace(tmp, path)
 
 
 def load_array(path: Path) -> np.ndarray:
@@ -101,12 +102,10 @@ def load_array(path: Path) -> np.ndarray:
 
 def write_tables(path: Path, counters: pa.Table, index: pa.Table):
     """Two tables as Arrow IPC streams, one after the other."""
-    tmp = _temporary(path)
-    with pa.OSFile(str(tmp), "wb") as fh:
+    with written_whole(path) as tmp, pa.OSFile(str(tmp), "wb") as fh:
         for table in (counters, index):
             with ipc.new_stream(fh, table.schema) as w:
                 w.write_table(table)
-    os.replace(tmp, path)
 
 
 def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
@@ -118,14 +117,12 @@ def read_tables(path: Path) -> tuple[pa.Table, pa.Table]:
 
 def write_batches(path: Path, groups: list[list[pa.RecordBatch]]):
     """Lists of batches as Arrow IPC streams, one after the other, uncompressed."""
-    tmp = _temporary(path)
-    with pa.OSFile(str(tmp), "wb") as fh:
+    with written_whole(path) as tmp, pa.OSFile(str(tmp), "wb") as fh:
         for batches in groups:
             schema = batches[0].schema if batches else pa.schema([])
             with ipc.new_stream(fh, schema) as w:
                 for b in batches:
                     w.write_batch(b)
-    os.replace(tmp, path)
 
 
 def read_batches(path: Path) -> list[list[pa.RecordBatch]]:

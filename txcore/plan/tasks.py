@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ from txcore.io.digest import row_bytes
 from txcore.io.reader import InputSource
 from txcore.io.writer import BatchWriter
 from txcore.plan.scratch import (load, load_array, read_batches, read_tables, save,
-                                  save_array, scratch_path, write_batches)
+                                  save_array, scratch_path, write_batches, written_whole)
 from txcore.rules.book import load_book
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.state.keys import Keyer
@@ -316,14 +315,13 @@ def write_state_segment(job: Job, bucket: int, hi, lo, recs) -> dict | None:
     segments folder (``Job.segments``), for the commit to move into the state folder:
     its entries after the run (sorted by key) but those the run left as the state holds
     them (``s<bucket>.loaded``, from the client).  Its manifest entry, or None if no
-    entry changed.  Written whole under a temporary name, then renamed (see :func:`save`)."""
+    entry changed.  Written whole under a temporary name, then renamed (``written_whole``)."""
     hi, lo, recs = changed_only(load(scratch_path(job, f"s{bucket:03d}.loaded")), hi, lo, recs)
     if not len(hi):
         return None
     path = Path(job.segments) / segment_name(job.generation, bucket)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    entry = write_segment(tmp, bucket, job.generation, hi, lo, recs, "plan:segment")
-    os.replace(tmp, path)
+    with written_whole(path) as tmp:
+        entry = write_segment(tmp, bucket, job.generation, hi, lo, recs, "plan:segment")
     return {**entry, "name": path.name}
 
 
