@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import fastavro
@@ -30,6 +31,8 @@ import pytest
 import txcore
 from conftest import CIB_CARD, CMB_CARD, CMB_CARD2, CMB_CARD3, FIXTURES, RULES, STRANGER
 from txcore.cli import main
+from txcore.errors import InputRefused
+from txcore.io import reader
 from txcore.vocab import INPUT_COLUMNS, PRICED_COLUMNS
 
 CARDS = FIXTURES / "cards.csv"
@@ -636,8 +639,11 @@ def test_refusal_prints_one_clean_message(bad_inputs, kind, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"txcore: {bad.name}: "), err
 
 
-def test_rerunning_a_committed_file_is_refused(bad_inputs, tmp_path):
-    """docs/state.md#the-ledger-and---skip-committed: a file whose sha256 is in the state's ledger is refused (exit 3)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rerunning_a_committed_file_is_refused(bad_inputs, tmp_path, workers):
+    """docs/state.md#the-ledger-and---skip-committed: a file whose sha256 is in the state's
+    ledger is refused (exit 3) — also with --workers 2, where the files are hashed beside
+    the pricing, and when the committed file comes after a new one."""
     good, _ = bad_inputs
     state = tmp_path / "state"
     assert cli(run_args([good], tmp_path / "out1", state)).returncode == 0
@@ -645,12 +651,73 @@ def test_rerunning_a_committed_file_is_refused(bad_inputs, tmp_path):
     again = tmp_path / "again" / "good-copy.parquet"  # same bytes, another name
     again.parent.mkdir()
     again.write_bytes(good.read_bytes())
-    for f in (good, again):
-        proc = cli(run_args([f], tmp_path / "out2", state))
+    new = tmp_path / "new.parquet"
+    pq.write_table(pq.read_table(DAY_A).slice(0, 700), new, row_group_size=300)
+    for files in ([good], [again], [new, good]):
+        proc = cli(run_args(files, tmp_path / "out2", state, extra=("--workers", str(workers))))
         assert proc.returncode == 3, proc.stdout.decode()
-        assert f.name in proc.stderr.decode()
+        assert f"{files[-1].name}: already committed" in proc.stderr.decode()
         assert outputs_in(tmp_path / "out2") == []
         assert snapshot(state) == committed
+
+
+def test_a_file_hashed_beside_the_pricing_is_refused_as_soon_as_its_hash_is_known(
+        bad_inputs, tmp_path, monkeypatch):
+    """With --workers 2 the file is hashed on a thread while its first batches are priced
+    (runner.BackgroundHashes); a committed file is refused at the first batch after its
+    hash is known — here the second of four — and nothing is written."""
+    good, _ = bad_inputs  # 2,000 rows in row groups of 500
+    state = tmp_path / "state"
+    run_api([good], tmp_path / "out1", state_dir=state)
+    release, real_hash = threading.Event(), reader.sha256_of
+
+    def held_hash(path, stop=None):  # done only once the first batch is being priced
+        assert release.wait(30)
+        return real_hash(path, stop)
+
+    priced, real_price = [], reader.InputSource.price
+
+    def price(self, engine, batch):
+        priced.append(batch.num_rows)
+        if len(priced) == 1:
+            release.set()
+            self._hashing.exception(timeout=30)  # the hash is known before the next batch
+        return real_price(self, engine, batch)
+
+    monkeypatch.setattr(reader, "sha256_of", held_hash)
+    monkeypatch.setattr(reader.InputSource, "price", price)
+    with pytest.raises(InputRefused, match="good.parquet: already committed"):
+        run_api([good], tmp_path / "out2", state_dir=state, workers=2, batch_size=500)
+    assert priced == [500]
+    assert outputs_in(tmp_path / "out2") == []
+    assert not any(t.name == "txcore-hash" for t in threading.enumerate())
+
+
+def test_background_hashes_give_each_files_sha256_or_its_error(tmp_path):
+    files = []
+    for i, size in enumerate((0, 1, (3 << 20) + 5)):
+        f = tmp_path / f"f{i}.parquet"
+        f.write_bytes(os.urandom(size))
+        files.append(f)
+    sources = [reader.InputSource(str(f)) for f in files]
+    gone = tmp_path / "gone.parquet"
+    gone.write_bytes(b"x")
+    sources.append(reader.InputSource(str(gone)))
+    gone.unlink()  # opened fine, unreadable when hashed
+    hashes = reader.BackgroundHashes(sources)
+    try:
+        for f, s in zip(files, sources):
+            assert s.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
+            assert s.hash_ready
+        with pytest.raises(InputRefused, match="gone.parquet: cannot be read"):
+            sources[-1].sha256
+    finally:
+        hashes.close()
+    # close stops a hash at its next megabyte: nothing is left running
+    big = reader.InputSource(str(files[-1]))
+    hashes = reader.BackgroundHashes([big])
+    hashes.close()
+    assert not any(t.name == "txcore-hash" for t in threading.enumerate())
 
 
 def test_skip_committed_leaves_a_committed_file_out_and_says_so(bad_inputs, tmp_path):

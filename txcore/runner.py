@@ -28,7 +28,7 @@ from txcore.engine import DEFAULT_BACKEND, make_engine
 from txcore.engine.prepass import lookup_query
 from txcore.io.digest import FileDigest, run_digest
 from txcore.errors import InputRefused, RowsLost, StateError, UsageError, WriteError
-from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, InputSource
+from txcore.io.reader import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BackgroundHashes, InputSource
 from txcore.rules.refdata import load_cards, load_merchants
 from txcore.rules.book import load_book
 from txcore.state.memory import DEFAULT_RETENTION_DAYS, State, check_retention_days
@@ -90,6 +90,10 @@ def run(files, *, rules, cards, out_dir, state_dir=None, merchants=None, fmt="pa
         owner = str(Path(state_dir).resolve()) if state_dir else ""
         Staging.clean_stale(out_dir, owner)
         run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        if executor is None and workers > 1 and not skip_committed:
+            # the input files are hashed on a thread beside the pricing, each checked
+            # against the ledger as soon as its hash is done (_price_all), not first
+            stack.callback(BackgroundHashes(sources).close)
         skipped = _set_aside_committed(sources, state, skip_committed)
         pricer = None if executor else make_engine(backend, book, registry, state, business[0])
         staging = _staging(out_dir, run_id, owner)
@@ -225,12 +229,13 @@ def _open_state(stack, state_dir, snapshot, key_file, retention_days, sources,
 
 def _set_aside_committed(sources, state, skip_committed) -> list[dict]:
     """Refuse (exit 3) an input the ledger holds, or with ``skip_committed`` take it out
-    of ``sources``; the skipped, for the summary."""
+    of ``sources``; the skipped, for the summary.  An input still being hashed
+    (:class:`BackgroundHashes`) is checked while it is priced (:func:`_refuse_committed`)."""
     skipped = []
     for source in list(sources):
         if source.path is None and skip_committed and state.ledger:
             source.spool_stdin()  # its hash decides, before any of its rows is priced
-        if source.hash_known and source.sha256 in state.ledger:
+        if source.hash_ready and source.sha256 in state.ledger:
             if not skip_committed:
                 raise _already_committed(source, state)
             skipped.append({"file": source.name, "sha256": source.sha256,
@@ -294,7 +299,11 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                 totals.add(priced, rejects)
                 bar.update(n)
 
+            checked = False
             for batch in pipeline.prefetched(source.batches(), workers):
+                if not checked and source.hash_ready:
+                    _refuse_committed(source, engine.state)
+                    checked = True
                 priced, rejects = source.price(engine, batch)
                 stage.submit(lambda p=priced, r=rejects, n=batch.num_rows: write(p, r, n))
             stage.drain()
@@ -303,8 +312,7 @@ def _price_all(sources, engine, staging, fmt, progress, command, workers=1) -> d
                                                          *source.output_schemas(), fmt)
                 writers.extend(out.values())
             priced_w, rejects_w = out["priced"], out["rejects"]
-            if source.path is None and source.sha256 in engine.state.ledger:
-                raise _already_committed(source, engine.state)  # stdin: its hash known only now
+            _refuse_committed(source, engine.state)  # stdin: its hash is known only now
             _check_rows(source.name, source.rows, priced_w.rows, rejects_w.rows)
             inputs.append({"file": source.name, "sha256": source.sha256, "rows": source.rows,
                            "priced": priced_w.rows, "rejected": rejects_w.rows,
@@ -399,6 +407,12 @@ def lock(folder, name="LOCK", what="state"):
         yield
     finally:
         os.close(fd)
+
+
+def _refuse_committed(source, state):
+    """Refuse (exit 3) an input the ledger holds, its hash known now (waited for if not)."""
+    if source.sha256 in state.ledger:
+        raise _already_committed(source, state)
 
 
 def _already_committed(source, state) -> InputRefused:
