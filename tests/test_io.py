@@ -8,6 +8,7 @@ data (one bundled day at most, or a handful of handcrafted rows).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import datetime as dt
 import hashlib
@@ -713,11 +714,20 @@ def test_background_hashes_give_each_files_sha256_or_its_error(tmp_path):
             sources[-1].sha256
     finally:
         hashes.close()
-    # close stops a hash at its next megabyte: nothing is left running
+    # close stops a hash at its next megabyte: nothing is left running, and a hash
+    # asked for after that is made then
     big = reader.InputSource(str(files[-1]))
     hashes = reader.BackgroundHashes([big])
     hashes.close()
     assert not any(t.name == "txcore-hash" for t in threading.enumerate())
+    assert big.sha256 == hashlib.sha256(files[-1].read_bytes()).hexdigest()
+    stopped = threading.Event()
+    stopped.set()
+    assert reader.sha256_of(files[-1], stopped) is None
+    again = reader.InputSource(str(files[-1]))
+    again._hashing = concurrent.futures.Future()
+    again._hashing.set_result(None)  # as a hash close() stopped leaves it
+    assert again.hash_ready and again.sha256 == big.sha256
 
 
 def test_skip_committed_leaves_a_committed_file_out_and_says_so(bad_inputs, tmp_path):

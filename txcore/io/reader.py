@@ -201,7 +201,8 @@ class InputSource:
     def sha256(self) -> str:
         if self._sha256 is None:
             if self._hashing is not None:
-                self._sha256 = self._hashing.result()  # raises what hashing raised
+                # raises what hashing raised; a hash stopped by close() is made here
+                self._sha256 = self._hashing.result() or sha256_of(self.path)
             elif self._stdin_hash is not None:
                 self._sha256 = self._stdin_hash.hash.hexdigest()
             else:
