@@ -11,8 +11,9 @@ dask``: the partitioned plan on a LocalCluster it starts), ``plan1`` (the partit
 stage's own cost), ``kernel`` (encode + price in
 memory: the file is read first, untimed; output assembly timed apart), ``encode`` (the
 encoder alone, in memory).  Prints one JSON
-line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., ...}`` (the work timed inside;
-the peak RSS is this process's own high-water mark, VmHWM).
+line: ``{"seconds": ..., "rows": ..., "peak_rss_mib": ..., "process_cpu_seconds": ...,
+"cores_busy": ..., ...}`` (the work timed inside; the peak RSS is this process's own
+high-water mark, VmHWM; the CPU is this process's, all its threads, setup included).
 """
 from __future__ import annotations
 
@@ -202,7 +203,15 @@ if __name__ == "__main__":
     name, threads, data, inp, out = sys.argv[1:6]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     Path(out).mkdir(parents=True, exist_ok=True)
+    before, started = os.times(), time.perf_counter()
     seconds, rows = globals()[name](int(threads), Path(data), Path(inp), Path(out))
+    after, elapsed = os.times(), time.perf_counter() - started
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
                if line.startswith("VmHWM:"))
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": hwm / 1024, **EXTRA}))
+    # this process's CPU (every thread) over the whole call, its setup included, and that
+    # over the call's wall time: how many cores it kept busy (a plan's worker processes
+    # are not counted: their tasks' CPU is in the run's stage_seconds)
+    cpu = (after.user - before.user) + (after.system - before.system)
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": hwm / 1024,
+                      "process_cpu_seconds": round(cpu, 3),
+                      "cores_busy": round(cpu / elapsed, 2) if elapsed else None, **EXTRA}))
