@@ -276,14 +276,13 @@ def stitch(parts: Iterable[Path | Part], out_path: Path, schema: pa.Schema | Non
     parts (or only empty ones) the file is the empty output of ``schema`` (required
     then).  ``out_path`` is fsynced and marked a durable step, as ``BatchWriter.close``
     does; the parts are deleted afterwards unless ``remove_parts`` is false."""
-    out_path, parts = Path(out_path), list(parts)
-    part_paths = [p.path if isinstance(p, Part) else Path(p) for p in parts]
-    if not part_paths:
+    out_path = Path(out_path)
+    parts = [p if isinstance(p, Part) else Part(p) for p in parts]
+    if not parts:
         if schema is None:
             raise ValueError("stitch: no parts and no schema to write an empty file of")
         rows = write_part(out_path, [], schema)
     else:
-        parts = [p if isinstance(p, Part) else Part(p) for p in parts]
         expected = _empty_footer_fields(schema) if schema is not None \
             else parts[0].file_fields()
         for part in parts:
@@ -314,8 +313,8 @@ def stitch(parts: Iterable[Path | Part], out_path: Path, schema: pa.Schema | Non
     durable.fsync_file(out_path)
     durable.step(f"output:{out_path.name}")
     if remove_parts:
-        for p in part_paths:
-            p.unlink()
+        for part in parts:
+            part.path.unlink()
     return rows
 
 
